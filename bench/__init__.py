@@ -1,0 +1,1 @@
+"""Benchmarks: whole-system measurements whose results go to docs/benchmarks.md."""

@@ -1,0 +1,271 @@
+"""Service configuration, read from the environment and an optional `.env` file.
+
+Every variable of the contract lives here with its type, default and range. Invalid values stop
+start-up with exit code 2 and one message that names every bad variable (see `load_settings`),
+because a half-configured service that fails later is harder to debug than one that will not start.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import sys
+from typing import Annotated, Literal
+from urllib.parse import urlsplit
+
+from pydantic import (
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+DEFAULT_NOVITA_BASE_URL = "https://api.novita.ai/gpu-instance/openapi"
+DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./data/novita-manager.db"
+SIMULATOR_API_KEY = "sk_simulator"  # not a secret: the simulator accepts any key
+
+PositiveSeconds = Annotated[float, Field(gt=0, le=86_400)]
+
+
+def is_loopback_url(url: str) -> bool:
+    """True when `url` points at this machine, which is where the built-in simulator runs."""
+    host = urlsplit(url).hostname or ""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+class Settings(BaseSettings):
+    """Every configuration variable of the service; field names map to UPPER_CASE variables."""
+
+    model_config = SettingsConfigDict(
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        case_sensitive=False,
+        validate_default=True,
+    )
+
+    # Upstream
+    novita_api_base_url: str = Field(
+        default=DEFAULT_NOVITA_BASE_URL,
+        description="Base URL of the Novita GPU-instance API, without the `/v1` suffix.",
+    )
+    novita_api_key: SecretStr | None = Field(
+        default=None,
+        description="Novita API key (`sk_...`). Required unless the base URL is a loopback "
+        "address (the built-in simulator).",
+    )
+    request_timeout: PositiveSeconds = Field(
+        default=30.0, description="Timeout of one upstream HTTP call, in seconds."
+    )
+    max_retry_attempts: int = Field(
+        default=3, ge=0, le=10, description="Retries of a failed upstream call (429, 5xx, network)."
+    )
+    retry_backoff_base: float = Field(
+        default=1.0,
+        ge=0,
+        le=60,
+        description="First retry delay (s); doubles per attempt (1 s, 2 s, 4 s), with jitter.",
+    )
+    max_concurrent_requests: int = Field(
+        default=32, ge=1, le=1024, description="Upstream calls in flight at once."
+    )
+    upstream_rate_limit: float = Field(
+        default=0.0,
+        ge=0,
+        description="Client-side limit on upstream calls per second; 0 turns it off.",
+    )
+    circuit_failure_threshold: int = Field(
+        default=5, ge=1, le=1000, description="Consecutive upstream failures that open the circuit."
+    )
+    circuit_reset_timeout: PositiveSeconds = Field(
+        default=30.0, description="Seconds the circuit stays open before a half-open probe."
+    )
+    cache_ttl: float = Field(
+        default=300.0, ge=0, le=86_400, description="Seconds products and templates are cached."
+    )
+
+    # Storage
+    database_url: str = Field(
+        default=DEFAULT_DATABASE_URL,
+        description="`sqlite+aiosqlite:///path.db` (one process) or "
+        "`postgresql+asyncpg://user:pass@host/db` (several replicas).",
+    )
+
+    # HTTP server
+    host: str = Field(default="127.0.0.1", description="Address the service binds to.")
+    port: int = Field(default=3000, ge=1, le=65535, description="Port the service listens on.")
+    api_keys: Annotated[list[SecretStr], NoDecode] = Field(
+        default_factory=list,
+        description="Comma-separated API keys; when set, `/api/*` needs `Authorization: Bearer`.",
+    )
+
+    # Instances
+    default_region: str = Field(
+        default="CN-HK-01", min_length=1, description="Region used when a request names none."
+    )
+    instance_poll_interval: PositiveSeconds = Field(
+        default=30.0, description="Seconds between status syncs (one account listing each)."
+    )
+    instance_startup_timeout: PositiveSeconds = Field(
+        default=600.0, description="Seconds an instance may take to reach `running`."
+    )
+
+    # Background processing
+    pipeline_workers: int = Field(
+        default=8, ge=1, le=256, description="Concurrent workers per background pipeline."
+    )
+    lease_seconds: PositiveSeconds = Field(
+        default=30.0, description="How long a claimed row stays locked without a heartbeat."
+    )
+
+    # Webhooks
+    webhook_url: str | None = Field(
+        default=None, description="Webhook URL used when a request gives none."
+    )
+    webhook_secret: SecretStr | None = Field(
+        default=None,
+        description="Standard Webhooks signing secret (`whsec_<base64>` or any string).",
+    )
+    webhook_timeout: PositiveSeconds = Field(
+        default=10.0, description="Timeout of one webhook delivery attempt, in seconds."
+    )
+    webhook_max_retries: int = Field(
+        default=3, ge=0, le=20, description="Retries after a failed webhook delivery attempt."
+    )
+    webhook_retry_base: float = Field(
+        default=1.0, ge=0, le=3600, description="First webhook retry delay in seconds; doubles."
+    )
+    webhook_allow_private: bool = Field(
+        default=False,
+        description="Allow webhooks to loopback and private addresses (tests, trusted networks).",
+    )
+
+    # Logging
+    log_level: Literal["debug", "info", "warning", "error"] = Field(
+        default="info", description="Minimum level of log lines."
+    )
+    log_format: Literal["json", "console"] = Field(
+        default="json", description="`json` lines, or readable `console` output."
+    )
+
+    @field_validator("log_level", "log_format", mode="before")
+    @classmethod
+    def _lower(cls, value: object) -> object:
+        return value.lower() if isinstance(value, str) else value
+
+    @field_validator("api_keys", mode="before")
+    @classmethod
+    def _split_keys(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("novita_api_key", "webhook_secret", mode="before")
+    @classmethod
+    def _empty_is_absent(cls, value: object) -> object:
+        return None if value == "" else value
+
+    @field_validator("webhook_url", mode="before")
+    @classmethod
+    def _check_webhook_url(cls, value: object) -> object:
+        if value in ("", None):
+            return None
+        if isinstance(value, str):
+            parts = urlsplit(value)
+            if parts.scheme not in ("http", "https") or not parts.hostname:
+                raise ValueError("must be an http:// or https:// URL with a host")
+        return value
+
+    @field_validator("novita_api_base_url")
+    @classmethod
+    def _check_base_url(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError("must be an http:// or https:// URL with a host")
+        return value.rstrip("/")
+
+    @field_validator("database_url")
+    @classmethod
+    def _check_database_url(cls, value: str) -> str:
+        if not value.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
+            raise ValueError(
+                "must start with sqlite+aiosqlite:// or postgresql+asyncpg:// "
+                f"(got scheme {value.split(':', 1)[0]!r})"
+            )
+        return value
+
+    @field_validator("novita_api_key")
+    @classmethod
+    def _require_real_key(cls, value: SecretStr | None, info: ValidationInfo) -> SecretStr | None:
+        base_url = info.data.get("novita_api_base_url")
+        if value is None and base_url is not None and not is_loopback_url(base_url):
+            raise ValueError("required when NOVITA_API_BASE_URL is not the local simulator")
+        return value
+
+    @property
+    def novita_key(self) -> str:
+        """The key to send upstream; the simulator accepts any non-empty key."""
+        if self.novita_api_key is not None:
+            return self.novita_api_key.get_secret_value()
+        return SIMULATOR_API_KEY
+
+    @property
+    def uses_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    def secret_values(self) -> list[str]:
+        """Every configured secret, so the log redactor can scrub them wherever they appear."""
+        values = [key.get_secret_value() for key in self.api_keys]
+        for secret in (self.novita_api_key, self.webhook_secret):
+            if secret is not None:
+                values.append(secret.get_secret_value())
+        return [value for value in values if len(value) >= 4]
+
+
+class ConfigurationError(Exception):
+    """Raised with one readable message naming every invalid variable."""
+
+
+def describe_validation_error(error: ValidationError) -> str:
+    """One line per bad variable, named as the user wrote it (UPPER_CASE), with the reason."""
+    lines = []
+    for item in error.errors():
+        location = [str(part) for part in item["loc"] if not isinstance(part, int)]
+        message = str(item["msg"]).removeprefix("Value error, ")
+        if location:
+            variable = location[0].upper()
+        elif ":" in message:
+            variable, message = (part.strip() for part in message.split(":", 1))
+        else:
+            variable = "configuration"
+        value = item.get("input")
+        shown = (
+            ""
+            if variable.endswith(("KEY", "KEYS", "SECRET")) or isinstance(value, dict)
+            else (f" (got {value!r})")
+        )
+        lines.append(f"  {variable}: {message}{shown}")
+    return "Invalid configuration:\n" + "\n".join(lines)
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read settings; raise ConfigurationError with every problem in one message."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as error:
+        raise ConfigurationError(describe_validation_error(error)) from None
+
+
+def load_settings_or_exit(**overrides: object) -> Settings:
+    """For command-line entry points: print the problems and exit 2 instead of a traceback."""
+    try:
+        return load_settings(**overrides)
+    except ConfigurationError as error:
+        print(str(error), file=sys.stderr)
+        raise SystemExit(2) from None

@@ -1,0 +1,171 @@
+"""Structured logging: JSON lines by default, readable console output on request.
+
+Every line passes through `redact`, which masks secret-looking keys (Authorization, API keys,
+`imageAuth`, passwords, webhook secrets) at any depth, and scrubs the configured secret values and
+`Bearer` tokens out of free text, so a secret cannot leak through an exception message either.
+The standard library's loggers (uvicorn, SQLAlchemy, httpx) are routed through the same chain.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import sys
+import uuid
+from collections.abc import Iterable, Iterator, Mapping, MutableMapping
+from contextlib import contextmanager
+from typing import Any, TextIO
+
+import structlog
+from structlog.typing import EventDict, Processor, WrappedLogger
+
+REDACTED = "***"
+_SECRET_KEY = re.compile(
+    r"(authorization|api[_-]?keys?|apikey|password|passwd|secret|imageauth$|image_auth$|token"
+    r"|credential|sshpassword|x-api-key|cookie)",
+    re.IGNORECASE,
+)
+_NOT_SECRET_KEYS = frozenset({"imageauthid", "image_auth_id", "lock_token", "tokens"})
+_BEARER = re.compile(r"(Bearer\s+)[^\s\"',]+", re.IGNORECASE)
+_WHSEC = re.compile(r"whsec_[A-Za-z0-9+/=]+")
+_known_secrets: set[str] = set()
+
+
+def register_secrets(values: Iterable[str]) -> None:
+    """Remember secret values so that they are scrubbed from any text that is logged."""
+    _known_secrets.update(value for value in values if value and len(value) >= 4)
+
+
+def _is_secret_key(key: str) -> bool:
+    return key.lower() not in _NOT_SECRET_KEYS and bool(_SECRET_KEY.search(key))
+
+
+def scrub_text(text: str) -> str:
+    """Remove bearer tokens, signing secrets and known secret values from free text."""
+    text = _BEARER.sub(r"\1" + REDACTED, text)
+    text = _WHSEC.sub(REDACTED, text)
+    for secret in _known_secrets:
+        if secret in text:
+            text = text.replace(secret, REDACTED)
+    return text
+
+
+def redact_value(value: Any, depth: int = 0) -> Any:
+    """Return a copy of `value` with secret keys masked and secret text scrubbed."""
+    if depth > 8:
+        return value
+    if isinstance(value, str):
+        return scrub_text(value)
+    if isinstance(value, Mapping):
+        return {
+            key: (
+                REDACTED
+                if isinstance(key, str) and _is_secret_key(key) and item not in (None, "")
+                else redact_value(item, depth + 1)
+            )
+            for key, item in value.items()
+        }
+    if isinstance(value, list | tuple):
+        # Header lists such as [(b"authorization", b"Bearer ...")] arrive as pairs.
+        return [redact_value(item, depth + 1) for item in value]
+    if isinstance(value, bytes):
+        return scrub_text(value.decode("utf-8", "replace"))
+    return value
+
+
+def redact(_logger: WrappedLogger, _method: str, event_dict: EventDict) -> EventDict:
+    """structlog processor: the last step before rendering, so nothing bypasses it."""
+    redacted: EventDict = {}
+    for key, value in event_dict.items():
+        if _is_secret_key(key) and value not in (None, ""):
+            redacted[key] = REDACTED
+        else:
+            redacted[key] = redact_value(value)
+    return redacted
+
+
+def _drop_color_message(_logger: WrappedLogger, _method: str, event_dict: EventDict) -> EventDict:
+    event_dict.pop("color_message", None)
+    return event_dict
+
+
+def configure_logging(
+    level: str = "info",
+    fmt: str = "json",
+    secrets: Iterable[str] = (),
+    stream: TextIO | None = None,
+) -> None:
+    """Configure structlog and the standard library to write through one redacting chain."""
+    register_secrets(secrets)
+    shared: list[Processor] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.stdlib.add_log_level,
+        structlog.stdlib.add_logger_name,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        _drop_color_message,
+    ]
+    renderer: Processor
+    if fmt == "console":
+        renderer = structlog.dev.ConsoleRenderer(colors=False)
+        exceptions: list[Processor] = []
+    else:
+        renderer = structlog.processors.JSONRenderer()
+        exceptions = [structlog.processors.format_exc_info]
+    structlog.configure(
+        processors=[
+            *shared,
+            structlog.stdlib.PositionalArgumentsFormatter(),
+            structlog.processors.StackInfoRenderer(),
+            structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
+        ],
+        logger_factory=structlog.stdlib.LoggerFactory(),
+        wrapper_class=structlog.stdlib.BoundLogger,
+        cache_logger_on_first_use=False,
+    )
+    formatter = structlog.stdlib.ProcessorFormatter(
+        foreign_pre_chain=shared,
+        processors=[
+            structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+            *exceptions,
+            redact,
+            renderer,
+        ],
+    )
+    handler = logging.StreamHandler(stream or sys.stderr)
+    handler.setFormatter(formatter)
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+    for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
+        logger = logging.getLogger(name)
+        logger.handlers[:] = []
+        logger.propagate = True
+    for noisy in ("httpx", "httpcore", "aiosqlite", "asyncio", "sqlalchemy.engine"):
+        logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
+
+
+def get_logger(name: str | None = None) -> structlog.stdlib.BoundLogger:
+    return structlog.stdlib.get_logger(name)  # type: ignore[no-any-return]
+
+
+def new_request_id() -> str:
+    return uuid.uuid4().hex
+
+
+def current_request_id() -> str | None:
+    value = structlog.contextvars.get_contextvars().get("request_id")
+    return value if isinstance(value, str) else None
+
+
+@contextmanager
+def bound_context(**values: Any) -> Iterator[None]:
+    """Bind values (request id, instance id) to every log line inside the block."""
+    clean = {key: value for key, value in values.items() if value is not None}
+    with structlog.contextvars.bound_contextvars(**clean):
+        yield
+
+
+def merge_context(target: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+    """Copy the current log context (the request id) into a dict, e.g. a row's metadata."""
+    target.update(structlog.contextvars.get_contextvars())
+    return target

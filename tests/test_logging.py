@@ -1,0 +1,57 @@
+from __future__ import annotations
+
+import structlog
+
+from novita_manager.logging import get_logger, register_secrets
+from tests.fixtures.logs import CapturedLogs
+
+
+def test_secret_keys_are_masked_at_any_depth(captured_logs: CapturedLogs) -> None:
+    get_logger("t").info(
+        "upstream_call",
+        headers={"Authorization": "Bearer sk_live_abcdef", "Accept": "application/json"},
+        body={
+            "imageAuth": "user:hunter2",
+            "imageAuthId": "auth-1",
+            "envs": [{"key": "A", "value": "b"}],
+            "nested": {"password": "pw-123456", "webhook_secret": "whsec_AAAA"},
+        },
+        api_key="sk_live_abcdef",
+    )
+    text = captured_logs.text
+    assert "sk_live_abcdef" not in text
+    assert "hunter2" not in text
+    assert "pw-123456" not in text
+    assert "whsec_AAAA" not in text
+    record = captured_logs.events("upstream_call")[0]
+    assert record["body"]["imageAuthId"] == "auth-1"  # an id, not a secret
+    assert record["headers"]["Accept"] == "application/json"
+
+
+def test_known_secret_values_are_scrubbed_from_free_text(captured_logs: CapturedLogs) -> None:
+    register_secrets(["sk_registered_secret_value"])
+    log = get_logger("t")
+    log.warning("failed: token sk_registered_secret_value was refused")
+    try:
+        raise RuntimeError("boom with Bearer sk_inline_999 inside")
+    except RuntimeError:
+        log.exception("crashed")
+    text = captured_logs.text
+    assert "sk_registered_secret_value" not in text
+    assert "sk_inline_999" not in text
+    assert "RuntimeError" in text  # the trace is still there
+
+
+def test_standard_library_loggers_are_redacted_too(captured_logs: CapturedLogs) -> None:
+    import logging
+
+    logging.getLogger("uvicorn.error").warning("header Authorization: Bearer sk_std_lib_1")
+    assert "sk_std_lib_1" not in captured_logs.text
+    assert captured_logs.records[-1]["logger"] == "uvicorn.error"
+
+
+def test_request_id_is_bound_to_every_line(captured_logs: CapturedLogs) -> None:
+    with structlog.contextvars.bound_contextvars(request_id="req-42"):
+        get_logger("t").info("one")
+        get_logger("t").info("two")
+    assert [r["request_id"] for r in captured_logs.records] == ["req-42", "req-42"]
