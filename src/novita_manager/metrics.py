@@ -1,0 +1,113 @@
+"""Prometheus series of the service, one registry per running service.
+
+A registry per `Metrics` object (not the global default) lets several services live in one test
+process. Layers record through the small methods here so that series names stay in one place.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+CIRCUIT_STATE_VALUES = {"closed": 0, "half_open": 1, "open": 2}
+
+
+class Metrics:
+    content_type = CONTENT_TYPE_LATEST
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.http_requests = Counter(
+            "novita_manager_http_requests_total",
+            "HTTP requests answered, by method, route and status code.",
+            ["method", "route", "status"],
+            registry=r,
+        )
+        self.http_latency = Histogram(
+            "novita_manager_http_request_duration_seconds",
+            "HTTP request latency by method and route.",
+            ["method", "route"],
+            registry=r,
+        )
+        self.upstream_calls = Counter(
+            "novita_manager_upstream_calls_total",
+            "Novita API calls by endpoint and outcome (ok, not_found, client_error, "
+            "rate_limited, server_error, timeout, network_error, circuit_open).",
+            ["endpoint", "outcome"],
+            registry=r,
+        )
+        self.upstream_latency = Histogram(
+            "novita_manager_upstream_call_duration_seconds",
+            "Novita API call latency by endpoint.",
+            ["endpoint"],
+            registry=r,
+        )
+        self.upstream_retries = Counter(
+            "novita_manager_upstream_retries_total",
+            "Retries of Novita API calls by endpoint.",
+            ["endpoint"],
+            registry=r,
+        )
+        self.circuit_state = Gauge(
+            "novita_manager_circuit_state",
+            "Upstream circuit breaker: 0 closed, 1 half-open, 2 open.",
+            registry=r,
+        )
+        self.cache_events = Counter(
+            "novita_manager_cache_events_total",
+            "Catalogue cache lookups by cache (products, templates, clusters) and result.",
+            ["cache", "result"],
+            registry=r,
+        )
+        self.pipeline_processed = Counter(
+            "novita_manager_pipeline_rows_processed_total",
+            "Rows processed by background pipelines, by pipeline and outcome.",
+            ["pipeline", "outcome"],
+            registry=r,
+        )
+        self.pipeline_lag = Histogram(
+            "novita_manager_pipeline_lag_seconds",
+            "Delay between a row becoming due and a worker claiming it.",
+            ["pipeline"],
+            registry=r,
+        )
+        self.pipeline_backlog = Gauge(
+            "novita_manager_pipeline_due_rows",
+            "Rows due for processing, by pipeline (sampled).",
+            ["pipeline"],
+            registry=r,
+        )
+        self.webhook_deliveries = Counter(
+            "novita_manager_webhook_deliveries_total",
+            "Webhook delivery attempts by outcome (delivered, retry, failed, refused, skipped).",
+            ["outcome"],
+            registry=r,
+        )
+        self.instances_by_status = Gauge(
+            "novita_manager_instances",
+            "Managed instances by status.",
+            ["status"],
+            registry=r,
+        )
+        self.status_sync_pages = Counter(
+            "novita_manager_status_sync_pages_total",
+            "Pages of the account's instance listing read by the status sync.",
+            registry=r,
+        )
+
+    def record_upstream(self, endpoint: str, outcome: str, seconds: float) -> None:
+        self.upstream_calls.labels(endpoint, outcome).inc()
+        self.upstream_latency.labels(endpoint).observe(seconds)
+
+    def record_retry(self, endpoint: str) -> None:
+        self.upstream_retries.labels(endpoint).inc()
+
+    def set_circuit_state(self, state: str) -> None:
+        self.circuit_state.set(CIRCUIT_STATE_VALUES.get(state, 0))
+
+    def record_cache(self, cache: str, hit: bool) -> None:
+        self.cache_events.labels(cache, "hit" if hit else "miss").inc()
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)

@@ -1,0 +1,177 @@
+"""Tables of the service.
+
+Processed tables (instances, webhook deliveries) carry the engine's columns from `LeasedMixin`:
+a row is due when `next_attempt_at <= now` and it is not leased; a row with `next_attempt_at`
+NULL needs no work. Leases (`lock_owner`, `lock_token`, `lock_expires_at`) make a claim
+exclusive across workers and replicas and expire when a process dies.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from novita_manager.store.types import UTCDateTime, utcnow
+
+NAMING = {
+    "ix": "ix_%(table_name)s_%(column_0_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+    type_annotation_map = {datetime: UTCDateTime(), dict[str, Any]: JSON, list[Any]: JSON}
+
+
+class LeasedMixin:
+    """Engine bookkeeping shared by every table a pipeline processes."""
+
+    next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), index=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0, nullable=False)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    lock_owner: Mapped[str | None] = mapped_column(String(100))
+    lock_token: Mapped[str | None] = mapped_column(String(64))
+    lock_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class Instance(LeasedMixin, Base):
+    """A managed instance: the user's request, its progress and the last known upstream state."""
+
+    __tablename__ = "instances"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), index=True)
+    status: Mapped[str] = mapped_column(String(20), index=True)
+    # The operation the pipeline is driving: create, start, stop, delete (None when idle).
+    operation: Mapped[str | None] = mapped_column(String(20))
+    operation_started_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # Whether the upstream call of the current start/stop/delete was sent.
+    operation_issued: Mapped[bool] = mapped_column(Boolean, default=False, nullable=False)
+    # Create bookkeeping for exactly-once creation: pending, in_flight, unknown, done.
+    create_state: Mapped[str] = mapped_column(String(20), default="pending", nullable=False)
+    create_attempts: Mapped[int] = mapped_column(Integer, default=0, nullable=False)
+
+    product_name: Mapped[str] = mapped_column(String(200))
+    product_id: Mapped[str | None] = mapped_column(String(255))
+    template_id: Mapped[str] = mapped_column(String(255))
+    gpu_num: Mapped[int] = mapped_column(Integer)
+    rootfs_size: Mapped[int] = mapped_column(Integer)
+    region: Mapped[str] = mapped_column(String(100))
+    cluster_id: Mapped[str | None] = mapped_column(String(255))
+    billing_mode: Mapped[str] = mapped_column(String(20))
+    price_per_hour: Mapped[float | None] = mapped_column(Float)
+    webhook_url: Mapped[str | None] = mapped_column(Text)
+
+    novita_instance_id: Mapped[str | None] = mapped_column(String(64), unique=True)
+    novita_status: Mapped[str | None] = mapped_column(String(40))
+    # The last upstream observation (lenient summary: status, statusError, ports, spot fields).
+    observation: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    observed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    last_synced_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    port_mappings: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    connection_details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    failure_reason: Mapped[str | None] = mapped_column(Text)
+
+    request_id: Mapped[str | None] = mapped_column(String(128))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, index=True)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    ready_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    failed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    stopped_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+    __table_args__ = (Index("ix_instances_due", "next_attempt_at", "lock_expires_at"),)
+
+
+class InstanceEvent(Base):
+    """One status change of an instance, with its time and reason (history, never updated)."""
+
+    __tablename__ = "instance_events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    instance_id: Mapped[str] = mapped_column(
+        ForeignKey("instances.id", ondelete="CASCADE"), index=True
+    )
+    at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    from_status: Mapped[str | None] = mapped_column(String(20))
+    to_status: Mapped[str] = mapped_column(String(20))
+    novita_status: Mapped[str | None] = mapped_column(String(40))
+    reason: Mapped[str | None] = mapped_column(Text)
+
+
+class WebhookDelivery(LeasedMixin, Base):
+    """The outbox: one event to deliver, written in the same transaction as its state change.
+
+    `id` is the Standard Webhooks `webhook-id`, stable across retries and redeliveries.
+    status: pending, delivered, failed (retries exhausted or not retryable), skipped (no URL).
+    """
+
+    __tablename__ = "webhook_deliveries"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    instance_id: Mapped[str] = mapped_column(
+        ForeignKey("instances.id", ondelete="CASCADE"), index=True
+    )
+    event_type: Mapped[str] = mapped_column(String(40))
+    url: Mapped[str | None] = mapped_column(Text)
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
+    status: Mapped[str] = mapped_column(String(20), index=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class WebhookAttempt(Base):
+    """One HTTP attempt of a delivery: when, the status code or the error, and how long."""
+
+    __tablename__ = "webhook_attempts"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    delivery_id: Mapped[str] = mapped_column(
+        ForeignKey("webhook_deliveries.id", ondelete="CASCADE"), index=True
+    )
+    attempted_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    status_code: Mapped[int | None] = mapped_column(Integer)
+    error: Mapped[str | None] = mapped_column(Text)
+    duration_ms: Mapped[float] = mapped_column(Float, default=0.0)
+
+
+class IdempotencyKey(Base):
+    """A client's Idempotency-Key with a hash of its body and the first response."""
+
+    __tablename__ = "idempotency_keys"
+
+    key: Mapped[str] = mapped_column(String(255), primary_key=True)
+    request_hash: Mapped[str] = mapped_column(String(64))
+    instance_id: Mapped[str] = mapped_column(String(40))
+    response_status: Mapped[int] = mapped_column(Integer)
+    response_body: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, index=True)
+
+
+class ServiceLease(Base):
+    """A named lease for work that one replica at a time should do (the status sync)."""
+
+    __tablename__ = "service_leases"
+
+    name: Mapped[str] = mapped_column(String(100), primary_key=True)
+    owner: Mapped[str | None] = mapped_column(String(100))
+    token: Mapped[str | None] = mapped_column(String(64))
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
