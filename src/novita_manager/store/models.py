@@ -62,6 +62,10 @@ class Instance(LeasedMixin, Base):
     # The operation the pipeline is driving: create, start, stop, delete (None when idle).
     operation: Mapped[str | None] = mapped_column(String(20))
     operation_started_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # An operation the API asked for (start, stop, delete); the worker that next holds the lease
+    # adopts it, so the API never overwrites a row that a worker is changing.
+    requested_operation: Mapped[str | None] = mapped_column(String(20))
+    requested_webhook_url: Mapped[str | None] = mapped_column(Text)
     # Whether the upstream call of the current start/stop/delete was sent.
     operation_issued: Mapped[bool] = mapped_column(Boolean, default=False, nullable=False)
     # Create bookkeeping for exactly-once creation: pending, in_flight, unknown, done.
