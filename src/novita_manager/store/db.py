@@ -1,0 +1,148 @@
+"""The database handle: engine, sessions, migrations and the dialect quirks, in one place.
+
+`DATABASE_URL` picks the dialect. SQLite (the embedded default) serves one process: the file is
+guarded by `locking.ProcessLock`, runs in WAL mode with a busy timeout and foreign keys, and every
+transaction starts with `BEGIN IMMEDIATE`. SQLite has one writer anyway; a deferred transaction
+that reads and then writes fails at once with SQLITE_BUSY when another connection committed in
+between, while an immediate one waits its turn under the busy timeout. Keep transactions short
+(no I/O inside them): on SQLite a transaction holds the write lock until it ends.
+PostgreSQL (several replicas) uses asyncpg with a pool and pre-ping.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import uuid
+from pathlib import Path
+from typing import Any, Literal
+
+from sqlalchemy import event, text
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
+
+from novita_manager.logging import get_logger
+from novita_manager.store import migrate as migrations
+from novita_manager.store.locking import DatabaseInUse, ProcessLock
+
+__all__ = ["Database", "DatabaseInUse", "Dialect", "default_owner"]
+
+Dialect = Literal["sqlite", "postgresql"]
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+log = get_logger(__name__)
+
+
+def default_owner() -> str:
+    """A process identity for lease columns: readable (host, pid) and unique per start."""
+    return f"{socket.gethostname()[:60]}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+class Database:
+    """An open database. Create with `await Database.open(url)`; close with `await db.close()`."""
+
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        dialect: Dialect,
+        owner: str,
+        process_lock: ProcessLock | None,
+    ) -> None:
+        self.engine = engine
+        self.dialect: Dialect = dialect
+        self.owner = owner
+        self._process_lock = process_lock
+        self._sessionmaker = async_sessionmaker(engine, expire_on_commit=False)
+        self._local_locks: dict[str, asyncio.Lock] = {}
+
+    @classmethod
+    async def open(cls, url: str, *, migrate: bool = True, owner: str | None = None) -> Database:
+        """Connect, take the SQLite single-process guard, and apply migrations."""
+        parsed = make_url(url)
+        dialect = _dialect_of(parsed)
+        process_lock = None
+        if dialect == "sqlite":
+            path = _sqlite_path(parsed)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            process_lock = ProcessLock(path)
+            process_lock.acquire()
+            engine = _sqlite_engine(parsed)
+        else:
+            engine = create_async_engine(
+                parsed, pool_size=10, max_overflow=20, pool_pre_ping=True, pool_recycle=1800
+            )
+        db = cls(engine, dialect, owner or default_owner(), process_lock)
+        try:
+            if migrate:
+                await migrations.upgrade(engine)
+        except BaseException:
+            await db.close()
+            raise
+        log.info("database_opened", dialect=dialect, database=parsed.database)
+        return db
+
+    def session(self) -> AsyncSession:
+        """A new session; use as `async with db.session() as s, s.begin(): ...`."""
+        return self._sessionmaker()
+
+    def local_lock(self, name: str) -> asyncio.Lock:
+        """A process-local lock by name (pipelines serialise SQLite claims per table with it)."""
+        return self._local_locks.setdefault(name, asyncio.Lock())
+
+    async def ping(self) -> None:
+        """One round trip to the server (for /health); raises when the database is unreachable."""
+        async with self.engine.connect() as conn:
+            await conn.execute(text("SELECT 1"))
+
+    async def close(self) -> None:
+        await self.engine.dispose()
+        if self._process_lock is not None:
+            self._process_lock.release()
+            self._process_lock = None
+
+
+def _dialect_of(url: URL) -> Dialect:
+    backend = url.get_backend_name()
+    if backend == "sqlite":
+        return "sqlite"
+    if backend == "postgresql":
+        return "postgresql"
+    raise ValueError(
+        f"unsupported database {backend!r}: use sqlite+aiosqlite:// or postgresql+asyncpg://"
+    )
+
+
+def _sqlite_path(url: URL) -> Path:
+    database = url.database
+    if not database or database == ":memory:" or database.startswith("file:"):
+        raise ValueError("SQLite needs a file path, e.g. sqlite+aiosqlite:///./data/x.db")
+    return Path(database).expanduser().resolve()
+
+
+def _sqlite_engine(url: URL) -> AsyncEngine:
+    engine = create_async_engine(
+        url.set(database=str(_sqlite_path(url))),
+        connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000},
+    )
+
+    @event.listens_for(engine.sync_engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Take transaction control from the driver so that `_on_begin` decides how to BEGIN.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.close()
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def _on_begin(conn: Any) -> None:
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+    return engine
