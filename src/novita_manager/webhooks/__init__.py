@@ -1,0 +1,1 @@
+"""Outbound webhooks: Standard Webhooks signatures, the SSRF guard and the HTTP sender."""

@@ -1,0 +1,183 @@
+"""One HTTP attempt of a webhook, classified for the retry policy.
+
+Outcomes (`AttemptResult`):
+
+- 2xx: delivered.
+- 408, 429, 5xx, timeouts and connection errors: retryable; `Retry-After` (seconds or an HTTP
+  date) is read on 429 and 503 and capped at one hour.
+- Other 4xx: not retryable (the receiver rejected the event; retrying would not change that).
+- 3xx: redirects are never followed (a redirect could point anywhere, including inside our
+  network); it is a failure that is not retried, because the configured URL is wrong.
+- Refused by the SSRF guard (at validation or connect time): a recorded failure, not retryable.
+
+One `WebhookSender` per process keeps the HTTP clients (one per `allow_private` value, so a pooled
+connection opened without the guard is never reused with it). The whole attempt, including DNS
+and connect, is bounded by `timeout`.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from types import TracebackType
+
+import anyio
+import httpx
+
+from novita_manager import __version__
+from novita_manager.webhooks.ssrf import WebhookUrlRefused, validate_webhook_url
+from novita_manager.webhooks.transport import Resolver, guarded_transport
+
+MAX_RETRY_AFTER = 3600.0
+USER_AGENT = f"novita-manager/{__version__} (webhooks)"
+
+
+@dataclass(frozen=True, slots=True)
+class AttemptResult:
+    """What one attempt did; `refused` marks an SSRF refusal (a kind of non-retryable failure)."""
+
+    status_code: int | None
+    error: str | None
+    duration_ms: float
+    retry_after: float | None
+    retryable: bool
+    delivered: bool
+    refused: bool = False
+
+
+def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:
+    """Seconds to wait from a Retry-After header (delta-seconds or HTTP date), capped."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            when = parsedate_to_datetime(value)
+        except (TypeError, ValueError):
+            return None
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=UTC)
+        seconds = (when - (now or datetime.now(UTC))).total_seconds()
+    if seconds != seconds:  # NaN
+        return None
+    return min(max(seconds, 0.0), MAX_RETRY_AFTER)
+
+
+def classify_status(status: int, retry_after_header: str | None) -> AttemptResult:
+    """The policy for a received HTTP status (duration filled in by the caller)."""
+    if 200 <= status < 300:
+        return AttemptResult(status, None, 0.0, None, retryable=False, delivered=True)
+    if 300 <= status < 400:
+        error = f"receiver answered {status} (redirect); redirects are not followed"
+        return AttemptResult(status, error, 0.0, None, retryable=False, delivered=False)
+    retry_after = parse_retry_after(retry_after_header) if status in (429, 503) else None
+    retryable = status in (408, 429) or status >= 500
+    return AttemptResult(
+        status, f"receiver answered {status}", 0.0, retry_after, retryable, delivered=False
+    )
+
+
+class WebhookSender:
+    """Sends webhook requests through the SSRF-guarded transport; close with `aclose()`."""
+
+    def __init__(self, *, resolver: Resolver | None = None) -> None:
+        self._resolver = resolver
+        self._clients: dict[bool, httpx.AsyncClient] = {}
+
+    def _client(self, allow_private: bool) -> httpx.AsyncClient:
+        client = self._clients.get(allow_private)
+        if client is None:
+            client = httpx.AsyncClient(
+                transport=guarded_transport(allow_private=allow_private, resolver=self._resolver),
+                follow_redirects=False,
+                trust_env=False,
+                headers={"user-agent": USER_AGENT},
+            )
+            self._clients[allow_private] = client
+        return client
+
+    async def send(
+        self,
+        url: str,
+        body: bytes,
+        headers: Mapping[str, str],
+        *,
+        timeout: float,
+        allow_private: bool,
+    ) -> AttemptResult:
+        """POST `body` to `url` once; never raises for network or HTTP failures."""
+        started = time.perf_counter()
+
+        def elapsed() -> float:
+            return round((time.perf_counter() - started) * 1000, 3)
+
+        def failure(error: str, *, retryable: bool, refused: bool = False) -> AttemptResult:
+            return AttemptResult(None, error, elapsed(), None, retryable, False, refused)
+
+        try:
+            validate_webhook_url(url, allow_private)
+            client = self._client(allow_private)
+            request = client.build_request(
+                "POST",
+                url,
+                content=body,
+                headers={"content-type": "application/json", **headers},
+                timeout=httpx.Timeout(timeout),
+            )
+            with anyio.fail_after(timeout):
+                response = await client.send(request, stream=True)
+                await response.aclose()  # the body is not needed
+        except WebhookUrlRefused as error:
+            return failure(f"refused: {error.reason}", retryable=False, refused=True)
+        except (TimeoutError, httpx.TimeoutException):
+            return failure(f"timed out after {timeout:g} s", retryable=True)
+        except (httpx.InvalidURL, httpx.UnsupportedProtocol) as error:
+            return failure(f"invalid URL: {error}", retryable=False)
+        except httpx.HTTPError as error:
+            return failure(f"{type(error).__name__}: {error}", retryable=True)
+        result = classify_status(response.status_code, response.headers.get("retry-after"))
+        return AttemptResult(
+            result.status_code,
+            result.error,
+            elapsed(),
+            result.retry_after,
+            result.retryable,
+            result.delivered,
+        )
+
+    async def aclose(self) -> None:
+        clients, self._clients = list(self._clients.values()), {}
+        for client in clients:
+            await client.aclose()
+
+    async def __aenter__(self) -> WebhookSender:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+
+async def send_webhook(
+    url: str,
+    body: bytes,
+    headers: Mapping[str, str],
+    timeout: float,
+    allow_private: bool,
+    *,
+    sender: WebhookSender | None = None,
+) -> AttemptResult:
+    """One attempt through `sender` (the process's shared one), or a short-lived sender."""
+    if sender is not None:
+        return await sender.send(url, body, headers, timeout=timeout, allow_private=allow_private)
+    async with WebhookSender() as own:
+        return await own.send(url, body, headers, timeout=timeout, allow_private=allow_private)
