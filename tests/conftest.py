@@ -6,6 +6,8 @@ import pytest
 
 pytest_plugins = [
     "tests.fixtures.logs",
+    "tests.fixtures.postgres",
+    "tests.fixtures.database",
 ]
 
 
