@@ -8,6 +8,7 @@ pytest_plugins = [
     "tests.fixtures.logs",
     "tests.fixtures.postgres",
     "tests.fixtures.database",
+    "tests.fixtures.webhook_receiver",
 ]
 
 
