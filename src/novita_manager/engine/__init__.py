@@ -1,0 +1,1 @@
+"""Background processing: pipelines that advance rows one step at a time under expiring leases."""
