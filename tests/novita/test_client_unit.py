@@ -1,0 +1,267 @@
+"""Client behaviour on exact replies, with httpx.MockTransport standing in for the network.
+
+The simulator tests (test_client_simulator.py) cover the same rules over real HTTP; these pin the
+cases a fault injector cannot make precisely: which transport errors count as "never sent", exact
+headers, empty action replies, a server that ignores paging.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+import pytest
+
+from novita_manager.config import load_settings
+from novita_manager.metrics import Metrics
+from novita_manager.novita import (
+    CircuitBreaker,
+    CreateInstanceRequest,
+    NovitaBadRequest,
+    NovitaClient,
+    NovitaNotFound,
+    NovitaOutcomeUnknown,
+    NovitaRateLimited,
+    NovitaServerError,
+    NovitaTransportError,
+    NovitaUnavailable,
+)
+
+Handler = Callable[[httpx.Request], httpx.Response]
+REQUEST = CreateInstanceRequest(
+    name="nm-1", product_id="p1", gpu_num=1, rootfs_size=60, image_url="nginx:latest"
+)
+
+
+class Recorder:
+    def __init__(self, *replies: httpx.Response | Exception | Handler) -> None:
+        self.replies = list(replies)
+        self.requests: list[httpx.Request] = []
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        self.requests.append(request)
+        reply = self.replies.pop(0) if len(self.replies) > 1 else self.replies[0]
+        if isinstance(reply, Exception):
+            raise reply
+        if isinstance(reply, httpx.Response):
+            return reply
+        return reply(request)
+
+
+def make_client(recorder: Recorder, **kwargs: Any) -> NovitaClient:
+    options: dict[str, Any] = {
+        "base_url": "http://novita.test/gpu-instance/openapi",
+        "api_key": "sk_unit_test_key",
+        "timeout": 1.0,
+        "max_retries": 3,
+        "backoff_base": 0.001,
+        "transport": httpx.MockTransport(recorder),
+    }
+    options.update(kwargs)
+    return NovitaClient(**options)
+
+
+def ok(data: Any) -> httpx.Response:
+    return httpx.Response(200, json=data)
+
+
+async def test_headers_base_path_and_query() -> None:
+    recorder = Recorder(ok({"data": [{"id": "p1", "price": "35000"}]}))
+    async with make_client(recorder) as client:
+        products = await client.list_products(cluster_id="c1", gpu_num=1, billing_method="spot")
+    assert products[0].price_usd == pytest.approx(0.35)
+    request = recorder.requests[0]
+    assert request.url.path == "/gpu-instance/openapi/v1/products"
+    assert dict(request.url.params) == {"clusterId": "c1", "gpuNum": "1", "billingMethod": "spot"}
+    assert request.headers["Authorization"] == "Bearer sk_unit_test_key"
+    assert request.headers["Content-Type"] == "application/json"
+
+
+@pytest.mark.parametrize(
+    "reply",
+    [
+        httpx.Response(200),
+        httpx.Response(200, text="OK"),
+        httpx.Response(200, json={}),
+        httpx.Response(200, json={"instanceId": "i1", "state": "toStart"}),
+    ],
+)
+async def test_actions_do_not_depend_on_the_body(reply: httpx.Response) -> None:
+    recorder = Recorder(reply)
+    async with make_client(recorder) as client:
+        await client.start_instance("i1")
+        await client.migrate_instance("i1")
+    assert [r.url.path.rsplit("/", 1)[1] for r in recorder.requests] == ["start", "migrate"]
+    assert json.loads(recorder.requests[0].content) == {"instanceId": "i1"}
+
+
+async def test_get_retries_5xx_then_succeeds_and_counts_retries() -> None:
+    metrics = Metrics()
+    recorder = Recorder(httpx.Response(502), httpx.Response(500), ok({"id": "i1", "status": "x"}))
+    async with make_client(recorder, metrics=metrics) as client:
+        instance = await client.get_instance("i1")
+    assert instance.status == "x"
+    assert len(recorder.requests) == 3
+    text = metrics.render().decode()
+    assert 'novita_manager_upstream_retries_total{endpoint="GET /gpu/instance"} 2.0' in text
+    assert 'endpoint="GET /gpu/instance",outcome="server_error"} 2.0' in text
+    assert 'endpoint="GET /gpu/instance",outcome="ok"} 1.0' in text
+
+
+async def test_retries_are_bounded() -> None:
+    recorder = Recorder(httpx.Response(500, json={"reason": "UNKNOWN", "message": "boom"}))
+    async with make_client(recorder, max_retries=2) as client:
+        with pytest.raises(NovitaServerError) as caught:
+            await client.list_clusters()
+    assert len(recorder.requests) == 3
+    assert caught.value.reason == "UNKNOWN"
+
+
+async def test_4xx_is_not_retried_and_does_not_trip_the_breaker() -> None:
+    breaker = CircuitBreaker(1, 60.0)
+    recorder = Recorder(httpx.Response(404, json={"message": "instance not found"}))
+    async with make_client(recorder, breaker=breaker) as client:
+        for _ in range(3):
+            with pytest.raises(NovitaNotFound):
+                await client.get_instance("gone")
+    assert len(recorder.requests) == 3
+    assert breaker.state == "closed"
+
+
+async def test_malformed_get_is_retried_then_transport_error() -> None:
+    recorder = Recorder(httpx.Response(200, text="<html>"), ok({"nothing": True}))
+    async with make_client(recorder, max_retries=1) as client:
+        with pytest.raises(NovitaTransportError) as caught:
+            await client.get_instance("i1")
+    assert caught.value.outcome == "malformed"
+    assert len(recorder.requests) == 2
+
+
+async def test_long_retry_after_is_raised_not_slept_on() -> None:
+    recorder = Recorder(httpx.Response(429, headers={"Retry-After": "3600"}))
+    async with make_client(recorder) as client:
+        with pytest.raises(NovitaRateLimited) as caught:
+            await client.list_clusters()
+    assert caught.value.retry_after == 3600
+    assert len(recorder.requests) == 1
+
+
+async def test_create_connect_error_is_retried() -> None:
+    recorder = Recorder(httpx.ConnectError("refused"), ok({"id": "new1"}))
+    async with make_client(recorder) as client:
+        assert await client.create_instance(REQUEST) == "new1"
+    assert len(recorder.requests) == 2
+    assert json.loads(recorder.requests[1].content)["productId"] == "p1"
+
+
+async def test_create_429_is_retried() -> None:
+    recorder = Recorder(httpx.Response(429, headers={"Retry-After": "0"}), ok({"id": "new1"}))
+    async with make_client(recorder) as client:
+        assert await client.create_instance(REQUEST) == "new1"
+    assert len(recorder.requests) == 2
+
+
+@pytest.mark.parametrize(
+    ("reply", "outcome"),
+    [
+        (httpx.ReadTimeout("slow"), "timeout"),
+        (httpx.RemoteProtocolError("Server disconnected"), "network_error"),
+        (httpx.ReadError("reset"), "network_error"),
+        (httpx.Response(500), "server_error"),
+        (httpx.Response(503, headers={"Retry-After": "0"}), "server_error"),
+        (httpx.Response(200, text="not json"), "malformed"),
+        (httpx.Response(200, json={"id": ""}), "malformed"),
+    ],
+)
+async def test_create_with_unknown_outcome_is_sent_once(
+    reply: httpx.Response | Exception, outcome: str
+) -> None:
+    recorder = Recorder(reply, ok({"id": "never"}))
+    async with make_client(recorder) as client:
+        with pytest.raises(NovitaOutcomeUnknown) as caught:
+            await client.create_instance(REQUEST)
+    assert len(recorder.requests) == 1
+    assert caught.value.outcome == outcome
+
+
+async def test_create_definite_4xx_is_typed() -> None:
+    recorder = Recorder(httpx.Response(400, json={"reason": "VALIDATOR_PARAM", "message": "bad"}))
+    async with make_client(recorder) as client:
+        with pytest.raises(NovitaBadRequest) as caught:
+            await client.create_instance(REQUEST)
+    assert caught.value.reason == "VALIDATOR_PARAM"
+    assert len(recorder.requests) == 1
+
+
+async def test_open_circuit_fails_fast_without_sending() -> None:
+    metrics = Metrics()
+    breaker = CircuitBreaker(2, 60.0)
+    recorder = Recorder(httpx.ConnectError("refused"))
+    async with make_client(recorder, breaker=breaker, metrics=metrics, max_retries=5) as client:
+        with pytest.raises(NovitaUnavailable):
+            await client.list_clusters()
+        assert len(recorder.requests) == 2  # the third attempt met the open circuit
+        with pytest.raises(NovitaUnavailable):
+            await client.get_instance("i1")
+    assert len(recorder.requests) == 2
+    text = metrics.render().decode()
+    assert "novita_manager_circuit_state 2.0" in text
+    assert 'endpoint="GET /gpu/instance",outcome="circuit_open"} 1.0' in text
+
+
+def paging_server(total: int, *, ignore_paging: bool = False) -> Handler:
+    def handle(request: httpx.Request) -> httpx.Response:
+        size = int(request.url.params["pageSize"])
+        num = 1 if ignore_paging else int(request.url.params["pageNum"])
+        ids = range((num - 1) * size, min(num * size, total))
+        return ok({"instances": [{"id": f"i{n}"} for n in ids], "total": total})
+
+    return handle
+
+
+@pytest.mark.parametrize(("total", "calls"), [(0, 1), (10, 1), (25, 3), (30, 3)])
+async def test_paging_stops_at_total(total: int, calls: int) -> None:
+    recorder = Recorder(paging_server(total))
+    async with make_client(recorder) as client:
+        ids = [i.id async for i in client.list_instances(page_size=10)]
+    assert ids == [f"i{n}" for n in range(total)]
+    assert len(recorder.requests) == calls
+    assert [r.url.params["pageNum"] for r in recorder.requests] == [
+        str(n) for n in range(1, calls + 1)
+    ]
+
+
+async def test_paging_survives_a_server_that_ignores_paging() -> None:
+    recorder = Recorder(paging_server(25, ignore_paging=True))
+    async with make_client(recorder) as client:
+        ids = [i.id async for i in client.list_instances(page_size=10)]
+    assert ids == [f"i{n}" for n in range(10)]
+    assert len(recorder.requests) == 2
+
+
+async def test_paging_is_bounded_when_pages_come_back_short() -> None:
+    def trickle(request: httpx.Request) -> httpx.Response:
+        num = int(request.url.params["pageNum"])
+        return ok({"instances": [{"id": f"p{num}"}], "total": 20})  # one new item per page
+
+    recorder = Recorder(trickle)
+    async with make_client(recorder) as client:
+        pages = [page async for page in client.list_instance_pages(page_size=10)]
+    assert len(pages) == 4  # total/page_size + 2
+    assert len(recorder.requests) == 4
+
+
+async def test_from_settings() -> None:
+    settings = load_settings(
+        novita_api_base_url="http://127.0.0.1:1/gpu-instance/openapi",
+        circuit_failure_threshold=7,
+        circuit_reset_timeout=3.0,
+    )
+    client = NovitaClient.from_settings(settings, Metrics())
+    assert client.base_url == "http://127.0.0.1:1/gpu-instance/openapi/v1"
+    assert client.breaker.failure_threshold == 7
+    assert client.breaker.reset_timeout == 3.0
+    assert client.breaker.state == "closed"
+    await client.aclose()
