@@ -49,6 +49,50 @@ def serve(
     )
 
 
+@app.command()
+def simulator(
+    host: Annotated[str, typer.Option(help="Bind address.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port.")] = 8900,
+    seed: Annotated[int, typer.Option(help="Seed for ids, cluster picks and fault rates.")] = 42,
+    time_scale: Annotated[
+        float,
+        typer.Option(
+            help="Factor on every simulated duration (0.01 turns a 45 s pull into 0.45 s)."
+        ),
+    ] = 1.0,
+    api_key: Annotated[
+        str | None,
+        typer.Option(help="Accept only this Bearer key (default: any non-empty key)."),
+    ] = None,
+    autostart: Annotated[
+        bool,
+        typer.Option(help="New instances run by themselves (else they wait in `exited`)."),
+    ] = True,
+    log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
+) -> None:
+    """Run the Novita simulator: Novita's GPU-instance API v1 with faults, for tests and demos.
+
+    Point the service at it with NOVITA_API_BASE_URL=http://HOST:PORT/gpu-instance/openapi.
+    Control it (reset, faults, capacity, reclaim, stats) under /_simulator.
+    """
+    import uvicorn
+
+    from novita_manager.simulator.app import create_simulator_app
+    from novita_manager.simulator.config import SimulatorConfig
+
+    configure_logging(log_level, "console", [api_key] if api_key else [])
+    config = SimulatorConfig(seed=seed, time_scale=time_scale, api_key=api_key, autostart=autostart)
+    typer.echo(f"NOVITA_API_BASE_URL=http://{host}:{port}/gpu-instance/openapi")
+    uvicorn.run(
+        create_simulator_app(config),
+        host=host,
+        port=port,
+        log_config=None,
+        access_log=False,
+        timeout_graceful_shutdown=2,
+    )
+
+
 def main() -> None:
     app()
 

@@ -1,0 +1,150 @@
+"""The `/_simulator` control API (no auth; not part of Novita's surface).
+
+Tests, the demo and benchmarks use it to reset state, script faults, limit capacity, reclaim or
+fail instances and read call counts and billing.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from fastapi import APIRouter, Request
+from starlette.responses import Response
+
+from novita_manager.simulator.errors import invalid_param
+from novita_manager.simulator.faults import Fault
+from novita_manager.simulator.responses import json_response
+from novita_manager.simulator.state import SimulatorState
+
+PREFIX = "/_simulator"
+
+
+def _state(request: Request) -> SimulatorState:
+    state: SimulatorState = request.app.state.simulator
+    return state
+
+
+async def _body(request: Request) -> dict[str, Any]:
+    raw = await request.body()
+    if not raw.strip():
+        return {}
+    try:
+        body = json.loads(raw)
+    except ValueError:
+        raise invalid_param("body", "is not valid JSON") from None
+    if not isinstance(body, dict):
+        raise invalid_param("body", "must be a JSON object")
+    return body
+
+
+def _opt_bool(body: dict[str, Any], key: str) -> bool | None:
+    value = body.get(key)
+    if value is not None and not isinstance(value, bool):
+        raise invalid_param(key, "must be a boolean")
+    return value
+
+
+def _opt_number(body: dict[str, Any], key: str) -> float | None:
+    value = body.get(key)
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)):
+        raise invalid_param(key, "must be a number")
+    return None if value is None else float(value)
+
+
+def control_router() -> APIRouter:
+    router = APIRouter(prefix=PREFIX)
+
+    @router.get("/health")
+    async def health() -> Response:
+        return json_response({"status": "ok"})
+
+    @router.post("/reset")
+    async def reset(request: Request) -> Response:
+        body = await _body(request)
+        seed = body.get("seed")
+        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
+            raise invalid_param("seed", "must be an integer")
+        state = _state(request)
+        state.reset(
+            seed=seed,
+            autostart=_opt_bool(body, "autostart"),
+            time_scale=_opt_number(body, "timeScale"),
+        )
+        return json_response(state.config_json())
+
+    @router.get("/config")
+    async def get_config(request: Request) -> Response:
+        return json_response(_state(request).config_json())
+
+    @router.post("/config")
+    async def set_config(request: Request) -> Response:
+        body = await _body(request)
+        state = _state(request)
+        state.engine.configure(
+            autostart=_opt_bool(body, "autostart"), time_scale=_opt_number(body, "timeScale")
+        )
+        return json_response(state.config_json())
+
+    @router.get("/faults")
+    async def get_faults(request: Request) -> Response:
+        return json_response(_state(request).faults.to_json())
+
+    @router.post("/faults")
+    async def set_faults(request: Request) -> Response:
+        body = await _body(request)
+        raw = body.get("faults", [])
+        if not isinstance(raw, list):
+            raise invalid_param("faults", "must be an array")
+        replace = body.get("replace", True)
+        state = _state(request)
+        state.faults.set([Fault.parse(item) for item in raw], replace=replace is not False)
+        return json_response(state.faults.to_json())
+
+    @router.delete("/faults")
+    async def clear_faults(request: Request) -> Response:
+        state = _state(request)
+        state.faults.set([])
+        return json_response(state.faults.to_json())
+
+    @router.post("/capacity")
+    async def set_capacity(request: Request) -> Response:
+        body = await _body(request)
+        available = body.get("available")
+        if available is not None and (
+            isinstance(available, bool) or not isinstance(available, int)
+        ):
+            raise invalid_param("available", "must be an integer or null")
+        engine = _state(request).engine
+        engine.set_capacity(body.get("productId"), body.get("clusterId"), available)
+        limits = [
+            {"productId": pid, "clusterId": cid, "available": left}
+            for (pid, cid), left in engine.capacity.items()
+        ]
+        return json_response({"capacity": limits})
+
+    @router.post("/instances/{instance_id}/reclaim")
+    async def reclaim(request: Request, instance_id: str) -> Response:
+        return json_response(_state(request).engine.reclaim(instance_id))
+
+    @router.post("/instances/{instance_id}/fail")
+    async def fail(request: Request, instance_id: str) -> Response:
+        body = await _body(request)
+        state, message = body.get("state"), body.get("message")
+        for key, value in (("state", state), ("message", message)):
+            if value is not None and not isinstance(value, str):
+                raise invalid_param(key, "must be a string")
+        return json_response(_state(request).engine.fail(instance_id, state, message))
+
+    @router.get("/stats")
+    async def stats(request: Request) -> Response:
+        state = _state(request)
+        return json_response(
+            {"calls": state.stats.to_json(), "instancesCreated": state.engine.instances_created}
+        )
+
+    @router.get("/instances")
+    async def instances(request: Request) -> Response:
+        return json_response({"instances": _state(request).engine.all_instances()})
+
+    return router

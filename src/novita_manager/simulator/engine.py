@@ -1,0 +1,468 @@
+"""The simulation engine: catalogue reads, instance actions, capacity and billing, no HTTP.
+
+Choices where novita-api.md leaves room (documented for the client's authors):
+- Unknown `productId` or `clusterId` on create: 400 `RESOURCE_NOT_FOUND`.
+- Product not offered in the cluster, not deployable, out of stock, too many GPUs, or capacity
+  exhausted: 400 `INSUFFICIENT_RESOURCE`. Spot/monthly on a product without it:
+  400 `UNSUPPORTED_BILLING_MODE`.
+- Unknown instance (or one whose removal finished): 404 `RESOURCE_NOT_FOUND`, "instance not
+  found". Transition not allowed: 400 `INVALID_STATE_CHANGE`, "invalid state change".
+- Allowed transitions: start from `exited` (a reclaimed spot instance refuses with
+  `INSUFFICIENT_RESOURCE`: migrate it); stop from `pulling`, `running`, `starting` or
+  `restarting`; restart from `running`; migrate from `running` or `exited`; delete from any
+  state (repeating it while removing is accepted and changes nothing).
+- A failed instance (`/_simulator/instances/{id}/fail`) ends `exited` with `statusError`; the
+  next start clears `statusError`.
+- Listing order is newest first. `pageSize` 0 or absent means 10; above 500 is capped at 500.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable, Iterator
+from itertools import islice
+from typing import Any
+
+from novita_manager.simulator.catalogue import Catalogue, Cluster, Product, build_catalogue
+from novita_manager.simulator.config import (
+    DURATIONS,
+    SPOT_RECLAIM_GRACE,
+    SPOT_RECLAIMING,
+    SimulatorConfig,
+)
+from novita_manager.simulator.errors import (
+    SimulatorError,
+    instance_not_found,
+    invalid_param,
+    invalid_state_change,
+)
+from novita_manager.simulator.instances import Instance, Step
+from novita_manager.simulator.validation import validate_create
+
+DEFAULT_PAGE_SIZE = 10
+MAX_PAGE_SIZE = 500
+DEFAULT_TEMPLATE_PAGE_SIZE = 20
+
+STOPPABLE = frozenset({"pulling", "running", "starting", "restarting"})
+MIGRATABLE = frozenset({"running", "exited"})
+
+Capacity = dict[tuple[str | None, str | None], int]
+
+
+def _insufficient(message: str, **metadata: Any) -> SimulatorError:
+    return SimulatorError(400, "INSUFFICIENT_RESOURCE", message, metadata)
+
+
+def _page_args(page_num: int | None, page_size: int | None, default: int) -> tuple[int, int]:
+    if page_num is not None and page_num < 0:
+        raise invalid_param("pageNum", "must be >= 0")
+    if page_size is not None and page_size < 0:
+        raise invalid_param("pageSize", "must be >= 0")
+    size = min(page_size or default, MAX_PAGE_SIZE)
+    return max(page_num or 1, 1), size
+
+
+class Simulator:
+    """All simulated state of one Novita account. Not thread-safe: drive it from one loop."""
+
+    def __init__(self, config: SimulatorConfig, clock: Callable[[], float] = time.time) -> None:
+        self.config = config
+        self.clock = clock
+        self.reset()
+
+    # ---- lifecycle of the simulator itself ----
+
+    def reset(
+        self,
+        seed: int | None = None,
+        autostart: bool | None = None,
+        time_scale: float | None = None,
+    ) -> None:
+        """Forget every instance and capacity limit; reseed (same seed unless one is given)."""
+        if seed is not None:
+            self.config.seed = seed
+        self.configure(autostart=autostart, time_scale=time_scale)
+        self.rng = random.Random(self.config.seed)
+        self.catalogue: Catalogue = build_catalogue(self.config.seed)
+        self.instances: dict[str, Instance] = {}  # every instance ever created
+        self.active: dict[str, Instance] = {}  # not yet removed, oldest first
+        self.removing: set[str] = set()  # deleted, removal not finished yet
+        self.capacity: Capacity = {}
+        self.instances_created = 0
+
+    def configure(self, autostart: bool | None = None, time_scale: float | None = None) -> None:
+        """Change behaviour for later actions; plans already under way keep their timing."""
+        if autostart is not None:
+            self.config.autostart = autostart
+        if time_scale is not None:
+            if time_scale < 0:
+                raise invalid_param("timeScale", "must be >= 0")
+            self.config.time_scale = time_scale
+
+    def set_capacity(
+        self, product_id: str | None, cluster_id: str | None, available: int | None
+    ) -> None:
+        """Limit how many more instances may be created (None removes the limit)."""
+        if cluster_id:
+            cluster = self.catalogue.cluster(cluster_id)
+            if cluster is None:
+                raise invalid_param("clusterId", "unknown cluster")
+            cluster_id = cluster.id
+        if product_id and self.catalogue.product(product_id) is None:
+            raise invalid_param("productId", "unknown product")
+        key = (product_id or None, cluster_id or None)
+        if available is None:
+            self.capacity.pop(key, None)
+        else:
+            self.capacity[key] = max(available, 0)
+
+    # ---- catalogue ----
+
+    def clusters(self) -> dict[str, Any]:
+        return {"data": [cluster.to_json() for cluster in self.catalogue.clusters]}
+
+    def products(
+        self,
+        cluster_id: str | None = None,
+        gpu_num: int | None = None,
+        product_name: str | None = None,
+        billing_method: str | None = None,
+        min_cpu_per_gpu: int | None = None,
+        min_memory_per_gpu: int | None = None,
+        min_rootfs_size: int | None = None,
+    ) -> dict[str, Any]:
+        cluster: Cluster | None = None
+        if cluster_id:
+            cluster = self.catalogue.cluster(cluster_id)
+            if cluster is None:
+                return {"data": []}
+        if gpu_num is not None and not 0 <= gpu_num <= 8:
+            raise invalid_param("gpuNum", "must be between 0 and 8")
+        needle = (product_name or "").lower()
+        data = []
+        for product in self.catalogue.products:
+            clusters = self.catalogue.product_clusters(product)
+            if cluster is not None:
+                if cluster not in clusters:
+                    continue
+                clusters = [cluster]
+            if needle and needle not in product.name.lower():
+                continue
+            if gpu_num and gpu_num > product.max_gpu_num:
+                continue
+            if billing_method and billing_method not in product.billing_methods:
+                continue
+            if billing_method == "spot" and not product.supports_spot:
+                continue
+            if min_cpu_per_gpu and product.cpu_per_gpu < min_cpu_per_gpu:
+                continue
+            if min_memory_per_gpu and product.memory_per_gpu < min_memory_per_gpu:
+                continue
+            if min_rootfs_size and product.max_rootfs < min_rootfs_size:
+                continue
+            deployable = any(self._capacity_left(product, c) != 0 for c in clusters)
+            data.append(product.to_json(deployable=deployable))
+        return {"data": data}
+
+    def templates(
+        self,
+        page_num: int | None = None,
+        page_size: int | None = None,
+        name: str | None = None,
+        channel: str | None = None,
+        type_: str | None = None,
+    ) -> dict[str, Any]:
+        page, size = _page_args(page_num, page_size, DEFAULT_TEMPLATE_PAGE_SIZE)
+        channels = {c.strip() for c in (channel or "").split(",") if c.strip()}
+        needle = (name or "").lower()
+        matches = [
+            tpl
+            for tpl in self.catalogue.templates
+            if (not channels or tpl.channel in channels)
+            and (not needle or needle in tpl.name.lower())
+            and (not type_ or type_ == "instance")
+        ]
+        chunk = matches[(page - 1) * size : page * size]
+        return {
+            "template": [tpl.to_json() for tpl in chunk],
+            "total": len(matches),
+            "pageSize": size,
+            "pageNum": page,
+        }
+
+    def template(self, template_id: str | None) -> dict[str, Any]:
+        tpl = self.catalogue.template(template_id or "")
+        if tpl is None:
+            raise SimulatorError(
+                400, "TEMPLATE_NOT_FOUND", "template not found", {"templateId": template_id or ""}
+            )
+        return {"template": tpl.to_json()}
+
+    def repository_auths(self) -> dict[str, Any]:
+        return {"data": [auth.to_json() for auth in self.catalogue.auths]}
+
+    # ---- capacity ----
+
+    def _limits(
+        self, product: Product, cluster: Cluster
+    ) -> Iterator[tuple[str | None, str | None]]:
+        for key in self.capacity:
+            pid, cid = key
+            if (pid is None or pid == product.id) and (cid is None or cid == cluster.id):
+                yield key
+
+    def _capacity_left(self, product: Product, cluster: Cluster) -> int | None:
+        """How many more instances fit (None: unlimited)."""
+        left = [self.capacity[key] for key in self._limits(product, cluster)]
+        return min(left) if left else None
+
+    # ---- instances ----
+
+    def _steps(self, *names: str, final: str) -> tuple[Step, ...]:
+        scale = self.config.time_scale
+        return (*(Step(name, DURATIONS[name] * scale) for name in names), Step(final, None))
+
+    def _new_id(self) -> str:
+        while True:
+            candidate = f"{self.rng.getrandbits(64):016x}"
+            if candidate not in self.instances:
+                return candidate
+
+    def _pick_cluster(self, product: Product, cluster_key: str) -> Cluster:
+        offered = self.catalogue.product_clusters(product)
+        if cluster_key:
+            cluster = self.catalogue.cluster(cluster_key)
+            if cluster is None:
+                raise SimulatorError(
+                    400, "RESOURCE_NOT_FOUND", "cluster not found", {"clusterId": cluster_key}
+                )
+            if cluster not in offered:
+                raise _insufficient(
+                    "product is not available in this cluster",
+                    productId=product.id,
+                    clusterId=cluster.id,
+                )
+            return cluster
+        open_clusters = [c for c in offered if self._capacity_left(product, c) != 0]
+        return self.rng.choice(open_clusters or offered)
+
+    def create(self, body: Any) -> dict[str, str]:
+        """POST /gpu/instance/create: validate, check stock and capacity, start the plan."""
+        req = validate_create(body)
+        product = self.catalogue.product(req.product_id)
+        if product is None:
+            raise SimulatorError(
+                400, "RESOURCE_NOT_FOUND", "product not found", {"productId": req.product_id}
+            )
+        if req.rootfs_size > product.max_rootfs:
+            raise invalid_param(
+                "rootfsSize", f"must be at most {product.max_rootfs} for this product"
+            )
+        if req.image_auth_id and self.catalogue.auth(req.image_auth_id) is None:
+            raise invalid_param("imageAuthId", "unknown registry credential")
+        cluster = self._pick_cluster(product, req.cluster_id)
+        if req.billing_mode not in product.billing_methods or (
+            req.billing_mode == "spot" and not product.supports_spot
+        ):
+            raise SimulatorError(
+                400,
+                "UNSUPPORTED_BILLING_MODE",
+                f"billing mode {req.billing_mode} is not supported by this product",
+                {"productId": product.id, "billingMode": req.billing_mode},
+            )
+        if req.gpu_num > product.max_gpu_num:
+            raise _insufficient("not enough GPUs on one node", productId=product.id)
+        if not product.available_deploy or product.inventory_state == "none":
+            raise _insufficient("insufficient resource", productId=product.id)
+        limits = list(self._limits(product, cluster))
+        if any(self.capacity[key] <= 0 for key in limits):
+            raise _insufficient("insufficient resource", productId=product.id, clusterId=cluster.id)
+        for key in limits:
+            self.capacity[key] -= 1
+
+        now = self.clock()
+        plan = (
+            self._steps("toCreate", "creating", "pulling", final="running")
+            if self.config.autostart
+            else self._steps("toCreate", "creating", final="exited")
+        )
+        instance = Instance(
+            id=self._new_id(),
+            request=req,
+            product=product,
+            cluster=cluster,
+            created_at=now,
+            ip=f"203.0.113.{self.rng.randrange(1, 255)}",
+            tcp_base=self.rng.randrange(20_000, 60_000),
+            ssh_password=f"{self.rng.getrandbits(48):012x}",
+            plan=plan,
+            plan_start=now,
+        )
+        self.instances[instance.id] = instance
+        self.active[instance.id] = instance
+        self.instances_created += 1
+        return {"id": instance.id}
+
+    def _settle_removals(self, now: float) -> None:
+        if not self.removing:
+            return
+        for instance_id in list(self.removing):
+            instance = self.instances[instance_id]
+            if instance.status(now) == "removed":
+                instance.removed = True
+                self.removing.discard(instance_id)
+                self.active.pop(instance_id, None)
+
+    def _live(self, instance_id: str | None, now: float) -> Instance:
+        self._settle_removals(now)
+        instance = self.active.get(instance_id or "")
+        if instance is None:
+            raise instance_not_found(instance_id or "")
+        return instance
+
+    def get(self, instance_id: str | None) -> dict[str, Any]:
+        now = self.clock()
+        return self._live(instance_id, now).to_json(now)
+
+    def list_instances(
+        self,
+        page_num: int | None = None,
+        page_size: int | None = None,
+        name: str | None = None,
+        status: str | None = None,
+        product_name: str | None = None,
+    ) -> dict[str, Any]:
+        """GET /gpu/instances: newest first; O(page) without filters, O(instances) with."""
+        now = self.clock()
+        self._settle_removals(now)
+        page, size = _page_args(page_num, page_size, DEFAULT_PAGE_SIZE)
+        offset = (page - 1) * size
+        newest_first = reversed(self.active.values())
+        if not (name or status or product_name):
+            chunk = list(islice(newest_first, offset, offset + size))
+            return {"instances": [i.to_json(now) for i in chunk], "total": len(self.active)}
+        name_needle = (name or "").lower()
+        product_needle = (product_name or "").lower()
+        matches = [
+            instance
+            for instance in newest_first
+            if (not name_needle or name_needle in instance.request.name.lower())
+            and (not product_needle or product_needle in instance.product.name.lower())
+            and (not status or instance.status(now) == status)
+        ]
+        chunk = matches[offset : offset + size]
+        return {"instances": [i.to_json(now) for i in chunk], "total": len(matches)}
+
+    def _transition(
+        self,
+        instance_id: str | None,
+        action: str,
+        allowed: frozenset[str] | None,
+        steps: tuple[Step, ...],
+    ) -> tuple[Instance, float]:
+        now = self.clock()
+        instance = self._live(instance_id, now)
+        status = instance.status(now)
+        if allowed is not None and status not in allowed:
+            raise invalid_state_change(instance.id, status, action)
+        instance.replan(now, steps)
+        return instance, now
+
+    def _answer(self, instance: Instance, now: float) -> dict[str, str]:
+        return {"instanceId": instance.id, "state": instance.status(now)}
+
+    def start(self, instance_id: str | None) -> dict[str, str]:
+        now = self.clock()
+        instance = self._live(instance_id, now)
+        status = instance.status(now)
+        if status != "exited":
+            raise invalid_state_change(instance.id, status, "start")
+        if instance.is_spot and instance.spot_status(now) == "terminated":
+            raise _insufficient(
+                "the node's resources were reclaimed; migrate the instance",
+                instanceId=instance.id,
+            )
+        instance.status_error = None
+        instance.replan(now, self._steps("toStart", "starting", "pulling", final="running"))
+        return self._answer(instance, now)
+
+    def stop(self, instance_id: str | None) -> dict[str, str]:
+        steps = self._steps("toStop", "stopping", final="exited")
+        return self._answer(*self._transition(instance_id, "stop", STOPPABLE, steps))
+
+    def restart(self, instance_id: str | None) -> dict[str, str]:
+        steps = self._steps("toRestart", "restarting", final="running")
+        allowed = frozenset({"running"})
+        return self._answer(*self._transition(instance_id, "restart", allowed, steps))
+
+    def delete(self, instance_id: str | None) -> dict[str, str]:
+        now = self.clock()
+        instance = self._live(instance_id, now)
+        if instance.id not in self.removing:
+            instance.replan(now, self._steps("toRemove", "removing", final="removed"))
+            self.removing.add(instance.id)
+        return self._answer(instance, now)
+
+    def migrate(self, instance_id: str | None) -> dict[str, str]:
+        steps = self._steps("migrating", "pulling", final="running")
+        instance, now = self._transition(instance_id, "migrate", MIGRATABLE, steps)
+        instance.spot_base = "running"
+        instance.spot_reclaim_time = 0
+        instance.status_error = None
+        return self._answer(instance, now)
+
+    # ---- control-only actions ----
+
+    def reclaim(self, instance_id: str) -> dict[str, str]:
+        """Spot reclaim: notified (grace) → reclaiming → exited with spotStatus terminated."""
+        now = self.clock()
+        instance = self._live(instance_id, now)
+        if not instance.is_spot:
+            raise SimulatorError(400, "REQUEST", "not a spot instance", {"instanceId": instance.id})
+        status = instance.status(now)
+        if status != "running":
+            raise invalid_state_change(instance.id, status, "reclaim")
+        scale = self.config.time_scale
+        grace = SPOT_RECLAIM_GRACE * scale
+        instance.replan(
+            now,
+            (
+                Step("running", grace, "notified"),
+                Step("stopping", SPOT_RECLAIMING * scale, "reclaiming"),
+                Step("exited", None, "terminated"),
+            ),
+        )
+        instance.spot_reclaim_time = max(int(now + grace), 1)
+        return self._answer(instance, now)
+
+    def fail(
+        self, instance_id: str, state: str | None = None, message: str | None = None
+    ) -> dict[str, str]:
+        """Fail an instance now: it shows `exited` with `statusError{state, message}`."""
+        now = self.clock()
+        instance = self._live(instance_id, now)
+        if instance.id in self.removing:
+            raise invalid_state_change(instance.id, instance.status(now), "fail")
+        failed_in = state or instance.status(now)
+        default = (
+            f"failed to pull image {instance.request.image_url}: manifest unknown"
+            if failed_in == "pulling"
+            else "container exited with code 1"
+        )
+        instance.status_error = {"state": failed_in, "message": message or default}
+        instance.replan(now, (Step("exited", None),))
+        return self._answer(instance, now)
+
+    def all_instances(self) -> list[dict[str, Any]]:
+        """Every instance ever created, oldest first, with removal and billing details."""
+        now = self.clock()
+        self._settle_removals(now)
+        result = []
+        for instance in self.instances.values():
+            body = instance.to_json(now)
+            body["removed"] = instance.removed
+            body["billedSeconds"] = round(instance.billed_seconds(now), 3)
+            body["accruedCostUsd"] = instance.accrued_cost_usd(now)
+            result.append(body)
+        return result

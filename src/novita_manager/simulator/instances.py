@@ -1,0 +1,193 @@
+"""One simulated instance: its lazily advanced status plan, its billing and its JSON shape.
+
+A status plan is a list of steps (status, scaled duration) that starts at a timestamp; the last
+step lasts until the next action. The current status is derived from the clock on each read,
+so nothing runs in the background and a replay with the same clock gives the same answers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from novita_manager.simulator.catalogue import Cluster, Product
+from novita_manager.simulator.validation import CreateRequest
+
+# Billing runs from reaching `pulling` until the instance is stopped (exited) or deleted
+# (novita-api.md §4.1); a start or migrate resumes it when `pulling` is reached again.
+BILLABLE = frozenset({"pulling", "running", "toStop", "stopping", "toRestart", "restarting"})
+PROXY_DOMAIN = "proxy.sim.novita.local"
+LOG_HOST = "https://logs.sim.novita.local"
+
+
+@dataclass(frozen=True)
+class Step:
+    status: str
+    duration: float | None  # seconds (already scaled); None for the last, open-ended step
+    spot_status: str | None = None  # overrides the instance's spot status during this step
+
+
+@dataclass
+class Instance:
+    id: str
+    request: CreateRequest
+    product: Product
+    cluster: Cluster
+    created_at: float
+    ip: str
+    tcp_base: int
+    ssh_password: str
+    plan: tuple[Step, ...]
+    plan_start: float
+    billed_settled: float = 0.0
+    status_error: dict[str, str] | None = None
+    spot_base: str = "running"  # spot status outside reclaim steps (`terminated` after one)
+    spot_reclaim_time: int = 0
+    removed: bool = False  # set once the removal finished and the instance left the listings
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def is_spot(self) -> bool:
+        return self.request.billing_mode == "spot"
+
+    @property
+    def unit_price(self) -> int:
+        """Price per GPU-hour in 1/100000 USD (spot price for spot instances)."""
+        if self.is_spot and self.product.spot_price:
+            return self.product.spot_price
+        return self.product.price
+
+    def _position(self, now: float) -> tuple[int, float]:
+        """Index of the current step and the time it began."""
+        start = self.plan_start
+        last = len(self.plan) - 1
+        for index, step in enumerate(self.plan):
+            if index == last or step.duration is None or now < start + step.duration:
+                return index, start
+            start += step.duration
+        return last, start  # pragma: no cover - the loop always returns
+
+    def status(self, now: float) -> str:
+        return self.plan[self._position(now)[0]].status
+
+    def spot_status(self, now: float) -> str:
+        if not self.is_spot:
+            return ""
+        return self.plan[self._position(now)[0]].spot_status or self.spot_base
+
+    def billed_seconds(self, now: float) -> float:
+        """Settled billed time plus the billable part of the current plan up to `now`."""
+        total = self.billed_settled
+        start = self.plan_start
+        for step in self.plan:
+            if start >= now:
+                break
+            end = now if step.duration is None else min(now, start + step.duration)
+            if step.status in BILLABLE:
+                total += end - start
+            if step.duration is None:
+                break
+            start += step.duration
+        return total
+
+    def accrued_cost_usd(self, now: float) -> float:
+        hours = self.billed_seconds(now) / 3600
+        return round(hours * self.unit_price / 100_000 * self.request.gpu_num, 6)
+
+    def replan(self, now: float, steps: tuple[Step, ...]) -> None:
+        """Settle billing and spot status up to `now`, then follow a new plan from `now`."""
+        self.billed_settled = self.billed_seconds(now)
+        self.spot_base = self.spot_status(now) or "running"
+        self.plan = steps
+        self.plan_start = now
+
+    def port_mappings(self, running: bool) -> list[dict[str, Any]]:
+        seen: dict[int, str] = {spec.port: spec.type for spec in self.request.ports}
+        for tool in self.request.tools:
+            seen.setdefault(int(tool["port"]), tool["type"])
+        mappings = []
+        for offset, (port, kind) in enumerate(seen.items()):
+            if not running:
+                endpoint = ""
+            elif kind == "http":
+                endpoint = f"https://{self.id}-{port}.{PROXY_DOMAIN}"
+            else:
+                endpoint = f"{self.ip}:{self.tcp_base + offset}"
+            mappings.append({"port": port, "endpoint": endpoint, "type": kind})
+        return mappings
+
+    def to_json(self, now: float) -> dict[str, Any]:
+        """The union of the list-item and GET fields (novita-api.md §3.4, §3.5)."""
+        req = self.request
+        status = self.status(now)
+        running = status == "running"
+        mappings = self.port_mappings(running)
+        ssh = next((m for m in mappings if m["port"] == 22 and m["type"] == "tcp"), None)
+        jupyter = next((m for m in mappings if m["port"] == 8888), None)
+        end_time = (
+            str(int(self.created_at) + req.month * 30 * 86_400)
+            if req.billing_mode == "monthly" and req.month > 0
+            else "-1"
+        )
+        body: dict[str, Any] = {
+            "id": self.id,
+            "name": req.name,
+            "clusterId": self.cluster.id,
+            "clusterName": self.cluster.name,
+            "status": status,
+            "imageUrl": req.image_url,
+            "imageAuthId": req.image_auth_id,
+            "command": req.command,
+            "entrypoint": req.entrypoint,
+            "cpuNum": str(self.product.cpu_per_gpu * req.gpu_num),
+            "memory": str(self.product.memory_per_gpu * req.gpu_num),
+            "gpuNum": str(req.gpu_num),
+            "portMappings": mappings,
+            "productId": self.product.id,
+            "productName": self.product.name,
+            "rootfsSize": req.rootfs_size,
+            "volumeMounts": [
+                {"type": "network", "size": "100", "id": s["Id"], "mountPath": s["mountPoint"]}
+                for s in req.network_storages
+            ],
+            "envs": [dict(env) for env in req.envs],
+            "kind": req.kind,
+            "billingMode": req.billing_mode,
+            "endTime": end_time,
+            "spotStatus": self.spot_status(now),
+            "spotReclaimTime": str(self.spot_reclaim_time),
+            "createdAt": str(int(self.created_at)),
+            "gpuIds": list(range(req.gpu_num)),
+            "templateId": "",
+            "network": {"id": req.network_id, "ip": self.ip if req.network_id else ""},
+            "node": [{"maxRootfsSize": self.product.max_rootfs}],
+            "jobs": [],
+            "connectComponentSSH": {
+                "sshCommand": f"ssh root@{self.ip} -p {ssh['endpoint'].rsplit(':', 1)[1]}"
+                if ssh and running
+                else "",
+                "password": self.ssh_password,
+                "isRunning": running,
+            },
+            "connectComponentWebTerminal": {
+                "address": f"https://{self.id}-terminal.{PROXY_DOMAIN}" if running else "",
+                "username": "root",
+                "password": self.ssh_password,
+                "isRunning": running,
+            },
+            "connectComponentJupyter": {
+                "port": 8888 if jupyter else 0,
+                "address": jupyter["endpoint"] if jupyter else "",
+                "isRunning": running and jupyter is not None,
+            },
+            "connectComponentLog": {
+                "systemLogAddress": f"{LOG_HOST}/{self.id}/system",
+                "instanceLogAddress": f"{LOG_HOST}/{self.id}/instance",
+                "isRunning": status not in ("removed", "exited"),
+            },
+            "freeStorageSize": max(req.rootfs_size - 4, 0),
+            "keepDataDay": 7,
+        }
+        if self.status_error is not None:
+            body["statusError"] = dict(self.status_error)
+        return body

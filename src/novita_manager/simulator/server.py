@@ -1,0 +1,371 @@
+"""Run the simulator for tests, the demo and benchmarks, and drive its control API.
+
+- `SimulatorServer`: a real uvicorn server on a free 127.0.0.1 port in a background thread
+  (fast to start; its state is also reachable in-process through `.state`).
+- `SimulatorProcess`: `python -m novita_manager.cli simulator` as a child process, so a
+  benchmark measures the service, not a simulator sharing its interpreter.
+- `SimulatorControl` / `AsyncSimulatorControl`: typed clients of `/_simulator`.
+The service's base URL is `http://127.0.0.1:<port>/gpu-instance/openapi` (`.base_url`).
+"""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from types import TracebackType
+from typing import Any, Self
+
+import httpx
+import uvicorn
+
+from novita_manager.config import SIMULATOR_API_KEY
+from novita_manager.simulator.app import create_simulator_app
+from novita_manager.simulator.config import SimulatorConfig
+from novita_manager.simulator.state import SimulatorState
+
+_CONTROL_TIMEOUT = 10.0
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+def _reset_body(
+    seed: int | None, autostart: bool | None, time_scale: float | None
+) -> dict[str, Any]:
+    body: dict[str, Any] = {}
+    if seed is not None:
+        body["seed"] = seed
+    if autostart is not None:
+        body["autostart"] = autostart
+    if time_scale is not None:
+        body["timeScale"] = time_scale
+    return body
+
+
+def _capacity_body(
+    product_id: str | None, cluster_id: str | None, available: int | None
+) -> dict[str, Any]:
+    body: dict[str, Any] = {"available": available}
+    if product_id is not None:
+        body["productId"] = product_id
+    if cluster_id is not None:
+        body["clusterId"] = cluster_id
+    return body
+
+
+def _fail_body(state: str | None, message: str | None) -> dict[str, Any]:
+    body: dict[str, Any] = {}
+    if state is not None:
+        body["state"] = state
+    if message is not None:
+        body["message"] = message
+    return body
+
+
+def _json(response: httpx.Response) -> Any:
+    response.raise_for_status()
+    return response.json()
+
+
+class SimulatorControl:
+    """Synchronous client of the `/_simulator` control API; `root_url` is `http://host:port`."""
+
+    def __init__(self, root_url: str, timeout: float = _CONTROL_TIMEOUT) -> None:
+        self._http = httpx.Client(base_url=f"{root_url.rstrip('/')}/_simulator", timeout=timeout)
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+    def health(self) -> bool:
+        try:
+            return self._http.get("/health").status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    def reset(
+        self,
+        seed: int | None = None,
+        autostart: bool | None = None,
+        time_scale: float | None = None,
+    ) -> dict[str, Any]:
+        return _json(self._http.post("/reset", json=_reset_body(seed, autostart, time_scale)))  # type: ignore[no-any-return]
+
+    def set_config(
+        self, autostart: bool | None = None, time_scale: float | None = None
+    ) -> dict[str, Any]:
+        return _json(self._http.post("/config", json=_reset_body(None, autostart, time_scale)))  # type: ignore[no-any-return]
+
+    def set_faults(
+        self, faults: list[dict[str, Any]], replace: bool = True
+    ) -> list[dict[str, Any]]:
+        body = {"faults": faults, "replace": replace}
+        return _json(self._http.post("/faults", json=body))["faults"]  # type: ignore[no-any-return]
+
+    def faults(self) -> list[dict[str, Any]]:
+        return _json(self._http.get("/faults"))["faults"]  # type: ignore[no-any-return]
+
+    def clear_faults(self) -> None:
+        _json(self._http.delete("/faults"))
+
+    def set_capacity(
+        self, available: int | None, product_id: str | None = None, cluster_id: str | None = None
+    ) -> dict[str, Any]:
+        body = _capacity_body(product_id, cluster_id, available)
+        return _json(self._http.post("/capacity", json=body))  # type: ignore[no-any-return]
+
+    def reclaim(self, instance_id: str) -> dict[str, Any]:
+        return _json(self._http.post(f"/instances/{instance_id}/reclaim"))  # type: ignore[no-any-return]
+
+    def fail(
+        self, instance_id: str, state: str | None = None, message: str | None = None
+    ) -> dict[str, Any]:
+        body = _fail_body(state, message)
+        return _json(self._http.post(f"/instances/{instance_id}/fail", json=body))  # type: ignore[no-any-return]
+
+    def stats(self) -> dict[str, Any]:
+        return _json(self._http.get("/stats"))  # type: ignore[no-any-return]
+
+    def instances(self) -> list[dict[str, Any]]:
+        return _json(self._http.get("/instances"))["instances"]  # type: ignore[no-any-return]
+
+
+class AsyncSimulatorControl:
+    """The same control API for async code (the service's tests run in an event loop)."""
+
+    def __init__(self, root_url: str, timeout: float = _CONTROL_TIMEOUT) -> None:
+        self._http = httpx.AsyncClient(
+            base_url=f"{root_url.rstrip('/')}/_simulator", timeout=timeout
+        )
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *_exc: object) -> None:
+        await self.aclose()
+
+    async def reset(
+        self,
+        seed: int | None = None,
+        autostart: bool | None = None,
+        time_scale: float | None = None,
+    ) -> dict[str, Any]:
+        return _json(await self._http.post("/reset", json=_reset_body(seed, autostart, time_scale)))  # type: ignore[no-any-return]
+
+    async def set_config(
+        self, autostart: bool | None = None, time_scale: float | None = None
+    ) -> dict[str, Any]:
+        body = _reset_body(None, autostart, time_scale)
+        return _json(await self._http.post("/config", json=body))  # type: ignore[no-any-return]
+
+    async def set_faults(
+        self, faults: list[dict[str, Any]], replace: bool = True
+    ) -> list[dict[str, Any]]:
+        body = {"faults": faults, "replace": replace}
+        return _json(await self._http.post("/faults", json=body))["faults"]  # type: ignore[no-any-return]
+
+    async def clear_faults(self) -> None:
+        _json(await self._http.delete("/faults"))
+
+    async def set_capacity(
+        self, available: int | None, product_id: str | None = None, cluster_id: str | None = None
+    ) -> dict[str, Any]:
+        body = _capacity_body(product_id, cluster_id, available)
+        return _json(await self._http.post("/capacity", json=body))  # type: ignore[no-any-return]
+
+    async def reclaim(self, instance_id: str) -> dict[str, Any]:
+        return _json(await self._http.post(f"/instances/{instance_id}/reclaim"))  # type: ignore[no-any-return]
+
+    async def fail(
+        self, instance_id: str, state: str | None = None, message: str | None = None
+    ) -> dict[str, Any]:
+        body = _fail_body(state, message)
+        return _json(await self._http.post(f"/instances/{instance_id}/fail", json=body))  # type: ignore[no-any-return]
+
+    async def stats(self) -> dict[str, Any]:
+        return _json(await self._http.get("/stats"))  # type: ignore[no-any-return]
+
+    async def instances(self) -> list[dict[str, Any]]:
+        return _json(await self._http.get("/instances"))["instances"]  # type: ignore[no-any-return]
+
+
+class _Endpoints:
+    host: str
+    port: int
+    api_key: str
+
+    @property
+    def root_url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    @property
+    def base_url(self) -> str:
+        """What the service takes as NOVITA_API_BASE_URL."""
+        return f"{self.root_url}/gpu-instance/openapi"
+
+    @property
+    def v1_url(self) -> str:
+        return f"{self.base_url}/v1"
+
+    @property
+    def auth_headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.api_key}"}
+
+
+class SimulatorServer(_Endpoints):
+    """The simulator on a free 127.0.0.1 port, served by uvicorn in a daemon thread."""
+
+    def __init__(self, config: SimulatorConfig | None = None, host: str = "127.0.0.1") -> None:
+        self.config = config or SimulatorConfig()
+        self.host = host
+        self.port = 0
+        self.api_key = self.config.api_key or SIMULATOR_API_KEY
+        self.app = create_simulator_app(self.config)
+        self.state: SimulatorState = self.app.state.simulator
+        self._server: uvicorn.Server | None = None
+        self._thread: threading.Thread | None = None
+        self._control: SimulatorControl | None = None
+
+    @property
+    def control(self) -> SimulatorControl:
+        if self._control is None:
+            self._control = SimulatorControl(self.root_url)
+        return self._control
+
+    def start(self, timeout: float = 10.0) -> Self:
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((self.host, 0))
+        self.port = int(sock.getsockname()[1])
+        config = uvicorn.Config(
+            self.app,
+            log_config=None,
+            access_log=False,
+            lifespan="off",
+            timeout_graceful_shutdown=1,
+            timeout_keep_alive=30,
+        )
+        server = uvicorn.Server(config)
+        self._server = server
+        self._thread = threading.Thread(
+            target=server.run, kwargs={"sockets": [sock]}, name="simulator", daemon=True
+        )
+        self._thread.start()
+        deadline = time.monotonic() + timeout
+        while not server.started:
+            if not self._thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError("simulator server did not start")
+            time.sleep(0.01)
+        return self
+
+    def stop(self) -> None:
+        if self._control is not None:
+            self._control.close()
+            self._control = None
+        if self._server is not None:
+            self._server.should_exit = True
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+        self._server = self._thread = None
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(
+        self,
+        _type: type[BaseException] | None,
+        _value: BaseException | None,
+        _tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+
+class SimulatorProcess(_Endpoints):
+    """`novita-manager simulator` in a child process on a free port, ready when it answers."""
+
+    def __init__(
+        self,
+        config: SimulatorConfig | None = None,
+        host: str = "127.0.0.1",
+        port: int | None = None,
+        log_level: str = "warning",
+    ) -> None:
+        self.config = config or SimulatorConfig()
+        self.host = host
+        self.port = port or free_port(host)
+        self.api_key = self.config.api_key or SIMULATOR_API_KEY
+        self.log_level = log_level
+        self.process: subprocess.Popen[bytes] | None = None
+        self._log: Any = None  # the child's stderr, a temporary file (a pipe could fill up)
+        self._control: SimulatorControl | None = None
+
+    @property
+    def control(self) -> SimulatorControl:
+        if self._control is None:
+            self._control = SimulatorControl(self.root_url)
+        return self._control
+
+    def command(self) -> list[str]:
+        cfg = self.config
+        args = [
+            sys.executable, "-m", "novita_manager.cli", "simulator",
+            "--host", self.host, "--port", str(self.port), "--seed", str(cfg.seed),
+            "--time-scale", repr(cfg.time_scale), "--log-level", self.log_level,
+            "--autostart" if cfg.autostart else "--no-autostart",
+        ]  # fmt: skip
+        if cfg.api_key:
+            args += ["--api-key", cfg.api_key]
+        return args
+
+    def start(self, timeout: float = 20.0) -> Self:
+        self._log = tempfile.TemporaryFile()  # noqa: SIM115 - closed in stop()
+        self.process = subprocess.Popen(self.command(), stdout=subprocess.DEVNULL, stderr=self._log)
+        deadline = time.monotonic() + timeout
+        while not self.control.health():
+            if self.process.poll() is not None:
+                self._log.seek(0)
+                err = self._log.read().decode(errors="replace")
+                self.stop()
+                raise RuntimeError(f"simulator process exited: {err[-2000:]}")
+            if time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError("simulator process did not answer in time")
+            time.sleep(0.05)
+        return self
+
+    def stop(self) -> None:
+        if self._control is not None:
+            self._control.close()
+            self._control = None
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+        self.process = None
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(self, *_exc: object) -> None:
+        self.stop()

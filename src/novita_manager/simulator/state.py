@@ -1,0 +1,37 @@
+"""What one running simulator holds: the engine, the faults and the call counts."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from novita_manager.simulator.config import SimulatorConfig
+from novita_manager.simulator.engine import Simulator
+from novita_manager.simulator.faults import CallStats, FaultBook
+
+
+class SimulatorState:
+    def __init__(self, config: SimulatorConfig, clock: Callable[[], float] = time.time) -> None:
+        self.config = config
+        self.engine = Simulator(config, clock)
+        self.faults = FaultBook(config.seed)
+        self.stats = CallStats()
+
+    def reset(
+        self,
+        seed: int | None = None,
+        autostart: bool | None = None,
+        time_scale: float | None = None,
+    ) -> None:
+        """Back to a fresh account: no instances, faults, counts or capacity limits."""
+        self.engine.reset(seed=seed, autostart=autostart, time_scale=time_scale)
+        self.faults.reset(self.config.seed)
+        self.stats.reset()
+
+    def config_json(self) -> dict[str, object]:
+        return {
+            "seed": self.config.seed,
+            "timeScale": self.config.time_scale,
+            "autostart": self.config.autostart,
+            "apiKeyRequired": self.config.api_key is not None,
+        }
