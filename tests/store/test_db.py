@@ -51,7 +51,8 @@ async def test_sqlite_settings(tmp_path: object) -> None:
             foreign_keys = (await session.execute(text("PRAGMA foreign_keys"))).scalar()
             busy = (await session.execute(text("PRAGMA busy_timeout"))).scalar()
         assert (journal, foreign_keys) == ("wal", 1)
-        assert busy is not None and busy >= 5000
+        assert busy is not None
+        assert busy >= 5000
     finally:
         await db.close()
 

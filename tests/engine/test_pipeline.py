@@ -1,0 +1,247 @@
+"""The pipeline on SQLite and PostgreSQL: claims, leases, hints, draining and retry bookkeeping."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from sqlalchemy import update
+
+from novita_manager.engine.leases import Lease, write_with_lease
+from novita_manager.engine.pipeline import Pipeline
+from novita_manager.metrics import Metrics
+from novita_manager.store.db import Database
+from novita_manager.store.types import utcnow
+from tests.engine.items import Item, counting_handler, create_items_table, insert_items, load_items
+from tests.fixtures.logs import CapturedLogs
+
+
+@pytest.fixture
+async def items_db(db: Database) -> Database:
+    await create_items_table(db)
+    return db
+
+
+def make(
+    db: Database, handler: Callable[[Lease, Item], Awaitable[None]], **kw: Any
+) -> Pipeline[Item]:
+    options: dict[str, Any] = {
+        "workers": 4,
+        "lease_seconds": 2.0,
+        "idle_min": 0.01,
+        "idle_max": 0.1,
+    }
+    options.update(kw)
+    return Pipeline(name="test", db=db, model=Item, handler=handler, **options)
+
+
+async def wait_for(condition: Callable[[], Awaitable[bool]], timeout: float = 10) -> None:
+    deadline = time.monotonic() + timeout
+    while not await condition():
+        assert time.monotonic() < deadline, "condition not met in time"
+        await asyncio.sleep(0.02)
+
+
+async def all_done(db: Database) -> bool:
+    return all(item.done >= 1 for item in (await load_items(db)).values())
+
+
+async def test_run_once_processes_due_rows_once_in_due_order(items_db: Database) -> None:
+    await insert_items(items_db, 3, prefix="late", due_in=-1)
+    await insert_items(items_db, 3, prefix="early", due_in=-10)
+    await insert_items(items_db, 2, prefix="future", due_in=60)
+    seen: list[str] = []
+    handler = counting_handler(items_db, "me", on_done=lambda row_id, _: seen.append(row_id))
+    pipeline = make(items_db, handler, workers=3)
+    assert await pipeline.run_once() == 3
+    assert sorted(seen) == ["early00000", "early00001", "early00002"]
+    assert await pipeline.run_once() == 3
+    assert await pipeline.run_once() == 0  # the rest are in the future; done rows are NULL
+    items = await load_items(items_db)
+    assert {i: item.done for i, item in items.items() if not i.startswith("future")} == {
+        i: 1 for i in items if not i.startswith("future")
+    }
+    assert all(item.lock_token is None and item.lock_owner is None for item in items.values())
+
+
+async def test_due_filter_limits_what_is_claimed(items_db: Database) -> None:
+    await insert_items(items_db, 2, prefix="a", kind="a")
+    await insert_items(items_db, 2, prefix="b", kind="b")
+    pipeline = make(items_db, counting_handler(items_db, "me"), due_filter=Item.kind == "b")
+    assert await pipeline.run_once() == 2
+    assert await pipeline.run_once() == 0
+    assert {i: x.done for i, x in (await load_items(items_db)).items()} == {
+        "a00000": 0, "a00001": 0, "b00000": 1, "b00001": 1,
+    }  # fmt: skip
+
+
+async def test_a_lost_lease_makes_the_old_workers_write_a_no_op(items_db: Database) -> None:
+    (row_id,) = await insert_items(items_db, 1)
+    entered, resume = asyncio.Event(), asyncio.Event()
+    results: list[bool] = []
+
+    async def slow(lease: Lease, row: Item) -> None:
+        entered.set()
+        await resume.wait()
+        async with items_db.session() as session, session.begin():
+            held = await write_with_lease(
+                session, Item, lease, {"value": "stale", "done": Item.done + 1}, release=True
+            )
+            results.append(held)
+            if not held:
+                await session.rollback()
+
+    old = make(items_db, slow, lease_seconds=30)
+    old_run = asyncio.create_task(old.run_once())
+    await entered.wait()
+    # The old worker stalls past its lease (e.g. a paused VM): expire it, another worker claims.
+    async with items_db.session() as session, session.begin():
+        await session.execute(update(Item).values(lock_expires_at=utcnow() - timedelta(seconds=1)))
+
+    async def fresh(lease: Lease, row: Item) -> None:
+        async with items_db.session() as session, session.begin():
+            values = {"value": "fresh", "done": Item.done + 1, "next_attempt_at": None}
+            assert await write_with_lease(session, Item, lease, values, release=True)
+
+    assert await make(items_db, fresh).run_once() == 1
+    resume.set()
+    assert await old_run == 1
+    assert results == [False]
+    item = (await load_items(items_db))[row_id]
+    assert (item.value, item.done, item.lock_token) == ("fresh", 1, None)
+
+
+async def test_heartbeat_keeps_a_long_step_leased(items_db: Database) -> None:
+    await insert_items(items_db, 1)
+    pipeline = make(items_db, counting_handler(items_db, "slow", delay=1.5), lease_seconds=0.6)
+    run = asyncio.create_task(pipeline.run_once())
+    await asyncio.sleep(1.0)  # past the first lease: only heartbeats keep it
+    other = make(items_db, counting_handler(items_db, "thief"))
+    assert await other.run_once() == 0
+    assert await run == 1
+    (item,) = (await load_items(items_db)).values()
+    assert (item.done, item.processed_by) == (1, "slow")
+
+
+async def test_never_claims_more_than_free_workers(items_db: Database) -> None:
+    await insert_items(items_db, 10)
+    release = asyncio.Event()
+
+    async def blocked(lease: Lease, row: Item) -> None:
+        await release.wait()
+        await counting_handler(items_db, "me")(lease, row)
+
+    pipeline = make(items_db, blocked, workers=2)
+    await pipeline.start()
+    try:
+        await asyncio.sleep(0.4)
+        leased = [x for x in (await load_items(items_db)).values() if x.lock_token is not None]
+        assert len(leased) == 2
+        release.set()
+        await wait_for(lambda: all_done(items_db))
+    finally:
+        await pipeline.stop()
+    assert {x.done for x in (await load_items(items_db)).values()} == {1}
+
+
+async def test_hint_wakes_a_sleeping_fetcher_at_once(items_db: Database) -> None:
+    done = asyncio.Event()
+    handler = counting_handler(items_db, "me", on_done=lambda *_: done.set())
+    pipeline = make(items_db, handler, idle_min=5, idle_max=5)
+    await pipeline.start()
+    try:
+        await asyncio.sleep(0.2)  # the fetcher found nothing and sleeps for 5 s
+        await insert_items(items_db, 1, prefix="unhinted")
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(done.wait(), 0.5)
+        await insert_items(items_db, 1, prefix="hinted")
+        started = time.monotonic()
+        pipeline.hint()
+        await asyncio.wait_for(done.wait(), 2)
+        assert time.monotonic() - started < 0.5
+    finally:
+        await pipeline.stop()
+
+
+async def test_stop_drains_work_in_progress(items_db: Database) -> None:
+    await insert_items(items_db, 3)
+    entered = asyncio.Event()
+    inner = counting_handler(items_db, "me", delay=0.5)
+
+    async def handler(lease: Lease, row: Item) -> None:
+        entered.set()
+        await inner(lease, row)
+
+    pipeline = make(items_db, handler)
+    await pipeline.start()
+    await entered.wait()
+    await pipeline.stop(drain_timeout=5)
+    items = (await load_items(items_db)).values()
+    assert [(x.done, x.lock_token) for x in items] == [(1, None)] * 3
+
+
+async def test_stop_cancels_after_the_drain_timeout_and_leaves_the_lease(
+    items_db: Database,
+) -> None:
+    await insert_items(items_db, 1)
+    entered = asyncio.Event()
+    inner = counting_handler(items_db, "me", delay=30)
+
+    async def handler(lease: Lease, row: Item) -> None:
+        entered.set()
+        await inner(lease, row)
+
+    pipeline = make(items_db, handler, owner="stopper")
+    await pipeline.start()
+    await entered.wait()
+    started = time.monotonic()
+    await pipeline.stop(drain_timeout=0.2)
+    assert time.monotonic() - started < 2
+    (item,) = (await load_items(items_db)).values()
+    assert (item.done, item.lock_owner) == (0, "stopper")
+    assert item.lock_token is not None  # expires on its own; another process continues
+
+
+async def test_handler_exception_records_retry_bookkeeping(
+    items_db: Database, captured_logs: CapturedLogs
+) -> None:
+    (row_id,) = await insert_items(items_db, 1)
+    metrics = Metrics()
+
+    async def boom(lease: Lease, row: Item) -> None:
+        raise ValueError("upstream said no")
+
+    pipeline = make(items_db, boom, retry_base=10, retry_cap=100, metrics=metrics)
+    before = utcnow()
+    assert await pipeline.run_once() == 1
+    item = (await load_items(items_db))[row_id]
+    assert item.attempts == 1
+    assert item.last_error == "ValueError: upstream said no"
+    assert item.next_attempt_at is not None
+    assert before + timedelta(seconds=7.9) <= item.next_attempt_at
+    assert item.next_attempt_at <= utcnow() + timedelta(seconds=12.1)
+    assert (item.lock_token, item.lock_owner, item.lock_expires_at) == (None, None, None)
+    assert await pipeline.run_once() == 0  # backing off
+
+    async with items_db.session() as session, session.begin():
+        await session.execute(update(Item).values(next_attempt_at=utcnow()))
+    assert await pipeline.run_once() == 1
+    assert (await load_items(items_db))[row_id].attempts == 2
+    assert metrics.pipeline_processed.labels("test", "error")._value.get() == 2
+    (failure, *_) = captured_logs.events("pipeline_step_failed")
+    assert (failure["pipeline"], failure["row_id"]) == ("test", row_id)
+    assert "ValueError" in failure.get("exception", "")
+
+
+async def test_metrics_count_outcomes_and_lag(items_db: Database) -> None:
+    await insert_items(items_db, 2, due_in=-3)
+    metrics = Metrics()
+    pipeline = make(items_db, counting_handler(items_db, "me"), metrics=metrics)
+    assert await pipeline.run_once() == 2
+    assert metrics.pipeline_processed.labels("test", "ok")._value.get() == 2
+    text = metrics.render().decode()
+    assert 'novita_manager_pipeline_lag_seconds_count{pipeline="test"} 2.0' in text
