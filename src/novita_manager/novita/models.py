@@ -303,13 +303,17 @@ class InstancePage(NovitaModel):
 
 
 class CreateInstanceRequest(NovitaModel):
-    """Body of POST /gpu/instance/create (§3.3); `to_body()` gives the camelCase JSON."""
+    """Body of POST /gpu/instance/create (§3.3); `to_body()` gives the camelCase JSON.
+
+    No range checks here: the upstream validates (VALIDATOR_PARAM → NovitaBadRequest), so bad
+    input reaches callers as a typed Novita error rather than a pydantic error mid-pipeline.
+    """
 
     name: str
     product_id: str
-    gpu_num: int = Field(ge=1, le=8)
-    rootfs_size: int = Field(ge=1)
-    image_url: str = Field(min_length=1)
+    gpu_num: int
+    rootfs_size: int
+    image_url: str
     image_auth_id: str | None = None
     ports: str | None = None  # "8888/http,22/tcp"
     envs: list[EnvVar] = Field(default_factory=list)
