@@ -88,7 +88,7 @@ async def test_delivers_a_signed_event_and_records_the_attempt(
     assert row.delivered_at is not None
     assert row.next_attempt_at is None
     assert row.lock_token is None
-    (request,) = webhook_receiver.requests
+    (request,) = webhook_receiver.requests()
     assert request.headers["webhook-id"] == delivery_id
     assert request.body == encode_body(row.payload)
     assert Webhook(SECRET).verify(request.body, request.headers)["type"] == "instance.running"
@@ -109,7 +109,7 @@ async def test_fails_twice_then_succeeds_on_the_third_attempt_with_the_same_id(
 
     assert row.status == "delivered"
     assert row.attempts == 3
-    requests = webhook_receiver.requests
+    requests = webhook_receiver.requests()
     assert len(requests) == 3
     assert {r.headers["webhook-id"] for r in requests} == {delivery_id}
     assert {r.body for r in requests} == {requests[0].body}
@@ -149,7 +149,7 @@ async def test_400_is_not_retried(make, db: Database, webhook_receiver: WebhookR
     assert row.attempts == 1
     assert row.next_attempt_at is None
     assert row.last_error == "receiver answered 400"
-    assert len(webhook_receiver.requests) == 1
+    assert len(webhook_receiver.requests()) == 1
     assert harness.count("failed") == 1
 
 
@@ -162,7 +162,7 @@ async def test_redirect_fails_without_following(
     row = await harness.run_until_done(delivery_id)
     assert row.status == "failed"
     assert "redirect" in (row.last_error or "")
-    assert len(webhook_receiver.requests) == 1
+    assert len(webhook_receiver.requests()) == 1
 
 
 async def test_fails_after_the_retries_are_exhausted(
@@ -176,7 +176,7 @@ async def test_fails_after_the_retries_are_exhausted(
     assert row.status == "failed"
     assert row.attempts == 3  # 1 + 2 retries
     assert row.last_error == "receiver answered 500"
-    assert len(webhook_receiver.requests) == 3
+    assert len(webhook_receiver.requests()) == 3
     assert len(await load_attempts(db, delivery_id)) == 3
     assert harness.count("retry") == 2
     assert harness.count("failed") == 1
@@ -195,7 +195,7 @@ async def test_private_target_is_refused_and_recorded(
     (attempt,) = await load_attempts(db, delivery_id)
     assert attempt.status_code is None
     assert attempt.error == row.last_error
-    assert webhook_receiver.requests == []
+    assert webhook_receiver.requests() == []
     assert harness.count("refused") == 1
 
 
@@ -223,7 +223,7 @@ async def test_result_with_a_lost_lease_is_dropped(
     row = await load_delivery(db, delivery_id)
     await harness.pipeline.handler(Lease(delivery_id, "not-the-token", "someone"), row)
 
-    assert len(webhook_receiver.requests) == 1  # sent (at least once) ...
+    assert len(webhook_receiver.requests()) == 1  # sent (at least once) ...
     assert (await load_delivery(db, delivery_id)).status == "pending"  # ... but not recorded
     assert await load_attempts(db, delivery_id) == []
 

@@ -128,7 +128,7 @@ async def test_redeliver_sends_again_with_the_same_webhook_id(
     assert service.hints == 1
 
     assert await service.drain(delivery_id) == "delivered"
-    first, second = webhook_receiver.requests
+    first, second = webhook_receiver.requests()
     assert first.headers["webhook-id"] == second.headers["webhook-id"] == delivery_id
     row = await load_delivery(db, delivery_id)
     assert row.attempts == 1
@@ -145,7 +145,7 @@ async def test_redeliver_to_a_new_url(
     assert response.status_code == 202
     assert response.json()["url"] == new_url
     assert await service.drain(delivery_id) == "delivered"
-    assert [r.path for r in webhook_receiver.requests] == ["/new-hook"]
+    assert [r.path for r in webhook_receiver.requests()] == ["/new-hook"]
 
 
 async def test_redeliver_refuses_a_private_url_when_not_allowed(

@@ -71,7 +71,7 @@ async def test_killed_after_sending_redelivers_with_the_same_webhook_id(
         await webhook_sender_of(pipeline).aclose()
 
         assert row.status == "delivered"
-        first, second = webhook_receiver.requests
+        first, second = webhook_receiver.requests()
         assert first.headers["webhook-id"] == second.headers["webhook-id"] == delivery_id
         assert first.body == second.body
         Webhook(SECRET).verify(second.body, second.headers)

@@ -37,7 +37,7 @@ async def test_delivered_request_is_signed_json(
     assert result.status_code == 200
     assert result.error is None
     assert result.duration_ms > 0
-    (request,) = webhook_receiver.requests
+    (request,) = webhook_receiver.requests()
     assert request.method == "POST"
     assert request.body == BODY
     assert request.headers["content-type"] == "application/json"
@@ -115,7 +115,7 @@ async def test_redirect_is_not_followed(
     assert not result.delivered
     assert not result.retryable
     assert "redirect" in (result.error or "")
-    assert [request.path for request in webhook_receiver.requests] == ["/hook"]
+    assert [request.path for request in webhook_receiver.requests()] == ["/hook"]
 
 
 async def test_connection_refused_is_retryable(sender: WebhookSender) -> None:
@@ -135,4 +135,4 @@ async def test_send_webhook_refuses_private_targets_without_allow_private(
     assert result.refused
     assert not result.retryable
     assert result.error == "refused: 127.0.0.1 is a loopback address; webhooks need a public host"
-    assert webhook_receiver.requests == []
+    assert webhook_receiver.requests() == []

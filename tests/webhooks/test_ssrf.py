@@ -111,9 +111,9 @@ async def test_name_resolving_to_loopback_is_refused_at_send_time(
         # The same mapping with private targets allowed reaches the receiver (the guard is real).
         allowed = await sender.send(url, b"{}", {}, timeout=5, allow_private=True)
         assert allowed.delivered
-    assert len(webhook_receiver.requests) == 1
+    assert len(webhook_receiver.requests()) == 1
     assert (
-        webhook_receiver.requests[0].headers["host"]
+        webhook_receiver.requests()[0].headers["host"]
         == f"rebind.example.com:{webhook_receiver.port}"
     )
 
@@ -124,4 +124,4 @@ async def test_localhost_is_refused_at_send_time(webhook_receiver: WebhookReceiv
             webhook_receiver.url_with_host("localhost"), b"{}", {}, timeout=5, allow_private=False
         )
     assert result.refused
-    assert webhook_receiver.requests == []
+    assert webhook_receiver.requests() == []
