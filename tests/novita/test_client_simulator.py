@@ -150,7 +150,7 @@ async def test_breaker_opens_fails_fast_and_recovers(
         started = time.perf_counter()
         with pytest.raises(NovitaUnavailable):
             await client.list_clusters()
-        assert time.perf_counter() - started < 0.05
+        assert time.perf_counter() - started < 0.2  # no request, no backoff
         assert await calls(control, "GET /clusters") == {"500": 3}  # fail-fast sent nothing
 
         await asyncio.sleep(0.5)  # half-open: the probe fails, the circuit opens again

@@ -7,7 +7,9 @@ headers, empty action replies, a server that ignores paging.
 
 from __future__ import annotations
 
+import asyncio
 import json
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -265,3 +267,46 @@ async def test_from_settings() -> None:
     assert client.breaker.reset_timeout == 3.0
     assert client.breaker.state == "closed"
     await client.aclose()
+
+
+async def test_503_retry_after_is_honoured() -> None:
+    recorder = Recorder(httpx.Response(503, headers={"Retry-After": "0.3"}), ok({"data": []}))
+    async with make_client(recorder) as client:
+        started = time.perf_counter()
+        assert await client.list_clusters() == []
+    assert time.perf_counter() - started >= 0.3
+    assert len(recorder.requests) == 2
+
+
+async def test_rate_limit_spaces_calls() -> None:
+    recorder = Recorder(ok({"data": []}))
+    async with make_client(recorder, rate_limit=10.0) as client:
+        started = time.perf_counter()
+        await asyncio.gather(*(client.list_clusters() for _ in range(15)))
+    assert time.perf_counter() - started >= 0.4  # a burst of 10, then 5 more at 10/s
+
+
+async def test_cancelled_probe_frees_the_half_open_slot() -> None:
+    clock = [0.0]
+    breaker = CircuitBreaker(1, 5.0, clock=lambda: clock[0])
+    breaker.record_failure()
+    clock[0] = 5.0  # half-open
+
+    async def slow(request: httpx.Request) -> httpx.Response:
+        await asyncio.sleep(10)
+        return ok({"data": []})
+
+    async with make_client(Recorder(ok({"data": []})), breaker=breaker) as client:
+        slow_client = make_client(
+            Recorder(ok({})), breaker=breaker, transport=httpx.MockTransport(slow)
+        )
+        probe = asyncio.create_task(slow_client.list_clusters())
+        await asyncio.sleep(0.05)
+        with pytest.raises(NovitaUnavailable):
+            await client.list_clusters()  # the probe is in flight
+        probe.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await probe
+        assert await client.list_clusters() == []  # a new probe went through and closed it
+        await slow_client.aclose()
+    assert breaker.state == "closed"
