@@ -6,6 +6,7 @@ import pytest
 
 pytest_plugins = [
     "tests.fixtures.logs",
+    "tests.fixtures.simulator",
     "tests.fixtures.postgres",
     "tests.fixtures.database",
     "tests.fixtures.webhook_receiver",

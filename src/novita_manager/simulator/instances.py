@@ -92,7 +92,7 @@ class Instance:
 
     def accrued_cost_usd(self, now: float) -> float:
         hours = self.billed_seconds(now) / 3600
-        return round(hours * self.unit_price / 100_000 * self.request.gpu_num, 6)
+        return round(hours * self.unit_price / 100_000 * self.request.gpu_num, 9)
 
     def replan(self, now: float, steps: tuple[Step, ...]) -> None:
         """Settle billing and spot status up to `now`, then follow a new plan from `now`."""
