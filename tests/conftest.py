@@ -10,6 +10,7 @@ pytest_plugins = [
     "tests.fixtures.postgres",
     "tests.fixtures.database",
     "tests.fixtures.webhook_receiver",
+    "tests.fixtures.service",
 ]
 
 

@@ -9,15 +9,23 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 
 from novita_manager import __version__
+from novita_manager.api.deps import require_api_key
 from novita_manager.api.errors import install_error_handlers
+from novita_manager.api.instances import router as instances_router
 from novita_manager.api.middleware import RequestContextMiddleware
-from novita_manager.config import Settings, load_settings
+from novita_manager.api.webhooks import router as webhooks_router
+from novita_manager.config import Settings, is_loopback_url, load_settings
 from novita_manager.logging import get_logger
+from novita_manager.runtime import Runtime
 
 log = get_logger(__name__)
+
+
+def is_loopback_host(host: str) -> bool:
+    return is_loopback_url(f"http://{host}/") if ":" not in host else host == "::1"
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -25,9 +33,24 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        log.info("service_starting", version=__version__)
-        yield
-        log.info("service_stopped")
+        log.info(
+            "service_starting",
+            version=__version__,
+            database=(settings.uses_sqlite and "sqlite") or "postgresql",
+        )
+        if not settings.api_keys and not is_loopback_host(settings.host):
+            log.warning(
+                "no_api_keys_on_public_address",
+                host=settings.host,
+                hint="set API_KEYS so that /api needs a Bearer key",
+            )
+        runtime = await Runtime.open(settings)
+        app.state.runtime = runtime
+        try:
+            yield
+        finally:
+            await runtime.close()
+            log.info("service_stopped")
 
     app = FastAPI(
         title="novita-manager",
@@ -40,5 +63,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     install_error_handlers(app)
+    authenticated = [Depends(require_api_key)]
+    app.include_router(instances_router, dependencies=authenticated)
+    app.include_router(webhooks_router, dependencies=authenticated)
     app.add_middleware(RequestContextMiddleware)
     return app

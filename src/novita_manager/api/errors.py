@@ -58,7 +58,11 @@ def describe_validation_errors(errors: Any) -> list[dict[str, str]]:
     """One entry per bad field: its dotted location (without `body`) and why."""
     details = []
     for item in errors:
-        location = [str(part) for part in item.get("loc", ()) if part not in ("body",)]
+        location = [
+            str(part)
+            for part in item.get("loc", ())
+            if part not in ("body", "query", "path", "header")
+        ]
         field = ".".join(location) if location else "body"
         message = str(item.get("msg", "invalid value")).removeprefix("Value error, ")
         if item.get("type") == "json_invalid":

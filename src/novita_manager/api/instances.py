@@ -1,0 +1,179 @@
+"""The instances API (CONTRACT.md "Instances"): thin handlers over `services.instances`."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Header, Query, Response
+
+from novita_manager.api.deps import get_runtime
+from novita_manager.api.schemas import (
+    CreateInstanceBody,
+    CreateInstanceResponse,
+    InstanceList,
+    InstanceView,
+    OperationBody,
+    OperationByNameBody,
+    OperationResponse,
+)
+from novita_manager.domain.statuses import Operation, Status
+from novita_manager.runtime import Runtime
+from novita_manager.services import instances as service
+
+router = APIRouter(prefix="/api/instances", tags=["instances"])
+RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
+
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    400: {"description": "Invalid request (`VALIDATION_ERROR`, details per field)"},
+    401: {"description": "Missing or invalid API key (`UNAUTHORIZED`)"},
+}
+_NOT_FOUND: dict[int | str, dict[str, Any]] = {
+    404: {"description": "No such instance (`INSTANCE_NOT_FOUND`)"}
+}
+_CONFLICT: dict[int | str, dict[str, Any]] = {
+    409: {"description": "Not allowed in the current state (`INVALID_STATE`)"}
+}
+
+
+@router.post(
+    "",
+    status_code=201,
+    response_model=CreateInstanceResponse,
+    responses={**_ERRORS, 422: {"description": "Idempotency-Key reused with another body"}},
+    summary="Create a managed GPU instance",
+    description="Picks the cheapest offer, creates the instance from the template, starts it and "
+    "watches it until it runs; the webhook gets `instance.running` or `instance.failed`. The "
+    "work continues in the background and survives restarts.",
+)
+async def create_instance(
+    body: CreateInstanceBody,
+    response: Response,
+    runtime: RuntimeDep,
+    idempotency_key: Annotated[
+        str | None,
+        Header(alias="Idempotency-Key", min_length=1, max_length=255),
+    ] = None,
+) -> dict[str, object]:
+    created = await service.create_instance(runtime, body, idempotency_key)
+    response.status_code = created.status_code
+    response.headers["Location"] = f"/api/instances/{created.instance_id}"
+    return created.body
+
+
+@router.get(
+    "",
+    response_model=InstanceList,
+    responses=_ERRORS,
+    summary="List managed instances, newest first",
+    description="Deleted instances are left out unless `status=deleted` is asked for. `name` "
+    "matches case-insensitively anywhere in the name.",
+)
+async def list_instances(
+    runtime: RuntimeDep,
+    status: Annotated[Status | None, Query(description="Only this status.")] = None,
+    name: Annotated[str | None, Query(max_length=100, description="Name contains.")] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
+) -> dict[str, object]:
+    return await service.list_instances(
+        runtime, status=status, name=name, limit=limit, offset=offset
+    )
+
+
+async def _by_name(
+    runtime: Runtime, body: OperationByNameBody, operation: Operation
+) -> dict[str, object]:
+    row = await service.find_by_name(runtime, body.instanceName)
+    return await service.request_operation(runtime, row, operation, body.webhookUrl)
+
+
+@router.post(
+    "/start",
+    status_code=202,
+    response_model=OperationResponse,
+    responses={**_ERRORS, **_NOT_FOUND, **_CONFLICT},
+    summary="Start an instance by name",
+)
+async def start_by_name(body: OperationByNameBody, runtime: RuntimeDep) -> dict[str, object]:
+    return await _by_name(runtime, body, Operation.START)
+
+
+@router.post(
+    "/stop",
+    status_code=202,
+    response_model=OperationResponse,
+    responses={**_ERRORS, **_NOT_FOUND, **_CONFLICT},
+    summary="Stop an instance by name",
+)
+async def stop_by_name(body: OperationByNameBody, runtime: RuntimeDep) -> dict[str, object]:
+    return await _by_name(runtime, body, Operation.STOP)
+
+
+@router.post(
+    "/delete",
+    status_code=202,
+    response_model=OperationResponse,
+    responses={**_ERRORS, **_NOT_FOUND, **_CONFLICT},
+    summary="Delete an instance by name",
+)
+async def delete_by_name(body: OperationByNameBody, runtime: RuntimeDep) -> dict[str, object]:
+    return await _by_name(runtime, body, Operation.DELETE)
+
+
+@router.get(
+    "/{instanceId}",
+    response_model=InstanceView,
+    responses={**_ERRORS, **_NOT_FOUND},
+    summary="Get one instance (by our id or its Novita id)",
+    description="Answers from the service's database, so it works while Novita is down; "
+    "`stale` is true when Novita could not be reached recently.",
+)
+async def get_instance(instanceId: str, runtime: RuntimeDep) -> dict[str, object]:
+    return await service.get_instance(runtime, instanceId)
+
+
+async def _operate(
+    runtime: Runtime, instance_id: str, body: OperationBody | None, operation: Operation
+) -> dict[str, object]:
+    row = await service.find_instance(runtime, instance_id)
+    webhook_url = body.webhookUrl if body is not None else None
+    return await service.request_operation(runtime, row, operation, webhook_url)
+
+
+@router.post(
+    "/{instanceId}/start",
+    status_code=202,
+    response_model=OperationResponse,
+    responses={**_ERRORS, **_NOT_FOUND, **_CONFLICT},
+    summary="Start a stopped instance",
+)
+async def start_instance(
+    instanceId: str, runtime: RuntimeDep, body: OperationBody | None = None
+) -> dict[str, object]:
+    return await _operate(runtime, instanceId, body, Operation.START)
+
+
+@router.post(
+    "/{instanceId}/stop",
+    status_code=202,
+    response_model=OperationResponse,
+    responses={**_ERRORS, **_NOT_FOUND, **_CONFLICT},
+    summary="Stop a running instance",
+)
+async def stop_instance(
+    instanceId: str, runtime: RuntimeDep, body: OperationBody | None = None
+) -> dict[str, object]:
+    return await _operate(runtime, instanceId, body, Operation.STOP)
+
+
+@router.delete(
+    "/{instanceId}",
+    status_code=202,
+    response_model=OperationResponse,
+    responses={**_ERRORS, **_NOT_FOUND, **_CONFLICT},
+    summary="Delete an instance (on Novita too)",
+)
+async def delete_instance(
+    instanceId: str, runtime: RuntimeDep, body: OperationBody | None = None
+) -> dict[str, object]:
+    return await _operate(runtime, instanceId, body, Operation.DELETE)

@@ -1,0 +1,159 @@
+"""Request and response bodies of the instances API (CONTRACT.md "Instances").
+
+Field names are camelCase and compatible with the TypeScript service users migrate from.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from novita_manager.domain.statuses import Status
+
+NAME_PATTERN = r"^[A-Za-z0-9_-]+$"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+def _check_http_url(value: str | None) -> str | None:
+    if value is None:
+        return None
+    if not value.startswith(("http://", "https://")) or len(value) > 2000:
+        raise ValueError("must be an http:// or https:// URL of at most 2000 characters")
+    return value
+
+
+class CreateInstanceBody(_Strict):
+    name: str = Field(
+        min_length=1,
+        max_length=100,
+        pattern=NAME_PATTERN,
+        description="Instance name: letters, digits, `-` and `_`.",
+        examples=["train-llama-1"],
+    )
+    productName: str = Field(
+        min_length=1,
+        max_length=200,
+        description="GPU product name, e.g. `RTX 4090 24GB`.",
+        examples=["RTX 4090 24GB"],
+    )
+    templateId: str | int = Field(
+        description="Novita template id; an integer is accepted and kept as a string.",
+        examples=["1"],
+    )
+    gpuNum: int = Field(default=1, ge=1, le=8, description="GPUs per instance.")
+    rootfsSize: int = Field(
+        default=60,
+        ge=1,
+        le=6144,
+        description="Root disk in GB; must fit the chosen product's minRootFS..maxRootFS.",
+    )
+    region: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=100,
+        description="Region code (`CN-HK-01`), Novita cluster id or name; "
+        "defaults to DEFAULT_REGION.",
+    )
+    billingMode: Literal["spot", "onDemand"] = Field(default="spot")
+    webhookUrl: str | None = Field(
+        default=None, description="http(s) URL notified of this instance's events."
+    )
+
+    @field_validator("templateId")
+    @classmethod
+    def _template_id(cls, value: str | int) -> str:
+        text = str(value).strip()
+        if not text or len(text) > 255:
+            raise ValueError("must be a non-empty id of at most 255 characters")
+        if isinstance(value, bool):
+            raise ValueError("must be a string or an integer")
+        return text
+
+    @field_validator("webhookUrl")
+    @classmethod
+    def _webhook(cls, value: str | None) -> str | None:
+        return _check_http_url(value)
+
+
+class OperationBody(_Strict):
+    webhookUrl: str | None = Field(
+        default=None, description="Overrides the instance's webhook URL from now on."
+    )
+
+    @field_validator("webhookUrl")
+    @classmethod
+    def _webhook(cls, value: str | None) -> str | None:
+        return _check_http_url(value)
+
+
+class OperationByNameBody(OperationBody):
+    instanceName: str = Field(min_length=1, max_length=100, pattern=NAME_PATTERN)
+
+
+class CreateInstanceResponse(BaseModel):
+    instanceId: str
+    status: Literal["creating"]
+    message: str
+    estimatedReadyTime: str = Field(description="ISO-8601 estimate of when it will be running.")
+    region: str
+    productId: str | None = None
+    pricePerHour: float | None = Field(
+        default=None, description="USD per hour for all GPUs of the instance."
+    )
+
+
+class PortMappingView(BaseModel):
+    port: int
+    endpoint: str | None = None
+    type: str | None = None
+
+
+class ConnectionDetails(BaseModel):
+    ssh: str | None = None
+    jupyter: str | None = None
+    webTerminal: str | None = None
+
+
+class InstanceView(BaseModel):
+    id: str
+    name: str
+    status: Status
+    novitaStatus: str | None
+    novitaInstanceId: str | None
+    productId: str | None
+    productName: str
+    templateId: str
+    gpuNum: int
+    rootfsSize: int
+    region: str
+    clusterId: str | None
+    billingMode: str
+    pricePerHour: float | None
+    portMappings: list[PortMappingView]
+    connectionDetails: ConnectionDetails
+    createdAt: str
+    startedAt: str | None = None
+    readyAt: str | None = None
+    failedAt: str | None = None
+    stoppedAt: str | None = None
+    deletedAt: str | None = None
+    lastError: str | None = None
+    lastSyncedAt: str | None = None
+    stale: bool = Field(description="True when Novita could not be reached recently.")
+
+
+class InstanceList(BaseModel):
+    instances: list[InstanceView]
+    total: int
+    limit: int
+    offset: int
+
+
+class OperationResponse(BaseModel):
+    instanceId: str
+    status: Status = Field(description="The status the instance is moving to.")
+    message: str

@@ -1,0 +1,148 @@
+"""The provisioning decision: given what we know of an instance, what to do next (pure).
+
+The engine feeds it a snapshot (our status, the operation under way, whether its upstream call
+was sent, the last observation from the status sync) and carries out the decision. Keeping this
+free of I/O lets every path (timeouts, reclaims, errors, lost starts) be tested directly.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from novita_manager.domain.observations import status_error_text
+from novita_manager.domain.statuses import (
+    NOVITA_EXITED,
+    NOVITA_REMOVING,
+    NOVITA_RUNNING,
+    Event,
+    Operation,
+    Status,
+)
+
+
+class Action(StrEnum):
+    CREATE = "create"  # no upstream instance yet: find-or-create
+    CALL = "call"  # send the operation's upstream call (start, stop, delete)
+    TRANSITION = "transition"  # change status (and emit an event)
+    WAIT = "wait"  # nothing to do until the next observation or the deadline
+    IDLE = "idle"  # nothing to do at all
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    status: Status
+    operation: Operation | None
+    operation_issued: bool
+    operation_started_at: datetime | None
+    has_upstream: bool
+    observation: dict[str, Any] | None
+    observed_at: datetime | None
+
+
+@dataclass(frozen=True)
+class Decision:
+    action: Action
+    to_status: Status | None = None
+    event: Event | None = None
+    reason: str | None = None
+    call: Operation | None = None
+    wait_seconds: float | None = None
+
+
+def _fresh(snapshot: Snapshot) -> dict[str, Any] | None:
+    """The observation if it was taken after the current operation's last upstream call."""
+    if snapshot.observation is None or snapshot.observed_at is None:
+        return None
+    started = snapshot.operation_started_at
+    if started is not None and snapshot.observed_at < started:
+        return None
+    return snapshot.observation
+
+
+def _fail(reason: str) -> Decision:
+    return Decision(Action.TRANSITION, Status.FAILED, Event.FAILED, reason)
+
+
+def decide(snapshot: Snapshot, *, now: datetime, timeout: float, poll_interval: float) -> Decision:
+    operation = snapshot.operation
+    if operation is None:
+        return _watch(snapshot)
+    if operation is Operation.CREATE and not snapshot.has_upstream:
+        return Decision(Action.CREATE)
+    started = snapshot.operation_started_at or now
+    remaining = timeout - (now - started).total_seconds()
+    observation = _fresh(snapshot)
+    novita_status = observation.get("status") if observation else None
+    gone = bool(observation and observation.get("gone"))
+    wait = Decision(Action.WAIT, wait_seconds=max(0.0, min(poll_interval, remaining)))
+
+    if operation is Operation.DELETE:
+        if not snapshot.has_upstream or gone:
+            return Decision(Action.TRANSITION, Status.DELETED, Event.DELETED, "deleted")
+        if not snapshot.operation_issued or remaining <= 0:
+            return Decision(Action.CALL, call=Operation.DELETE)
+        return wait
+
+    if operation is Operation.STOP:
+        if gone:
+            return Decision(
+                Action.TRANSITION, Status.DELETED, Event.DELETED, "instance removed upstream"
+            )
+        if not snapshot.operation_issued:
+            return Decision(Action.CALL, call=Operation.STOP)
+        if novita_status == NOVITA_EXITED:
+            return Decision(Action.TRANSITION, Status.STOPPED, Event.STOPPED, "stopped")
+        if remaining <= 0:
+            return _fail(f"stop did not complete within {timeout:g} s")
+        return wait
+
+    # CREATE (with an upstream instance) or START: wait for running, starting it if needed.
+    error = status_error_text(observation)
+    if error:
+        return _fail(error)
+    if gone:
+        return _fail("the instance disappeared upstream before it was running")
+    if novita_status == NOVITA_RUNNING:
+        return Decision(Action.TRANSITION, Status.RUNNING, Event.RUNNING, "running")
+    if remaining <= 0:
+        last = novita_status or (snapshot.observation or {}).get("status") or "unknown"
+        return _fail(
+            f"instance did not reach running within {timeout:g} s (last Novita status: {last})"
+        )
+    needs_start = novita_status == NOVITA_EXITED or (
+        operation is Operation.START and observation is None
+    )
+    if needs_start and not snapshot.operation_issued:
+        return Decision(Action.CALL, call=Operation.START)
+    return wait
+
+
+def _watch(snapshot: Snapshot) -> Decision:
+    """No operation under way: follow changes made outside the service (reclaim, removal)."""
+    observation = snapshot.observation
+    if observation is None:
+        return Decision(Action.IDLE)
+    status = observation.get("status")
+    if snapshot.status is Status.RUNNING:
+        if observation.get("gone") or status in NOVITA_REMOVING:
+            return Decision(
+                Action.TRANSITION, Status.DELETED, Event.DELETED, "instance removed upstream"
+            )
+        error = status_error_text(observation)
+        if error:
+            return _fail(error)
+        if status == NOVITA_EXITED:
+            reclaimed = observation.get("spotReclaimTime") not in (None, "", "0")
+            reason = "spot instance reclaimed" if reclaimed else "instance stopped upstream"
+            return Decision(Action.TRANSITION, Status.STOPPED, Event.STOPPED, reason)
+    if snapshot.status is Status.STOPPED:
+        if observation.get("gone"):
+            return Decision(
+                Action.TRANSITION, Status.DELETED, Event.DELETED, "instance removed upstream"
+            )
+        if status == NOVITA_RUNNING:
+            return Decision(Action.TRANSITION, Status.RUNNING, Event.RUNNING, "started upstream")
+    return Decision(Action.IDLE)

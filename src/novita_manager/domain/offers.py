@@ -1,0 +1,142 @@
+"""Offer selection: the cheapest deployable product for a request, as a pure function.
+
+Rules (CONTRACT.md "Offer selection"): among products whose name matches, that are offered in the
+region and deployable now (`availableDeploy` true and `inventoryState` not `none`), that offer the
+billing mode and fit the requested root disk, take the lowest price (`spotPrice` for spot, `price`
+for on-demand). Ties go to the better-stocked product, then the smaller product id, so the choice
+is deterministic.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol, TypeVar
+
+from novita_manager.domain.regions import ClusterLike, offered_in
+
+_INVENTORY_RANK = {"high": 0, "normal": 1, "low": 2}
+
+
+class ProductLike(Protocol):
+    @property
+    def id(self) -> str: ...
+    @property
+    def name(self) -> str | None: ...
+    @property
+    def available_deploy(self) -> bool: ...
+    @property
+    def regions(self) -> list[str]: ...
+    @property
+    def billing_methods(self) -> list[str]: ...
+    @property
+    def inventory_state(self) -> str | None: ...
+    @property
+    def min_rootfs(self) -> int | None: ...
+    @property
+    def max_rootfs(self) -> int | None: ...
+    @property
+    def price_usd(self) -> float | None: ...
+    @property
+    def spot_price_usd(self) -> float | None: ...
+
+
+@dataclass(frozen=True)
+class Offer:
+    product_id: str
+    product_name: str
+    cluster_id: str
+    price_per_hour: float
+    billing_mode: str
+
+
+class NoOffer(Exception):
+    """No product can serve the request; `kind` tells the API which clear message to give."""
+
+    def __init__(self, kind: str, message: str) -> None:
+        super().__init__(message)
+        self.kind = kind  # unknown_product | no_offer_in_region | rootfs_out_of_range
+        self.message = message
+
+
+def normalize_name(name: str) -> str:
+    return re.sub(r"\s+", " ", name).strip().lower()
+
+
+P = TypeVar("P", bound=ProductLike)
+
+
+def matching_products(products: Sequence[P], product_name: str) -> list[P]:
+    """Exact (case- and space-insensitive) name matches, or else names containing the query."""
+    wanted = normalize_name(product_name)
+    exact = [p for p in products if normalize_name(p.name or "") == wanted]
+    return exact or [p for p in products if wanted in normalize_name(p.name or "")]
+
+
+def unit_price(product: ProductLike, billing_mode: str) -> float | None:
+    """Price per GPU-hour in USD for the billing mode, or None when the mode is not offered."""
+    if billing_mode == "spot":
+        if product.billing_methods and "spot" not in product.billing_methods:
+            return None
+        price = product.spot_price_usd
+    else:
+        if product.billing_methods and "onDemand" not in product.billing_methods:
+            return None
+        price = product.price_usd
+    return price if price is not None and price > 0 else None
+
+
+def is_deployable(product: ProductLike) -> bool:
+    return product.available_deploy and (product.inventory_state or "").lower() != "none"
+
+
+def fits_rootfs(product: ProductLike, rootfs_size: int) -> bool:
+    low, high = product.min_rootfs, product.max_rootfs
+    return (not low or rootfs_size >= low) and (not high or rootfs_size <= high)
+
+
+def select_offer(
+    products: Sequence[ProductLike],
+    *,
+    product_name: str,
+    cluster: ClusterLike,
+    billing_mode: str,
+    rootfs_size: int,
+) -> Offer:
+    """The cheapest offer for the request, or NoOffer saying precisely why there is none."""
+    named = matching_products(products, product_name)
+    if not named:
+        raise NoOffer("unknown_product", f"No GPU product matches {product_name!r}")
+    in_region = [p for p in named if offered_in(p.regions, cluster)]
+    priced = [(p, unit_price(p, billing_mode)) for p in in_region if is_deployable(p)]
+    available = [(p, price) for p, price in priced if price is not None]
+    if not available:
+        raise NoOffer(
+            "no_offer_in_region",
+            f"No deployable {billing_mode} offer for {product_name!r} in region "
+            f"{cluster.name} ({cluster.id}) right now",
+        )
+    fitting = [(p, price) for p, price in available if fits_rootfs(p, rootfs_size)]
+    if not fitting:
+        ranges = sorted({f"{p.min_rootfs}..{p.max_rootfs}" for p, _ in available})
+        raise NoOffer(
+            "rootfs_out_of_range",
+            f"rootfsSize {rootfs_size} GB does not fit {product_name!r} (allowed: "
+            f"{', '.join(ranges)} GB)",
+        )
+    product, price = min(
+        fitting,
+        key=lambda item: (
+            item[1],
+            _INVENTORY_RANK.get((item[0].inventory_state or "normal").lower(), 1),
+            item[0].id,
+        ),
+    )
+    return Offer(
+        product_id=product.id,
+        product_name=product.name or product_name,
+        cluster_id=cluster.id,
+        price_per_hour=price,
+        billing_mode=billing_mode,
+    )

@@ -1,0 +1,34 @@
+"""Webhook payloads (CONTRACT.md "Webhooks"), built from an instance's public representation."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+
+def iso(moment: datetime | None) -> str | None:
+    """ISO-8601 with a `Z`, the form every timestamp of the API uses."""
+    if moment is None:
+        return None
+    return moment.isoformat().replace("+00:00", "Z")
+
+
+def webhook_payload(
+    event_type: str,
+    view: dict[str, Any],
+    *,
+    now: datetime,
+    created_at: datetime,
+    error: str | None = None,
+) -> dict[str, Any]:
+    data: dict[str, Any] = {
+        "instanceId": view["id"],
+        "novitaInstanceId": view.get("novitaInstanceId"),
+        "name": view["name"],
+        "status": view["status"],
+        "elapsedTime": round((now - created_at).total_seconds(), 3),
+        "instance": view,
+    }
+    if error is not None:
+        data["error"] = error
+    return {"type": event_type, "timestamp": iso(now), "data": data}

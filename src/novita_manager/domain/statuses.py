@@ -1,0 +1,93 @@
+"""The service's instance statuses, the operations a user may ask for, and Novita's statuses.
+
+Our statuses are a small, stable vocabulary; Novita's raw status stays visible as `novitaStatus`.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class Status(StrEnum):
+    CREATING = "creating"
+    STARTING = "starting"
+    RUNNING = "running"
+    FAILED = "failed"
+    STOPPING = "stopping"
+    STOPPED = "stopped"
+    DELETING = "deleting"
+    DELETED = "deleted"
+
+
+class Operation(StrEnum):
+    """What the provisioning pipeline is driving an instance towards."""
+
+    CREATE = "create"
+    START = "start"
+    STOP = "stop"
+    DELETE = "delete"
+
+
+class Event(StrEnum):
+    RUNNING = "instance.running"
+    FAILED = "instance.failed"
+    STOPPED = "instance.stopped"
+    DELETED = "instance.deleted"
+
+
+# The status an instance shows while an operation is under way.
+OPERATION_STATUS = {
+    Operation.CREATE: Status.CREATING,
+    Operation.START: Status.STARTING,
+    Operation.STOP: Status.STOPPING,
+    Operation.DELETE: Status.DELETING,
+}
+
+# Which statuses a user operation may start from (anything else is 409 INVALID_STATE).
+ALLOWED_FROM: dict[Operation, frozenset[Status]] = {
+    Operation.START: frozenset({Status.STOPPED, Status.FAILED}),
+    Operation.STOP: frozenset({Status.RUNNING, Status.STARTING, Status.FAILED}),
+    Operation.DELETE: frozenset(
+        {
+            Status.CREATING,
+            Status.STARTING,
+            Status.RUNNING,
+            Status.FAILED,
+            Status.STOPPING,
+            Status.STOPPED,
+        }
+    ),
+}
+
+# Novita statuses (novita-api.md §2). Unknown strings are kept and treated as "in progress".
+NOVITA_RUNNING = "running"
+NOVITA_EXITED = "exited"
+NOVITA_GONE = frozenset({"removed"})
+NOVITA_REMOVING = frozenset({"toRemove", "removing", "removed"})
+NOVITA_STARTING = frozenset(
+    {
+        "toCreate",
+        "creating",
+        "pulling",
+        "toStart",
+        "starting",
+        "toRestart",
+        "restarting",
+        "toReset",
+        "resetting",
+        "migrating",
+        "pending",
+    }
+)
+
+
+def operation_refusal(operation: Operation, status: Status, pending: str | None) -> str | None:
+    """Why `operation` cannot start now, or None when it may (pure; the API answers 409)."""
+    if pending == operation.value:
+        return None  # asked twice: the second request joins the first
+    if pending == Operation.DELETE.value:
+        return f"cannot {operation.value}: the instance is being deleted"
+    if status in ALLOWED_FROM[operation]:
+        return None
+    allowed = ", ".join(sorted(s.value for s in ALLOWED_FROM[operation]))
+    return f"cannot {operation.value} an instance that is {status.value} (allowed from: {allowed})"

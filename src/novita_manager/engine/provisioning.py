@@ -1,0 +1,468 @@
+"""The provisioning pipeline's handler: advances one managed instance by one step.
+
+Each step is safe to repeat after a crash at any line:
+- Create exactly once: `create_state` is set to `in_flight` (committed) before Novita's create is
+  sent. A row found `in_flight` or `unknown` (a crash, a timeout, a dropped connection) first looks
+  for the instance by name and our marker env var, adopts it when found, and only creates again
+  when it is certainly absent. So one request never pays for two instances.
+- Start, stop and delete are sent, then recorded; sending one twice is harmless upstream (an
+  `invalid state change` or 404 answer is read as "already done", then re-read by the sync).
+- A status change, its history entry and its webhook (the outbox row) commit in one transaction.
+The status sync (`status_sync.py`) brings observations; `domain.lifecycle.decide` says what to do.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import case
+
+from novita_manager.config import Settings
+from novita_manager.domain import observations
+from novita_manager.domain.create_request import build_create_request, carries_marker
+from novita_manager.domain.lifecycle import Action, Decision, Snapshot, decide
+from novita_manager.domain.offers import NoOffer, Offer, select_offer
+from novita_manager.domain.payloads import webhook_payload
+from novita_manager.domain.regions import resolve_cluster
+from novita_manager.domain.statuses import (
+    OPERATION_STATUS,
+    Event,
+    Operation,
+    Status,
+    operation_refusal,
+)
+from novita_manager.engine.leases import Lease, LeaseLost, write_with_lease
+from novita_manager.engine.retry import backoff_delay, truncate_error
+from novita_manager.logging import bound_context, get_logger
+from novita_manager.novita.client import NovitaClient
+from novita_manager.novita.errors import (
+    NovitaError,
+    NovitaInvalidStateChange,
+    NovitaNotFound,
+    NovitaOutcomeUnknown,
+    is_transient,
+)
+from novita_manager.novita.models import Instance as NovitaInstance
+from novita_manager.services.catalogue import Catalogue
+from novita_manager.services.views import instance_view
+from novita_manager.store.db import Database
+from novita_manager.store.models import Instance, InstanceEvent, WebhookDelivery
+from novita_manager.store.types import utcnow
+
+log = get_logger(__name__)
+
+# The timestamp column each status sets when it is reached.
+_REACHED_AT = {
+    Status.RUNNING: "ready_at",
+    Status.FAILED: "failed_at",
+    Status.STOPPED: "stopped_at",
+    Status.DELETED: "deleted_at",
+}
+
+
+class Provisioner:
+    """The handler of the provisioning pipeline (see the module docstring)."""
+
+    def __init__(
+        self,
+        *,
+        db: Database,
+        client: NovitaClient,
+        catalogue: Catalogue,
+        settings: Settings,
+        on_outbox: Callable[[], None] = lambda: None,
+        on_upstream_change: Callable[[], None] = lambda: None,
+    ) -> None:
+        self.db = db
+        self.client = client
+        self.catalogue = catalogue
+        self.settings = settings
+        self.on_outbox = on_outbox  # wakes the webhook pipeline
+        self.on_upstream_change = on_upstream_change  # asks the status sync for an early look
+
+    async def __call__(self, lease: Lease, row: Instance) -> None:
+        with bound_context(instance_id=row.id, request_id=row.request_id):
+            await self.handle(lease, row)
+
+    async def handle(self, lease: Lease, row: Instance) -> None:
+        if row.requested_operation and not await self._adopt_request(lease, row):
+            return
+        unknown_create = row.create_state in ("in_flight", "unknown")
+        if (
+            row.novita_instance_id is None
+            and unknown_create
+            and not await self._find_earlier_create(lease, row)
+        ):
+            return
+        now = utcnow()
+        decision = decide(
+            _snapshot(row),
+            now=now,
+            timeout=self.settings.instance_startup_timeout,
+            poll_interval=self.settings.instance_poll_interval,
+        )
+        if decision.action is Action.CREATE:
+            await self._create(lease, row)
+        elif decision.action is Action.CALL:
+            assert decision.call is not None
+            await self._call(lease, row, decision.call)
+        elif decision.action is Action.TRANSITION:
+            await self._transition(lease, row, decision)
+        elif decision.action is Action.WAIT:
+            await self._wait(lease, row, decision.wait_seconds or 0.0)
+        else:
+            await self._write(lease, row, {"next_attempt_at": None}, release=True)
+
+    # -- steps ---------------------------------------------------------------------------------
+
+    async def _adopt_request(self, lease: Lease, row: Instance) -> bool:
+        """Take over an operation the API recorded; drop it if it no longer applies."""
+        operation = Operation(row.requested_operation or "")
+        values: dict[str, Any] = {"requested_operation": None, "requested_webhook_url": None}
+        refusal = operation_refusal(operation, Status(row.status), None)
+        if operation is Operation.START and row.novita_instance_id is None:
+            refusal = "never created upstream"
+        if refusal is not None or row.operation == operation.value:
+            log.info("request_dropped", operation=operation.value, why=refusal or "already doing")
+            return await self._write(lease, row, values, release=False)
+        now = utcnow()
+        status = OPERATION_STATUS[operation]
+        values.update(
+            operation=operation.value,
+            operation_started_at=now,
+            operation_issued=False,
+            status=status.value,
+            failure_reason=None,
+            attempts=0,
+            last_error=None,
+        )
+        if row.requested_webhook_url:
+            values["webhook_url"] = row.requested_webhook_url
+        if operation is Operation.START:
+            values["started_at"] = now
+        event = _history(row, status, f"{operation.value} requested", now)
+        return await self._write(lease, row, values, release=False, also=[event])
+
+    async def _find_earlier_create(self, lease: Lease, row: Instance) -> bool:
+        """After an unknown create outcome: adopt the instance it made, or learn there is none."""
+        found: NovitaInstance | None = None
+        async for candidate in self.client.list_instances(name=row.name):
+            if carries_marker(candidate.envs, row.id):
+                found = candidate
+                break
+        if found is None:
+            log.info("earlier_create_not_found", create_attempts=row.create_attempts)
+            return await self._write(lease, row, {"create_state": "pending"}, release=False)
+        log.warning("adopting_instance_from_unknown_create", novita_instance_id=found.id)
+        now = utcnow()
+        values: dict[str, Any] = {
+            "novita_instance_id": found.id,
+            "create_state": "done",
+            "novita_status": found.status or None,
+            "observation": observations.summarize(found),
+            "observed_at": now,
+        }
+        also = []
+        if row.operation == Operation.CREATE.value:
+            values["status"] = Status.STARTING.value
+            also.append(_history(row, Status.STARTING, "adopted after an unknown create", now))
+        return await self._write(lease, row, values, release=False, also=also)
+
+    async def _create(self, lease: Lease, row: Instance) -> None:
+        now = utcnow()
+        started = row.operation_started_at or row.created_at
+        if (now - started).total_seconds() > self.settings.instance_startup_timeout:
+            reason = row.last_error or "Novita could not be reached"
+            await self._fail(lease, row, f"instance was not created in time: {reason}")
+            return
+        try:
+            offer = await self._offer(row)
+            template = await self.catalogue.template(row.template_id)
+        except NoOffer as no_offer:
+            await self._fail(lease, row, no_offer.message)
+            return
+        except NovitaError as error:
+            if is_transient(error):
+                await self._retry(lease, row, error)
+            else:
+                await self._fail(lease, row, f"template {row.template_id!r}: {error.message}")
+            return
+        request = build_create_request(
+            instance_id=row.id,
+            name=row.name,
+            gpu_num=row.gpu_num,
+            rootfs_size=row.rootfs_size,
+            offer=offer,
+            template=template,
+        )
+        marked = await self._write(
+            lease,
+            row,
+            {
+                "create_state": "in_flight",
+                "create_attempts": row.create_attempts + 1,
+                "product_id": offer.product_id,
+                "cluster_id": offer.cluster_id,
+                "price_per_hour": round(offer.price_per_hour * row.gpu_num, 6),
+            },
+            release=False,
+        )
+        if not marked:
+            return
+        try:
+            novita_id = await self.client.create_instance(request)
+        except NovitaOutcomeUnknown as error:
+            log.warning("create_outcome_unknown", error=str(error))
+            await self._retry(lease, row, error, extra={"create_state": "unknown"})
+            return
+        except NovitaError as error:
+            if is_transient(error):  # refused before it was processed: nothing was created
+                await self._retry(lease, row, error, extra={"create_state": "pending"})
+            else:
+                await self._fail(
+                    lease,
+                    row,
+                    f"Novita rejected the create: {error}",
+                    extra={"create_state": "pending"},
+                )
+            return
+        now = utcnow()
+        log.info("instance_created_upstream", novita_instance_id=novita_id)
+        await self._write(
+            lease,
+            row,
+            {
+                "novita_instance_id": novita_id,
+                "create_state": "done",
+                "status": Status.STARTING.value,
+                "operation_started_at": now,
+                "attempts": 0,
+                "last_error": None,
+                "next_attempt_at": now + timedelta(seconds=self.settings.instance_poll_interval),
+            },
+            release=True,
+            also=[_history(row, Status.STARTING, "created on Novita", now)],
+        )
+        self.on_upstream_change()
+
+    async def _offer(self, row: Instance) -> Offer:
+        if row.product_id and row.cluster_id and row.price_per_hour is not None:
+            return Offer(
+                product_id=row.product_id,
+                product_name=row.product_name,
+                cluster_id=row.cluster_id,
+                price_per_hour=row.price_per_hour / max(row.gpu_num, 1),
+                billing_mode=row.billing_mode,
+            )
+        cluster = resolve_cluster(row.region, await self.catalogue.clusters())
+        if cluster is None:
+            raise NoOffer("unknown_region", f"Unknown region {row.region!r}")
+        return select_offer(
+            await self.catalogue.products(),
+            product_name=row.product_name,
+            cluster=cluster,
+            billing_mode=row.billing_mode,
+            rootfs_size=row.rootfs_size,
+        )
+
+    async def _call(self, lease: Lease, row: Instance, operation: Operation) -> None:
+        assert row.novita_instance_id is not None
+        send = {
+            Operation.START: self.client.start_instance,
+            Operation.STOP: self.client.stop_instance,
+            Operation.DELETE: self.client.delete_instance,
+        }[operation]
+        values: dict[str, Any] = {}
+        try:
+            await send(row.novita_instance_id)
+        except NovitaInvalidStateChange:
+            log.info("upstream_invalid_state_change_rereading", operation=operation.value)
+        except NovitaNotFound:
+            values.update(observation=observations.gone(), observed_at=utcnow())
+        except NovitaError as error:
+            if is_transient(error):
+                await self._retry(lease, row, error)
+            else:
+                await self._fail(lease, row, f"Novita refused {operation.value}: {error}")
+            return
+        now = utcnow()
+        values.update(
+            operation_issued=True,
+            operation_started_at=now,
+            last_error=None,
+            next_attempt_at=(
+                now
+                if "observation" in values
+                else now + timedelta(seconds=self.settings.instance_poll_interval)
+            ),
+        )
+        await self._write(lease, row, values, release=True)
+        self.on_upstream_change()
+
+    async def _transition(self, lease: Lease, row: Instance, decision: Decision) -> None:
+        assert decision.to_status is not None
+        if decision.to_status is Status.FAILED:
+            await self._fail(lease, row, decision.reason or "failed")
+            return
+        await self._finish(lease, row, decision.to_status, decision.event, decision.reason)
+
+    async def _fail(
+        self, lease: Lease, row: Instance, reason: str, extra: dict[str, Any] | None = None
+    ) -> None:
+        log.warning("instance_failed", reason=reason)
+        await self._finish(lease, row, Status.FAILED, Event.FAILED, reason, extra)
+
+    async def _finish(
+        self,
+        lease: Lease,
+        row: Instance,
+        status: Status,
+        event: Event | None,
+        reason: str | None,
+        extra: dict[str, Any] | None = None,
+    ) -> None:
+        """Reach a resting status: history, webhook and the row change in one transaction."""
+        now = utcnow()
+        values: dict[str, Any] = {
+            "status": status.value,
+            "operation": None,
+            "operation_issued": False,
+            "next_attempt_at": None,
+            "attempts": 0,
+            "updated_at": now,
+            _REACHED_AT[status]: now,
+            **(extra or {}),
+        }
+        error = None
+        if status is Status.FAILED:
+            values["failure_reason"] = error = truncate_error(reason or "failed")
+        elif status is Status.RUNNING:
+            values["last_error"] = None
+            values["failure_reason"] = None
+        also: list[Any] = [_history(row, status, reason, now)]
+        if event is not None:
+            after = _apply(row, values)
+            payload = webhook_payload(
+                event.value,
+                instance_view(after, stale=False),
+                now=now,
+                created_at=row.created_at,
+                error=error,
+            )
+            also.append(_delivery(row, event, payload, now))
+            if not row.webhook_url:
+                log.info("webhook_skipped_no_url", event_type=event.value)
+        if await self._write(lease, row, values, release=True, also=also):
+            log.info("instance_status", status=status.value, reason=reason)
+            if event is not None:
+                self.on_outbox()
+
+    async def _wait(self, lease: Lease, row: Instance, seconds: float) -> None:
+        """Sleep until the next observation or the deadline; wake at once if one arrived."""
+        now = utcnow()
+        later = now + timedelta(seconds=max(seconds, 0.0))
+        seen = row.observed_at
+        newer = Instance.observed_at.is_not(None) if seen is None else Instance.observed_at > seen
+        await self._write(
+            lease, row, {"next_attempt_at": case((newer, now), else_=later)}, release=True
+        )
+
+    async def _retry(
+        self,
+        lease: Lease,
+        row: Instance,
+        error: BaseException,
+        extra: dict[str, Any] | None = None,
+    ) -> None:
+        delay = backoff_delay(row.attempts, self.settings.retry_backoff_base or 0.1, 60.0)
+        retry_after = getattr(error, "retry_after", None)
+        if isinstance(retry_after, int | float):
+            delay = max(delay, float(retry_after))
+        values = {
+            "attempts": row.attempts + 1,
+            "last_error": truncate_error(str(error)),
+            "next_attempt_at": utcnow() + timedelta(seconds=delay),
+            **(extra or {}),
+        }
+        log.info("step_retry", error=str(error), delay=round(delay, 3))
+        await self._write(lease, row, values, release=True)
+
+    async def _write(
+        self,
+        lease: Lease,
+        row: Instance,
+        values: dict[str, Any],
+        *,
+        release: bool,
+        also: list[Any] | None = None,
+    ) -> bool:
+        """Write under the lease with `also` in the same transaction; mirror it on `row`."""
+        values.setdefault("updated_at", utcnow())
+        try:
+            async with self.db.session() as session, session.begin():
+                if not await write_with_lease(session, Instance, lease, values, release=release):
+                    raise LeaseLost
+                session.add_all(also or [])
+        except LeaseLost:
+            log.warning("lease_lost_result_dropped")
+            return False
+        for key, value in values.items():
+            if not _is_sql(value):
+                setattr(row, key, value)
+        return True
+
+
+def _is_sql(value: Any) -> bool:
+    return hasattr(value, "compile")
+
+
+def _snapshot(row: Instance) -> Snapshot:
+    return Snapshot(
+        status=Status(row.status),
+        operation=Operation(row.operation) if row.operation else None,
+        operation_issued=row.operation_issued,
+        operation_started_at=row.operation_started_at,
+        has_upstream=row.novita_instance_id is not None,
+        observation=row.observation,
+        observed_at=row.observed_at,
+    )
+
+
+def _apply(row: Instance, values: dict[str, Any]) -> Instance:
+    """A detached copy of `row` with `values` applied, for building the webhook's view."""
+    copy = Instance(**{column.key: getattr(row, column.key) for column in Instance.__table__.c})
+    for key, value in values.items():
+        if not _is_sql(value):
+            setattr(copy, key, value)
+    return copy
+
+
+def _history(row: Instance, status: Status, reason: str | None, at: datetime) -> InstanceEvent:
+    return InstanceEvent(
+        instance_id=row.id,
+        at=at,
+        from_status=row.status,
+        to_status=status.value,
+        novita_status=row.novita_status,
+        reason=reason,
+    )
+
+
+def _delivery(
+    row: Instance, event: Event, payload: dict[str, Any], now: datetime
+) -> WebhookDelivery:
+    url = row.webhook_url
+    return WebhookDelivery(
+        id=f"msg_{uuid.uuid4().hex}",
+        instance_id=row.id,
+        event_type=event.value,
+        url=url,
+        payload=payload,
+        status="pending" if url else "skipped",
+        created_at=now,
+        next_attempt_at=now if url else None,
+        attempts=0,
+    )

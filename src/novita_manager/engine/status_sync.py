@@ -1,0 +1,235 @@
+"""The status sync: one listing of the account per interval updates every managed instance.
+
+Polling each instance with its own GET costs N calls per interval; listing the account page by
+page costs one call per page, whatever the number of instances. A single GET is the fallback for
+a managed instance the listing did not show (it may just have been removed: 404 means gone).
+Observations are written without taking leases (they touch only observation columns), and a row
+whose observation changed in a way that needs a reaction is made due at once, so the
+provisioning pipeline reacts within milliseconds of the sync. With several replicas a service
+lease lets one of them sync at a time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select, update
+
+from novita_manager.domain import observations
+from novita_manager.domain.statuses import Status
+from novita_manager.engine.service_lease import (
+    acquire_service_lease,
+    release_service_lease,
+    renew_service_lease,
+)
+from novita_manager.logging import get_logger
+from novita_manager.metrics import Metrics
+from novita_manager.novita.client import NovitaClient
+from novita_manager.novita.errors import NovitaError, NovitaNotFound
+from novita_manager.novita.models import Instance as NovitaInstance
+from novita_manager.store.db import Database
+from novita_manager.store.models import Instance
+from novita_manager.store.types import utcnow
+
+log = get_logger(__name__)
+
+LEASE_NAME = "status-sync"
+PAGE_SIZE = 100
+# Statuses whose rows react to an observation even without an operation under way.
+_WATCHED = frozenset({Status.RUNNING.value, Status.STOPPED.value})
+
+
+@dataclass
+class SyncReport:
+    pages: int = 0
+    fallback_gets: int = 0
+    rows: int = 0
+    changed: int = 0
+
+
+@dataclass
+class SyncHealth:
+    last_success_at: datetime | None = None
+    last_error: str | None = None
+    consecutive_failures: int = 0
+    runs: int = 0
+
+
+class StatusSync:
+    def __init__(
+        self,
+        *,
+        db: Database,
+        client: NovitaClient,
+        interval: float,
+        owner: str,
+        metrics: Metrics | None = None,
+        on_changes: Callable[[], None] = lambda: None,
+    ) -> None:
+        self.db = db
+        self.client = client
+        self.interval = interval
+        self.owner = owner
+        self.metrics = metrics
+        self.on_changes = on_changes
+        self.health = SyncHealth()
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._stopping = False
+
+    def request(self) -> None:
+        """Ask for an early sync (after a create or an operation); coalesced with others."""
+        self._wake.set()
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._loop(), name="status-sync")
+
+    async def stop(self) -> None:
+        self._stopping = True
+        self._wake.set()
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    async def _loop(self) -> None:
+        token: str | None = None
+        min_gap = min(self.interval, 1.0) / 4
+        while not self._stopping:
+            lease_seconds = max(self.interval * 3, 5.0)
+            try:
+                if token is None or not await renew_service_lease(
+                    self.db, LEASE_NAME, token, lease_seconds
+                ):
+                    token = await acquire_service_lease(
+                        self.db, LEASE_NAME, self.owner, lease_seconds
+                    )
+                if token is not None:
+                    await self.run_once()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("status_sync_crashed")
+            self._wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout=self.interval)
+            await asyncio.sleep(min_gap)  # coalesce a burst of requests into one sync
+        if token is not None:
+            with contextlib.suppress(Exception):
+                await release_service_lease(self.db, LEASE_NAME, token)
+
+    async def run_once(self) -> SyncReport:
+        """List the account once and record what it says about every managed instance."""
+        report = SyncReport()
+        async with self.db.session() as session:
+            rows = (
+                await session.execute(
+                    select(
+                        Instance.id,
+                        Instance.novita_instance_id,
+                        Instance.status,
+                        Instance.operation,
+                        Instance.observation,
+                    ).where(
+                        Instance.novita_instance_id.is_not(None),
+                        Instance.status != Status.DELETED.value,
+                    )
+                )
+            ).all()
+        report.rows = len(rows)
+        if not rows:
+            return report
+        started = utcnow()
+        managed = {row.novita_instance_id for row in rows}
+        seen: dict[str, NovitaInstance] = {}
+        try:
+            async for page in self.client.list_instance_pages(page_size=PAGE_SIZE):
+                report.pages += 1
+                if self.metrics is not None:
+                    self.metrics.status_sync_pages.inc()
+                for item in page.instances:
+                    if item.id in managed:
+                        seen[item.id] = item
+            found = {
+                row.novita_instance_id: observations.summarize(seen[row.novita_instance_id])
+                for row in rows
+                if row.novita_instance_id in seen
+            }
+            missing = [nid for nid in managed if nid not in seen]
+            report.fallback_gets = len(missing)
+            found.update(await self._fetch_missing(missing))
+        except NovitaError as error:
+            self.health.consecutive_failures += 1
+            self.health.last_error = str(error)
+            log.warning("status_sync_failed", error=str(error))
+            return report
+        report.changed = await self._record(rows, found, started)
+        self.health.consecutive_failures = 0
+        self.health.last_error = None
+        self.health.last_success_at = started
+        self.health.runs += 1
+        if report.changed:
+            self.on_changes()
+        log.debug(
+            "status_sync",
+            pages=report.pages,
+            rows=report.rows,
+            changed=report.changed,
+            fallback_gets=report.fallback_gets,
+        )
+        return report
+
+    async def _fetch_missing(self, missing: list[str]) -> dict[str, dict[str, Any]]:
+        async def fetch(novita_id: str) -> tuple[str, dict[str, Any]]:
+            try:
+                return novita_id, observations.summarize(await self.client.get_instance(novita_id))
+            except NovitaNotFound:
+                return novita_id, observations.gone()
+
+        results = await asyncio.gather(*(fetch(novita_id) for novita_id in missing))
+        return dict(results)
+
+    async def _record(self, rows: Any, found: dict[str, dict[str, Any]], started: datetime) -> int:
+        changed = 0
+        now = utcnow()
+        async with self.db.session() as session, session.begin():
+            unchanged_ids = []
+            for row in rows:
+                observation = found.get(row.novita_instance_id)
+                if observation is None:
+                    continue
+                if observation == row.observation:
+                    unchanged_ids.append(row.id)
+                    continue
+                changed += 1
+                values: dict[str, Any] = {
+                    "observation": observation,
+                    "observed_at": started,
+                    "last_synced_at": started,
+                    "novita_status": observation.get("status"),
+                    "port_mappings": observation.get("portMappings", []),
+                    "connection_details": observation.get("connectionDetails", {}),
+                }
+                if observation.get("clusterId"):
+                    values["cluster_id"] = observation["clusterId"]
+                if row.operation is not None or row.status in _WATCHED:
+                    values["next_attempt_at"] = now
+                await session.execute(
+                    update(Instance)
+                    .where(Instance.id == row.id)
+                    .values(**values)
+                    .execution_options(synchronize_session=False)
+                )
+            for start in range(0, len(unchanged_ids), 500):
+                await session.execute(
+                    update(Instance)
+                    .where(Instance.id.in_(unchanged_ids[start : start + 500]))
+                    .values(last_synced_at=started)
+                    .execution_options(synchronize_session=False)
+                )
+        return changed

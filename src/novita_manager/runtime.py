@@ -1,0 +1,120 @@
+"""Everything a running service owns, opened in order and closed in reverse.
+
+The app's lifespan creates one `Runtime`: the database (migrated), the upstream client, the
+catalogue cache, and the background work (provisioning pipeline, status sync, webhook delivery).
+Routers reach it through `api.deps.get_runtime`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+
+from novita_manager.config import Settings
+from novita_manager.engine.pipeline import Pipeline
+from novita_manager.engine.provisioning import Provisioner
+from novita_manager.engine.status_sync import StatusSync
+from novita_manager.engine.webhook_delivery import build_webhook_pipeline
+from novita_manager.logging import get_logger
+from novita_manager.metrics import Metrics
+from novita_manager.novita.client import NovitaClient
+from novita_manager.services.catalogue import Catalogue
+from novita_manager.store.db import Database
+from novita_manager.store.models import Instance, WebhookDelivery
+from novita_manager.webhooks.sender import WebhookSender
+
+log = get_logger(__name__)
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    metrics: Metrics
+    db: Database
+    client: NovitaClient
+    catalogue: Catalogue
+    provisioning: Pipeline[Instance]
+    webhook_pipeline: Pipeline[WebhookDelivery]
+    webhook_sender: WebhookSender
+    status_sync: StatusSync
+
+    @classmethod
+    async def open(cls, settings: Settings, *, background: bool = True) -> Runtime:
+        metrics = Metrics()
+        db = await Database.open(settings.database_url)
+        try:
+            client = NovitaClient.from_settings(settings, metrics)
+            catalogue = Catalogue(client, settings.cache_ttl, metrics)
+            sender = WebhookSender()
+            webhook_pipeline = build_webhook_pipeline(
+                db, settings, metrics, db.owner, sender=sender
+            )
+            status_sync = StatusSync(
+                db=db,
+                client=client,
+                interval=settings.instance_poll_interval,
+                owner=db.owner,
+                metrics=metrics,
+            )
+            provisioner = Provisioner(
+                db=db,
+                client=client,
+                catalogue=catalogue,
+                settings=settings,
+                on_outbox=webhook_pipeline.hint,
+                on_upstream_change=status_sync.request,
+            )
+            provisioning: Pipeline[Instance] = Pipeline(
+                name="provisioning",
+                db=db,
+                model=Instance,
+                handler=provisioner,
+                workers=settings.pipeline_workers,
+                lease_seconds=settings.lease_seconds,
+                owner=db.owner,
+                metrics=metrics,
+                retry_base=max(settings.retry_backoff_base, 0.05),
+                retry_cap=60.0,
+            )
+            status_sync.on_changes = provisioning.hint
+        except BaseException:
+            await db.close()
+            raise
+        runtime = cls(
+            settings=settings,
+            metrics=metrics,
+            db=db,
+            client=client,
+            catalogue=catalogue,
+            provisioning=provisioning,
+            webhook_pipeline=webhook_pipeline,
+            webhook_sender=sender,
+            status_sync=status_sync,
+        )
+        if background:
+            await runtime.provisioning.start()
+            await runtime.webhook_pipeline.start()
+            await runtime.status_sync.start()
+        return runtime
+
+    async def close(self) -> None:
+        """Stop taking work, let in-flight steps finish, then close connections."""
+        for stop in (
+            self.status_sync.stop,
+            self.provisioning.stop,
+            self.webhook_pipeline.stop,
+        ):
+            with contextlib.suppress(Exception):
+                await stop()
+        await self.webhook_sender.aclose()
+        await self.client.aclose()
+        await self.db.close()
+
+    def hint_provisioning(self) -> None:
+        self.provisioning.hint()
+
+    def upstream_stale(self) -> bool:
+        """True when what we know of Novita may be out of date (it could not be reached)."""
+        return (
+            self.client.breaker.state == "open" or self.status_sync.health.consecutive_failures > 0
+        )

@@ -1,0 +1,1 @@
+"""Use cases behind the API: create, get, list, start, stop, delete; idempotency; catalogue."""

@@ -1,0 +1,71 @@
+"""Clusters, products and templates from Novita, cached with a TTL and fetched once at a time.
+
+A burst of 1,000 creates needs the catalogue once, not 1,000 times: concurrent misses for one key
+wait for a single upstream call (single flight). Hits and misses are counted for /metrics.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+from novita_manager.metrics import Metrics
+from novita_manager.novita.client import NovitaClient
+from novita_manager.novita.models import Cluster, Product, Template
+
+T = TypeVar("T")
+
+
+class TTLCache:
+    def __init__(self, ttl: float, metrics: Metrics | None, clock: Callable[[], float]) -> None:
+        self._ttl = ttl
+        self._metrics = metrics
+        self._clock = clock
+        self._entries: dict[tuple[str, str], tuple[float, Any]] = {}
+        self._locks: dict[tuple[str, str], asyncio.Lock] = {}
+
+    async def get(self, cache: str, key: str, load: Callable[[], Awaitable[T]]) -> T:
+        entry_key = (cache, key)
+        entry = self._entries.get(entry_key)
+        if entry is not None and entry[0] > self._clock():
+            self._record(cache, hit=True)
+            return entry[1]  # type: ignore[no-any-return]
+        lock = self._locks.setdefault(entry_key, asyncio.Lock())
+        async with lock:
+            entry = self._entries.get(entry_key)
+            if entry is not None and entry[0] > self._clock():
+                self._record(cache, hit=True)
+                return entry[1]  # type: ignore[no-any-return]
+            self._record(cache, hit=False)
+            value = await load()
+            self._entries[entry_key] = (self._clock() + self._ttl, value)
+            return value
+
+    def _record(self, cache: str, *, hit: bool) -> None:
+        if self._metrics is not None:
+            self._metrics.record_cache(cache, hit)
+
+
+class Catalogue:
+    def __init__(
+        self,
+        client: NovitaClient,
+        ttl: float,
+        metrics: Metrics | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._client = client
+        self._cache = TTLCache(ttl, metrics, clock)
+
+    async def clusters(self) -> list[Cluster]:
+        return await self._cache.get("clusters", "all", self._client.list_clusters)
+
+    async def products(self) -> list[Product]:
+        return await self._cache.get("products", "all", self._client.list_products)
+
+    async def template(self, template_id: str) -> Template:
+        return await self._cache.get(
+            "templates", template_id, lambda: self._client.get_template(template_id)
+        )

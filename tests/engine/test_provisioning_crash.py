@@ -1,0 +1,69 @@
+"""SIGKILL the service at several points of provisioning; every request still ends with exactly
+one Novita instance and one `instance.running` notification at least."""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+
+import httpx
+import pytest
+
+from tests.api.test_instances_e2e import wait_for
+
+pytestmark = pytest.mark.slow
+
+
+def test_sigkill_during_provisioning_never_duplicates(
+    simulator, make_service_process, webhook_receiver
+) -> None:
+    # Slow creates so that kills land while creates are in flight, and a few commit-then-fail.
+    simulator.control.set_faults(
+        [
+            {"endpoint": "POST /gpu/instance/create", "kind": "delay", "seconds": 0.3, "rate": 0.5},
+            {
+                "endpoint": "POST /gpu/instance/create",
+                "kind": "commit_then_fail",
+                "then": "drop",
+                "rate": 0.15,
+            },
+        ]
+    )
+    service = make_service_process(simulator.base_url, WEBHOOK_URL=webhook_receiver.url).start()
+    requests = 12
+    ids = []
+    for index in range(requests):
+        response = httpx.post(
+            f"{service.base_url}/api/instances",
+            json={"name": f"crash-{index}", "productName": "RTX 4090 24GB", "templateId": "1"},
+            timeout=10,
+        )
+        assert response.status_code == 201, response.text
+        ids.append(response.json()["instanceId"])
+
+    rng = random.Random(7)
+    for _ in range(4):  # kill at several points: creating, starting, waiting, notifying
+        time.sleep(rng.uniform(0.1, 0.7))
+        service.kill()
+        service.start()
+
+    def all_running() -> bool:
+        views = [httpx.get(f"{service.base_url}/api/instances/{i}", timeout=5).json() for i in ids]
+        return all(view["status"] == "running" for view in views)
+
+    wait_for(all_running, timeout=90, what="every instance running after the crashes")
+    upstream = [item for item in simulator.control.instances() if not item["removed"]]
+    markers = [
+        next(env["value"] for env in item["envs"] if env["key"] == "NOVITA_MANAGER_ID")
+        for item in upstream
+    ]
+    assert sorted(markers) == sorted(ids), "exactly one Novita instance per request"
+
+    webhook_receiver.wait_for(requests, timeout=30)
+    delivered = {
+        json.loads(r.body)["data"]["instanceId"]
+        for r in webhook_receiver.requests()
+        if json.loads(r.body)["type"] == "instance.running"
+    }
+    assert delivered == set(ids)
