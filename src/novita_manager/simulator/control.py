@@ -145,6 +145,13 @@ def control_router() -> APIRouter:
 
     @router.get("/instances")
     async def instances(request: Request) -> Response:
-        return json_response({"instances": _state(request).engine.all_instances()})
+        # `statusSince`: when the current status began (epoch seconds of the simulator's clock),
+        # so a benchmark can measure the lag from upstream `running` to the service's webhook.
+        engine = _state(request).engine
+        items = engine.all_instances()
+        now = engine.clock()
+        for body in items:
+            body["statusSince"] = round(engine.instances[body["id"]]._position(now)[1], 6)
+        return json_response({"instances": items})
 
     return router
