@@ -245,3 +245,24 @@ async def test_metrics_count_outcomes_and_lag(items_db: Database) -> None:
     assert metrics.pipeline_processed.labels("test", "ok")._value.get() == 2
     text = metrics.render().decode()
     assert 'novita_manager_pipeline_lag_seconds_count{pipeline="test"} 2.0' in text
+
+
+async def test_a_release_that_rolled_back_is_still_cleared_by_the_pipeline(
+    items_db: Database,
+) -> None:
+    await insert_items(items_db, 2)
+
+    async def undecided(lease: Lease, row: Item) -> None:
+        async with items_db.session() as session:
+            values = {"done": Item.done + 1, "next_attempt_at": None}
+            assert await write_with_lease(session, Item, lease, values, release=True)
+            await session.rollback()
+        if row.id.endswith("1"):
+            raise RuntimeError("after the rollback")
+
+    assert await make(items_db, undecided).run_once() == 2
+    items = await load_items(items_db)
+    assert [(x.done, x.lock_token, x.attempts) for x in items.values()] == [
+        (0, None, 0),  # returned normally: lease released, row still due
+        (0, None, 1),  # raised: failure recorded
+    ]

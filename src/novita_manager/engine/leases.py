@@ -8,13 +8,14 @@ re-claimed the row, the token differs, zero rows match, and the caller rolls bac
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol, cast
 
-from sqlalchemy import CursorResult, update
+from sqlalchemy import CursorResult, event, update
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import InstrumentedAttribute
+from sqlalchemy.orm import InstrumentedAttribute, Session
 
 
 class LeaseLost(Exception):
@@ -43,6 +44,10 @@ class Lease:
 
 
 UNLOCK: dict[str, Any] = {"lock_owner": None, "lock_token": None, "lock_expires_at": None}
+_PENDING = "novita_manager.released_leases"
+_MAX_REMEMBERED = 10_000
+# Tokens whose release committed, so the pipeline can skip its own (then no-op) release UPDATE.
+_committed_releases: OrderedDict[str, None] = OrderedDict()
 
 
 async def write_with_lease(
@@ -66,7 +71,32 @@ async def write_with_lease(
         .execution_options(synchronize_session=False)
     )
     result = cast(CursorResult[Any], await session.execute(statement))
-    return result.rowcount == 1
+    held: bool = result.rowcount == 1
+    if held and release:
+        session.info.setdefault(_PENDING, set()).add(lease.token)
+    return held
+
+
+def release_committed(lease: Lease) -> bool:
+    """True once: a `write_with_lease(..., release=True)` for this lease has committed."""
+    try:
+        del _committed_releases[lease.token]
+    except KeyError:
+        return False
+    return True
+
+
+@event.listens_for(Session, "after_commit")
+def _remember_releases(session: Session) -> None:
+    for token in session.info.pop(_PENDING, ()):
+        _committed_releases[token] = None
+    while len(_committed_releases) > _MAX_REMEMBERED:
+        _committed_releases.popitem(last=False)
+
+
+@event.listens_for(Session, "after_rollback")
+def _forget_releases(session: Session) -> None:
+    session.info.pop(_PENDING, None)
 
 
 async def release_lease(session: AsyncSession, model: type[Any], lease: Lease) -> bool:

@@ -7,8 +7,10 @@ one process. A claim writes a fresh `lock_token` and `lock_expires_at`, then com
 to the workers through a queue, and the fetcher never claims more than the free workers can take,
 so no lease ages in a queue. Workers call `handler(lease, row)` outside any transaction; the
 handler writes its result with `leases.write_with_lease` (normally with release=True). Afterwards
-the pipeline clears a lease the handler left, or, when the handler raised, records the failure
-(`retry.retry_values`) under the lease. The heartbeater extends leases in work every
+the pipeline clears a lease the handler left (skipped when the handler's release committed), or,
+when the handler raised, records the failure (`retry.retry_values`) under the lease. While due
+rows keep coming (the last claim was full) the fetcher waits for half a batch of free workers
+before it claims again: fewer, larger claim transactions. The heartbeater extends leases in work every
 lease_seconds/3. A process that dies simply stops heartbeating: its leases expire and any replica
 claims the rows again, so every handler step must be safe to repeat.
 
@@ -27,7 +29,7 @@ from typing import Any, Generic, TypeVar, cast
 
 from sqlalchemy import ColumnElement, and_, func, or_, select, update
 
-from novita_manager.engine.leases import Lease, LeasedModel, write_with_lease
+from novita_manager.engine.leases import Lease, LeasedModel, release_committed, write_with_lease
 from novita_manager.engine.retry import retry_values
 from novita_manager.logging import bound_context, get_logger
 from novita_manager.metrics import Metrics
@@ -145,20 +147,24 @@ class Pipeline(Generic[RowT]):
 
     async def _fetch_loop(self) -> None:
         delay = self.idle_min
+        backlog = False  # the last claim was full, so more rows are likely due
         while not self._stopping:
             free = self.workers - len(self._held)
-            if free <= 0:
+            # With a backlog, wait until half a batch of workers is free: fewer, larger claims.
+            if free < ((self.batch_size + 1) // 2 if backlog else 1):
                 self._slot_freed.clear()
                 await self._slot_freed.wait()
                 continue
             self._wake.clear()  # before claiming, so a hint during the claim is not lost
+            limit = min(free, self.batch_size)
             try:
-                claimed = await self._claim(min(free, self.batch_size))
+                claimed = await self._claim(limit)
             except Exception:
                 log.exception("pipeline_claim_failed", pipeline=self.name)
                 claimed = []
             for item in claimed:
                 self._queue.put_nowait(item)  # never full: claims are bounded by free workers
+            backlog = len(claimed) == limit
             if claimed:
                 delay = self.idle_min
                 continue
@@ -234,10 +240,12 @@ class Pipeline(Generic[RowT]):
                     values = retry_values(
                         attempts, message, base=self.retry_base, cap=self.retry_cap, now=utcnow()
                     )
-                    await self._finish(lease, values)
+                    if not release_committed(lease):  # else its result committed
+                        await self._finish(lease, values)
                 else:
                     outcome = "ok"
-                    await self._finish(lease, {})
+                    if not release_committed(lease):  # the handler usually released it
+                        await self._finish(lease, {})
         finally:
             # Forget the lease only if it is still this claim's (a re-claim may have replaced it).
             if self._held.get(lease.row_id) == lease:

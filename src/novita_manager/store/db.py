@@ -1,11 +1,15 @@
 """The database handle: engine, sessions, migrations and the dialect quirks, in one place.
 
 `DATABASE_URL` picks the dialect. SQLite (the embedded default) serves one process: the file is
-guarded by `locking.ProcessLock`, runs in WAL mode with a busy timeout and foreign keys, and every
-transaction starts with `BEGIN IMMEDIATE`. SQLite has one writer anyway; a deferred transaction
-that reads and then writes fails at once with SQLITE_BUSY when another connection committed in
-between, while an immediate one waits its turn under the busy timeout. Keep transactions short
-(no I/O inside them): on SQLite a transaction holds the write lock until it ends.
+guarded by `locking.ProcessLock` and runs in WAL mode with a busy timeout and foreign keys.
+SQLite has one writer, and writers that contend inside SQLite wait in its busy handler, which
+sleeps in steps of up to 100 ms: measured with a 5-connection pool, pipeline throughput fell to
+about half (bench/engine_throughput.py: 307 against 516-686 rows/s). So the
+pool holds ONE connection: sessions queue for it in asyncio, fairly and without sleeping, and
+every transaction begins with `BEGIN IMMEDIATE` (a deferred one that reads and then writes can
+fail with SQLITE_BUSY). The price: on SQLite a session holds the whole database from its first
+statement until it ends, so keep sessions short, never do I/O inside one, and never open a
+session while holding another (it would wait for itself until the pool timeout).
 PostgreSQL (several replicas) uses asyncpg with a pool and pre-ping.
 """
 
@@ -128,6 +132,9 @@ def _sqlite_engine(url: URL) -> AsyncEngine:
     engine = create_async_engine(
         url.set(database=str(_sqlite_path(url))),
         connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000},
+        pool_size=1,
+        max_overflow=0,
+        pool_timeout=SQLITE_BUSY_TIMEOUT_MS / 1000,
     )
 
     @event.listens_for(engine.sync_engine, "connect")
