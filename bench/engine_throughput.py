@@ -108,12 +108,15 @@ def write_docs(results: list[Result], command: str) -> None:
     section = f"""{START}
 ## Engine throughput (rows claimed and processed per second)
 
-Command: `{command}`
+Command (from the repository root, in the venv): `{command}`
 Machine: 2 cores, 24 GiB RAM ({platform.machine()}, Python {platform.python_version()},
-{platform.system()}); date: {datetime.date.today().isoformat()}.
+{platform.system()}), shared with other work while measuring, so runs vary by about ±20 %;
+date: {datetime.date.today().isoformat()}.
 Each row: claimed by the fetcher (PostgreSQL `FOR UPDATE SKIP LOCKED`; SQLite under the
 process-local lock), handed to one of the workers, written back by a trivial handler with one
-`UPDATE ... WHERE lock_token` that releases the lease, then the pipeline's own release check.
+`UPDATE ... WHERE lock_token` that releases the lease (the pipeline then skips its own release).
+The handler does no I/O, so this is the engine's own ceiling: real steps wait on Novita for
+far longer, and their throughput is bounded by upstream calls and `PIPELINE_WORKERS`.
 SQLite: a file in WAL mode, `synchronous=NORMAL`. PostgreSQL: a local throwaway server started
 by the benchmark (fsync off, as in the tests), same machine, over TCP on 127.0.0.1.
 Every run checks that each row was processed exactly once.
