@@ -14,7 +14,10 @@ from fastapi import Depends, FastAPI
 from novita_manager import __version__
 from novita_manager.api.deps import require_api_key
 from novita_manager.api.errors import install_error_handlers
+from novita_manager.api.health import router as health_router
+from novita_manager.api.http_metrics import HttpMetricsMiddleware
 from novita_manager.api.instances import router as instances_router
+from novita_manager.api.metrics import router as metrics_router
 from novita_manager.api.middleware import RequestContextMiddleware
 from novita_manager.api.webhooks import router as webhooks_router
 from novita_manager.config import Settings, is_loopback_url, load_settings
@@ -66,5 +69,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     authenticated = [Depends(require_api_key)]
     app.include_router(instances_router, dependencies=authenticated)
     app.include_router(webhooks_router, dependencies=authenticated)
+    app.include_router(health_router)  # open without API keys, like /metrics
+    app.include_router(metrics_router)
     app.add_middleware(RequestContextMiddleware)
+    app.add_middleware(HttpMetricsMiddleware)  # outermost: counts the 500s made inside
     return app

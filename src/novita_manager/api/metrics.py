@@ -1,0 +1,31 @@
+"""`GET /metrics`: the service's Prometheus series (see `novita_manager.metrics`).
+
+Gauges that describe stored state (instances by status, due rows, circuit state) are refreshed
+from the database just before rendering, so a scrape always sees current values; counters and
+histograms are fed where the events happen. Open when API_KEYS is set, like `/health`.
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request, Response
+
+from novita_manager.services.health import refresh_gauges
+
+router = APIRouter(tags=["health"])
+
+
+@router.get(
+    "/metrics",
+    summary="Prometheus metrics",
+    response_class=Response,
+    responses={200: {"content": {"text/plain": {}}, "description": "Prometheus text format"}},
+    description="HTTP requests and latency, upstream calls by endpoint and outcome, retries, "
+    "circuit state, cache hits and misses, pipeline rows processed, lag and due rows, webhook "
+    "deliveries by outcome, instances by status. Series names start with `novita_manager_`.",
+)
+async def metrics(request: Request) -> Response:
+    runtime = getattr(request.app.state, "runtime", None)
+    if runtime is None:
+        return Response("service starting\n", status_code=503, media_type="text/plain")
+    await refresh_gauges(runtime)
+    return Response(runtime.metrics.render(), media_type=runtime.metrics.content_type)
