@@ -1,4 +1,4 @@
-"""The `novita-manager` command line."""
+"""`novita-manager serve` and `novita-manager simulator`: the long-running servers."""
 
 from __future__ import annotations
 
@@ -6,31 +6,22 @@ from typing import Annotated
 
 import typer
 
-from novita_manager.config import load_settings_or_exit
-from novita_manager.logging import configure_logging
 
-app = typer.Typer(
-    name="novita-manager",
-    help="Manage Novita.ai GPU instances: run the service, the simulator or the demo.",
-    no_args_is_help=True,
-    add_completion=False,
-)
-
-
-@app.callback()
-def _root() -> None:
-    """Manage Novita.ai GPU instances: run the service, the simulator or the demo."""
-
-
-@app.command()
 def serve(
     host: Annotated[str | None, typer.Option(help="Bind address (default: HOST).")] = None,
     port: Annotated[int | None, typer.Option(help="Port (default: PORT or 3000).")] = None,
 ) -> None:
-    """Run the service (REST API and background pipelines) until Ctrl-C."""
+    """Run the service (REST API and background pipelines) until Ctrl-C.
+
+    Configured by environment variables and an optional .env file (NOVITA_API_KEY, DATABASE_URL,
+    API_KEYS, WEBHOOK_URL, WEBHOOK_SECRET, ...; see docs/). Against the simulator, set
+    NOVITA_API_BASE_URL=http://127.0.0.1:8900/gpu-instance/openapi and no key is needed.
+    """
     import uvicorn
 
     from novita_manager.app import create_app
+    from novita_manager.config import load_settings_or_exit
+    from novita_manager.logging import configure_logging
 
     overrides: dict[str, object] = {}
     if host is not None:
@@ -49,7 +40,6 @@ def serve(
     )
 
 
-@app.command()
 def simulator(
     host: Annotated[str, typer.Option(help="Bind address.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port.")] = 8900,
@@ -77,6 +67,7 @@ def simulator(
     """
     import uvicorn
 
+    from novita_manager.logging import configure_logging
     from novita_manager.simulator.app import create_simulator_app
     from novita_manager.simulator.config import SimulatorConfig
 
@@ -91,11 +82,3 @@ def simulator(
         access_log=False,
         timeout_graceful_shutdown=2,
     )
-
-
-def main() -> None:
-    app()
-
-
-if __name__ == "__main__":
-    main()

@@ -1,0 +1,43 @@
+"""Exit codes of the command line, one per kind of outcome a script may want to branch on."""
+
+from __future__ import annotations
+
+from enum import IntEnum
+
+from novita_manager.sdk import ApiResponseError, ServiceError, ServiceUnreachable
+
+
+class ExitCode(IntEnum):
+    OK = 0
+    FAILED = 1  # the instance ended `failed`, or --wait / the demo timed out
+    INVALID = 2  # the request was refused as invalid (400, 422), or bad command-line usage
+    NOT_FOUND = 3  # 404: no such instance
+    CONFLICT = 4  # 409: not allowed in the instance's current state
+    UNAVAILABLE = 5  # 429, 5xx: upstream error, circuit open, service trouble; retry later
+    UNREACHABLE = 6  # no answer at all: is the service running at that URL?
+    UNAUTHORIZED = 7  # 401/403: missing or wrong API key
+
+
+EPILOG = (
+    "Exit codes: 0 ok; 1 the instance failed (or --wait timed out); 2 invalid request "
+    "(400/422) or usage; 3 not found (404); 4 conflict, not allowed in the current state (409); "
+    "5 upstream or service unavailable (429/5xx); 6 service unreachable; 7 unauthorized "
+    "(401/403)."
+)
+
+
+def exit_code_for(error: ServiceError) -> ExitCode:
+    if isinstance(error, ServiceUnreachable):
+        return ExitCode.UNREACHABLE
+    if isinstance(error, ApiResponseError):
+        status = error.status_code
+        if status == 404:
+            return ExitCode.NOT_FOUND
+        if status == 409:
+            return ExitCode.CONFLICT
+        if status in (401, 403):
+            return ExitCode.UNAUTHORIZED
+        if status == 429 or status >= 500:
+            return ExitCode.UNAVAILABLE
+        return ExitCode.INVALID
+    return ExitCode.FAILED

@@ -1,0 +1,157 @@
+"""How the command line shows things: instance tables, error envelopes and raw JSON.
+
+Results go to stdout (tables, or exactly the API's JSON with `--json`); messages and errors go
+to stderr, so `--json` output stays parseable whatever happens.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from novita_manager.sdk import ApiResponseError, InstanceView, ServiceError, ServiceUnreachable
+
+out = Console(highlight=False, soft_wrap=False)
+err = Console(stderr=True, highlight=False)
+
+STATUS_STYLES = {
+    "creating": "cyan",
+    "starting": "yellow",
+    "running": "bold green",
+    "failed": "bold red",
+    "stopping": "yellow",
+    "stopped": "dim",
+    "deleting": "magenta",
+    "deleted": "dim",
+}
+
+
+def styled_status(status: str | None, width: int = 0) -> str:
+    """The status in its colour, padded to `width` outside the markup so columns line up."""
+    text = escape((status or "-").ljust(width))
+    style = STATUS_STYLES.get(status or "", "")
+    return f"[{style}]{text}[/]" if style else text
+
+
+def print_json(value: Any) -> None:
+    """The API's JSON as is (indented), with nothing else on stdout."""
+    print(json.dumps(value, indent=2, ensure_ascii=False))
+
+
+def _text(value: object) -> str:
+    if value is None or value == "":
+        return "-"
+    if isinstance(value, float):
+        return f"{value:g}"
+    return escape(str(value))
+
+
+def instance_table(view: InstanceView, title: str | None = None) -> Table:
+    """One instance as a two-column table: every field a user cares about, secrets never."""
+    table = Table(
+        title=title, title_justify="left", show_header=False, box=None, padding=(0, 2, 0, 0)
+    )
+    table.add_column("field", style="bold", no_wrap=True)
+    table.add_column("value", overflow="fold")
+    price = view.get("pricePerHour")
+    rows: list[tuple[str, str]] = [
+        ("id", _text(view.get("id"))),
+        ("name", _text(view.get("name"))),
+        ("status", styled_status(view.get("status"))),
+        ("novitaStatus", _text(view.get("novitaStatus"))),
+        ("novitaInstanceId", _text(view.get("novitaInstanceId"))),
+        ("product", f"{_text(view.get('productName'))} ({_text(view.get('productId'))})"),
+        ("gpuNum", _text(view.get("gpuNum"))),
+        ("rootfsSize", f"{_text(view.get('rootfsSize'))} GB"),
+        ("region", f"{_text(view.get('region'))} ({_text(view.get('clusterId'))})"),
+        ("billingMode", _text(view.get("billingMode"))),
+        ("pricePerHour", "-" if price is None else f"${price:g}/h"),
+        ("createdAt", _text(view.get("createdAt"))),
+    ]
+    for key in ("startedAt", "readyAt", "failedAt", "stoppedAt", "deletedAt", "lastSyncedAt"):
+        if view.get(key):
+            rows.append((key, _text(view.get(key))))
+    if view.get("lastError"):
+        rows.append(("lastError", f"[red]{_text(view.get('lastError'))}[/]"))
+    for mapping in view.get("portMappings") or []:
+        rows.append((f"port {mapping.get('port')}", _text(mapping.get("endpoint"))))
+    for kind, value in (view.get("connectionDetails") or {}).items():
+        if value:
+            rows.append((kind, _text(value)))
+    if view.get("stale"):
+        rows.append(("stale", "[yellow]yes: Novita could not be reached recently[/]"))
+    for key, value in rows:
+        table.add_row(key, value)
+    return table
+
+
+def instances_table(views: list[InstanceView], total: int, offset: int) -> Table:
+    shown = f"{offset + 1}-{offset + len(views)} of {total}" if views else f"0 of {total}"
+    table = Table(title=f"Instances ({shown})", title_justify="left")
+    table.add_column("ID", no_wrap=True)
+    table.add_column("NAME", overflow="fold")
+    table.add_column("STATUS", no_wrap=True)
+    table.add_column("NOVITA", no_wrap=True)
+    table.add_column("PRODUCT", overflow="fold")
+    table.add_column("REGION", no_wrap=True)
+    table.add_column("$/H", justify="right", no_wrap=True)
+    table.add_column("CREATED", no_wrap=True)
+    for view in views:
+        price = view.get("pricePerHour")
+        table.add_row(
+            _text(view.get("id")),
+            _text(view.get("name")),
+            styled_status(view.get("status")),
+            _text(view.get("novitaStatus")),
+            _text(view.get("productName")),
+            _text(view.get("region")),
+            "-" if price is None else f"{price:g}",
+            _text(str(view.get("createdAt", ""))[:19].replace("T", " ")),
+        )
+    return table
+
+
+def _details_lines(details: Any) -> list[str]:
+    """Per-field details (`[{field, message}]`) one a line; other shapes as compact JSON."""
+    if details is None:
+        return []
+    if isinstance(details, list) and all(isinstance(item, Mapping) for item in details):
+        lines = []
+        for item in details:
+            field = item.get("field")
+            message = item.get("message", json.dumps(item))
+            lines.append(f"{field}: {message}" if field else str(message))
+        return lines
+    if isinstance(details, Mapping):
+        return [f"{key}: {json.dumps(value)}" for key, value in details.items()]
+    return [json.dumps(details)]
+
+
+def print_error(error: ServiceError, hint: str | None = None) -> None:
+    """A clear message for any failure: the envelope's code, message and every detail."""
+    if isinstance(error, ServiceUnreachable):
+        err.print(f"[bold red]Error:[/] cannot reach the service at {escape(error.base_url)}")
+        err.print(f"  {escape(error.reason)}")
+        err.print(
+            f"  Is the service running at {escape(error.base_url)}? Start it with "
+            "`novita-manager serve` (or try `novita-manager demo`), or pass --url / set "
+            "NOVITA_MANAGER_URL."
+        )
+        return
+    if isinstance(error, ApiResponseError):
+        err.print(
+            f"[bold red]Error {error.status_code} {escape(error.code)}:[/] {escape(error.message)}"
+        )
+        for line in _details_lines(error.details):
+            err.print(f"  - {escape(line)}")
+        if error.request_id:
+            err.print(f"  [dim]request id: {escape(error.request_id)}[/]")
+        if hint:
+            err.print(f"  {escape(hint)}")
+        return
+    err.print(f"[bold red]Error:[/] {escape(str(error))}")
