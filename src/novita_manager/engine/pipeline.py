@@ -10,9 +10,9 @@ handler writes its result with `leases.write_with_lease` (normally with release=
 the pipeline clears a lease the handler left (skipped when the handler's release committed), or,
 when the handler raised, records the failure (`retry.retry_values`) under the lease. While due
 rows keep coming (the last claim was full) the fetcher waits for half a batch of free workers
-before it claims again: fewer, larger claim transactions. The heartbeater extends leases in work every
-lease_seconds/3. A process that dies simply stops heartbeating: its leases expire and any replica
-claims the rows again, so every handler step must be safe to repeat.
+before it claims again: fewer, larger claim transactions. The heartbeater extends the leases in
+work every lease_seconds/3. A process that dies simply stops heartbeating: its leases expire and
+any replica claims the rows again, so every handler step must be safe to repeat.
 
 A handler must move the row on: set `next_attempt_at` to a later time, or NULL when it needs no
 more work; a row left due is claimed again at once.
