@@ -14,6 +14,12 @@ CLI = [sys.executable, "-m", "novita_manager.cli"]
 def run_cli(
     *args: str, timeout: float = 60, cwd: str | None = None, **env: str
 ) -> subprocess.CompletedProcess[str]:
+    return _run(list(args), timeout, cwd, env)
+
+
+def _run(
+    args: list[str], timeout: float, cwd: str | None, env: dict[str, str]
+) -> subprocess.CompletedProcess[str]:
     """Wide, colourless output so tables are not folded; no inherited service URL or key."""
     base = {
         key: value
@@ -32,7 +38,7 @@ def run_cli(
 
 
 def instances(url: str, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
-    return run_cli("instances", *args, "--url", url, **env)
+    return _run(["instances", *args, "--url", url], 60, None, env)
 
 
 def parsed(result: subprocess.CompletedProcess[str]) -> Any:
