@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from sqlalchemy import update
 
-from novita_manager.engine.leases import Lease, write_with_lease
+from novita_manager.engine.leases import Lease, require, write_with_lease
 from novita_manager.engine.pipeline import Pipeline
 from novita_manager.metrics import Metrics
 from novita_manager.store.db import Database
@@ -266,3 +266,19 @@ async def test_a_release_that_rolled_back_is_still_cleared_by_the_pipeline(
         (0, None, 0),  # returned normally: lease released, row still due
         (0, None, 1),  # raised: failure recorded
     ]
+
+
+async def test_lease_lost_raised_by_a_handler_is_not_a_failure(items_db: Database) -> None:
+    (row_id,) = await insert_items(items_db, 1)
+    metrics = Metrics()
+
+    async def gives_up(lease: Lease, row: Item) -> None:
+        async with items_db.session() as session, session.begin():
+            await session.execute(update(Item).values(lock_token="someone-else"))
+        async with items_db.session() as session, session.begin():
+            require(await write_with_lease(session, Item, lease, {"value": "x"}, release=True))
+
+    assert await make(items_db, gives_up, metrics=metrics).run_once() == 1
+    item = (await load_items(items_db))[row_id]
+    assert (item.attempts, item.last_error, item.value) == (0, None, None)
+    assert metrics.pipeline_processed.labels("test", "lease_lost")._value.get() == 1

@@ -29,7 +29,13 @@ from typing import Any, Generic, TypeVar, cast
 
 from sqlalchemy import ColumnElement, and_, func, or_, select, update
 
-from novita_manager.engine.leases import Lease, LeasedModel, release_committed, write_with_lease
+from novita_manager.engine.leases import (
+    Lease,
+    LeasedModel,
+    LeaseLost,
+    release_committed,
+    write_with_lease,
+)
 from novita_manager.engine.retry import retry_values
 from novita_manager.logging import bound_context, get_logger
 from novita_manager.metrics import Metrics
@@ -232,6 +238,9 @@ class Pipeline(Generic[RowT]):
             with bound_context(pipeline=self.name, row_id=lease.row_id):
                 try:
                     await self.handler(lease, row)
+                except LeaseLost:
+                    outcome = "lease_lost"  # another worker owns the row now: nothing to write
+                    log.warning("pipeline_lease_lost")
                 except Exception as error:
                     outcome = "error"
                     log.exception("pipeline_step_failed", error=str(error)[:500])
