@@ -102,3 +102,21 @@ def test_serve_exits_2_with_one_message(tmp_path) -> None:
     assert "LOG_LEVEL" in result.stderr
     assert "NOVITA_API_KEY" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_malformed_signing_secret_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("WEBHOOK_SECRET", "whsec_not base64!!")
+    with pytest.raises(ConfigurationError) as caught:
+        load_settings(novita_api_key="sk_test")
+    assert "WEBHOOK_SECRET" in str(caught.value)
+    assert "not base64!!" not in str(caught.value)
+
+
+def test_default_webhook_url_obeys_the_ssrf_policy() -> None:
+    with pytest.raises(ConfigurationError) as caught:
+        load_settings(novita_api_key="sk_test", webhook_url="http://169.254.169.254/latest")
+    assert "WEBHOOK_URL" in str(caught.value)
+    allowed = load_settings(
+        novita_api_key="sk_test", webhook_url="http://127.0.0.1:9/hook", webhook_allow_private=True
+    )
+    assert allowed.webhook_url == "http://127.0.0.1:9/hook"

@@ -18,8 +18,12 @@ from pydantic import (
     ValidationError,
     ValidationInfo,
     field_validator,
+    model_validator,
 )
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from novita_manager.webhooks.signing import InvalidWebhookSecret, secret_key
+from novita_manager.webhooks.ssrf import WebhookUrlRefused, validate_webhook_url
 
 DEFAULT_NOVITA_BASE_URL = "https://api.novita.ai/gpu-instance/openapi"
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./data/novita-manager.db"
@@ -181,6 +185,28 @@ class Settings(BaseSettings):
             if parts.scheme not in ("http", "https") or not parts.hostname:
                 raise ValueError("must be an http:// or https:// URL with a host")
         return value
+
+    @field_validator("webhook_secret")
+    @classmethod
+    def _check_webhook_secret(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            try:
+                secret_key(value.get_secret_value())
+            except InvalidWebhookSecret as error:
+                raise ValueError(str(error)) from None
+        return value
+
+    @model_validator(mode="after")
+    def _check_default_webhook_target(self) -> Settings:
+        """The default webhook URL obeys the same SSRF policy as one given in a request."""
+        if self.webhook_url is not None:
+            try:
+                validate_webhook_url(self.webhook_url, self.webhook_allow_private)
+            except WebhookUrlRefused as refused:
+                raise ValueError(
+                    f"WEBHOOK_URL: refused ({refused}); set WEBHOOK_ALLOW_PRIVATE=true to allow it"
+                ) from None
+        return self
 
     @field_validator("novita_api_base_url")
     @classmethod

@@ -311,3 +311,24 @@ def test_api_keys_protect_the_api(simulator, make_service) -> None:
     assert httpx.get(url, headers={"Authorization": "Bearer wrong"}).status_code == 401
     assert httpx.get(url, headers={"Authorization": "Bearer k-two"}).status_code == 200
     assert httpx.get(url).json()["error"]["code"] == "UNAUTHORIZED"
+
+
+def test_full_lifecycle_on_each_database(
+    database_url, simulator, make_service, webhook_receiver
+) -> None:
+    service = make_service(simulator.base_url, database_url, WEBHOOK_URL=webhook_receiver.url)
+    base = service.base_url
+    instance_id = create(service).json()["instanceId"]
+    wait_status(service, instance_id, "running")
+    assert httpx.post(f"{base}/api/instances/{instance_id}/stop").status_code == 202
+    wait_status(service, instance_id, "stopped")
+    assert httpx.delete(f"{base}/api/instances/{instance_id}").status_code == 202
+    wait_status(service, instance_id, "deleted")
+    webhook_receiver.wait_for(3)
+    assert [e["type"] for e in events(webhook_receiver)] == [
+        "instance.running",
+        "instance.stopped",
+        "instance.deleted",
+    ]
+    history = httpx.get(f"{base}/api/instances/{instance_id}/webhooks").json()["deliveries"]
+    assert {d["status"] for d in history} == {"delivered"}

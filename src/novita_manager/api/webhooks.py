@@ -8,14 +8,16 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Body, Depends, Path, Request
+from fastapi import APIRouter, Body, Depends, Path
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import or_, select
 
+from novita_manager.api.deps import get_runtime
 from novita_manager.config import Settings
 from novita_manager.domain.payloads import iso
 from novita_manager.errors import InstanceNotFound, NotFound, ValidationFailed
 from novita_manager.logging import get_logger
+from novita_manager.runtime import Runtime
 from novita_manager.store.db import Database
 from novita_manager.store.models import Instance, WebhookAttempt, WebhookDelivery
 from novita_manager.store.types import utcnow
@@ -170,12 +172,7 @@ async def redeliver(
     return view
 
 
-def get_runtime(request: Request) -> Any:
-    """The app's runtime (`.db`, `.settings`, `.webhook_pipeline`), set by the lifespan."""
-    return request.app.state.runtime
-
-
-RuntimeDep = Annotated[Any, Depends(get_runtime)]
+RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 _ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"description": "Missing or invalid API key (`UNAUTHORIZED`)"},
 }
