@@ -332,3 +332,20 @@ def test_full_lifecycle_on_each_database(
     ]
     history = httpx.get(f"{base}/api/instances/{instance_id}/webhooks").json()["deliveries"]
     assert {d["status"] for d in history} == {"delivered"}
+
+
+def test_spot_reclaim_is_noticed_and_notified(service, simulator, webhook_receiver) -> None:
+    instance_id = create(service).json()["instanceId"]
+    view = wait_status(service, instance_id, "running")
+    simulator.control.reclaim(view["novitaInstanceId"])
+    stopped = wait_status(service, instance_id, "stopped")
+    assert stopped["novitaStatus"] == "exited"
+    webhook_receiver.wait_for(2)
+    last = events(webhook_receiver)[-1]
+    assert last["type"] == "instance.stopped"
+    assert last["data"]["instance"]["status"] == "stopped"
+    restart = httpx.post(f"{service.base_url}/api/instances/{instance_id}/start")
+    assert restart.status_code == 202
+    wait_status(service, instance_id, "running")  # start is refused for capacity: migrated
+    calls = simulator.control.stats()["calls"]
+    assert sum(calls["POST /gpu/instance/migrate"].values()) == 1

@@ -50,11 +50,15 @@ def test_waits_without_observation_then_runs() -> None:
     )
 
 
-def test_exited_new_instance_is_started_once() -> None:
+def test_exited_new_instance_is_started_and_restarted_if_it_did_not_take() -> None:
     first = run(snap(observation={"status": "exited"}))
     assert (first.action, first.call) == (Action.CALL, Operation.START)
-    again = run(snap(observation={"status": "exited"}, issued=True))
-    assert again.action is Action.WAIT
+    on_its_way = run(snap(observation={"status": "toStart"}, issued=True))
+    assert on_its_way.action is Action.WAIT
+    not_taken = run(snap(observation={"status": "exited"}, issued=True))
+    assert not_taken.call is Operation.START
+    not_seen_since = run(snap(observation={"status": "exited"}, issued=True, observed_after=-1))
+    assert not_seen_since.action is Action.WAIT
 
 
 def test_on_its_way_is_not_started() -> None:
@@ -101,6 +105,14 @@ def test_start_from_stopped_issues_start_without_fresh_observation() -> None:
 
 def test_stop_issues_then_completes() -> None:
     assert run(snap(Status.STOPPING, Operation.STOP)).call is Operation.STOP
+    stopping = run(
+        snap(Status.STOPPING, Operation.STOP, issued=True, observation={"status": "stopping"})
+    )
+    assert stopping.action is Action.WAIT
+    refused = run(
+        snap(Status.STOPPING, Operation.STOP, issued=True, observation={"status": "running"})
+    )
+    assert refused.call is Operation.STOP
     done = run(snap(Status.STOPPING, Operation.STOP, issued=True, observation={"status": "exited"}))
     assert (done.to_status, done.event) == (Status.STOPPED, Event.STOPPED)
 

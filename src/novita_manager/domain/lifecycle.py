@@ -91,7 +91,8 @@ def decide(snapshot: Snapshot, *, now: datetime, timeout: float, poll_interval: 
             return Decision(
                 Action.TRANSITION, Status.DELETED, Event.DELETED, "instance removed upstream"
             )
-        if not snapshot.operation_issued:
+        if not snapshot.operation_issued or novita_status == NOVITA_RUNNING:
+            # Not sent yet, or seen still running after it was sent: the stop did not take.
             return Decision(Action.CALL, call=Operation.STOP)
         if novita_status == NOVITA_EXITED:
             return Decision(Action.TRANSITION, Status.STOPPED, Event.STOPPED, "stopped")
@@ -112,10 +113,11 @@ def decide(snapshot: Snapshot, *, now: datetime, timeout: float, poll_interval: 
         return _fail(
             f"instance did not reach running within {timeout:g} s (last Novita status: {last})"
         )
-    needs_start = novita_status == NOVITA_EXITED or (
-        operation is Operation.START and observation is None
-    )
-    if needs_start and not snapshot.operation_issued:
+    if novita_status == NOVITA_EXITED:
+        # Waiting for a start, or seen still stopped after the start was sent (it did not take:
+        # an accepted start shows toStart at once): send it (again).
+        return Decision(Action.CALL, call=Operation.START)
+    if operation is Operation.START and observation is None and not snapshot.operation_issued:
         return Decision(Action.CALL, call=Operation.START)
     return wait
 

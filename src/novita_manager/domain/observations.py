@@ -6,6 +6,7 @@ copied, so they cannot reach the database, the API or a webhook.
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 
@@ -15,6 +16,11 @@ def _get(source: Any, *names: str) -> Any:
         if value not in (None, ""):
             return value
     return None
+
+
+def _json_time(value: Any) -> Any:
+    """Datetimes (the client parses Unix-seconds strings) as ISO text for the JSON column."""
+    return value.isoformat() if isinstance(value, datetime) else value
 
 
 def summarize(instance: Any) -> dict[str, Any]:
@@ -53,7 +59,7 @@ def summarize(instance: Any) -> dict[str, Any]:
         "portMappings": ports,
         "connectionDetails": {key: value for key, value in connection.items() if value},
         "spotStatus": _get(instance, "spot_status", "spotStatus"),
-        "spotReclaimTime": _get(instance, "spot_reclaim_time", "spotReclaimTime"),
+        "spotReclaimTime": _json_time(_get(instance, "spot_reclaim_time", "spotReclaimTime")),
     }
 
 

@@ -40,6 +40,7 @@ from novita_manager.logging import bound_context, get_logger
 from novita_manager.novita.client import NovitaClient
 from novita_manager.novita.errors import (
     NovitaError,
+    NovitaInsufficientResource,
     NovitaInvalidStateChange,
     NovitaNotFound,
     NovitaOutcomeUnknown,
@@ -277,7 +278,15 @@ class Provisioner:
         }[operation]
         values: dict[str, Any] = {}
         try:
-            await send(row.novita_instance_id)
+            try:
+                await send(row.novita_instance_id)
+            except NovitaInsufficientResource:
+                if operation is not Operation.START:
+                    raise
+                # The node's GPUs went to someone else while it was stopped (a reclaimed spot
+                # instance, a long stop): Novita's remedy is to migrate, which also starts it.
+                log.info("start_refused_for_capacity_migrating")
+                await self.client.migrate_instance(row.novita_instance_id)
         except NovitaInvalidStateChange:
             log.info("upstream_invalid_state_change_rereading", operation=operation.value)
         except NovitaNotFound:
