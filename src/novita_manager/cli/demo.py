@@ -58,32 +58,32 @@ def _webhook_panel(hook: ReceivedWebhook) -> Panel:
     return Panel("\n".join(lines), title="Webhook received", title_align="left", expand=False)
 
 
-def _usage_guide(base_url: str, instance_id: str) -> Panel:
-    body = escape(json.dumps({"name": "my-gpu", "productName": "RTX 4090 24GB", "templateId": "1"}))
+def _print_usage_guide(base_url: str, instance_id: str) -> None:
+    """Plain lines without borders or wrapping, so every command can be copied as is."""
+    body = json.dumps({"name": "my-gpu", "productName": "RTX 4090 24GB", "templateId": "1"})
     api = f"{base_url}/api/instances"
-    lines = [
-        f"The service is running at [bold]{base_url}[/] (API docs: {base_url}/docs).",
+    commands = [
+        "# with curl",
+        f"curl -s {api}",
+        f"curl -s {api}/{instance_id}",
+        f"curl -s -X POST {api}/{instance_id}/stop",
+        f"curl -s -X POST {api}/{instance_id}/start",
+        f"curl -s -X DELETE {api}/{instance_id}",
+        f"curl -s -X POST {api} -H 'Content-Type: application/json' -d '{body}'",
         "",
-        "[bold]With curl[/]",
-        f"  curl -s {api}",
-        f"  curl -s {api}/{instance_id}",
-        f"  curl -s -X POST {api}/{instance_id}/stop",
-        f"  curl -s -X POST {api}/{instance_id}/start",
-        f"  curl -s -X DELETE {api}/{instance_id}",
-        f"  curl -s -X POST {api} -H 'Content-Type: application/json' \\",
-        f"       -d '{body}'",
-        "",
-        "[bold]With this command line[/] (in another terminal)",
-        f"  export NOVITA_MANAGER_URL={base_url}",
-        "  novita-manager instances list",
-        f"  novita-manager instances stop {instance_id} --wait",
-        f"  novita-manager instances start {instance_id} --wait",
-        '  novita-manager instances create --name my-gpu --product "RTX 4090 24GB" '
-        "--template 1 --wait",
-        "",
-        "Webhooks that arrive are printed below. Press [bold]Ctrl-C[/] to stop everything.",
+        "# with this command line, in another terminal",
+        f"export NOVITA_MANAGER_URL={base_url}",
+        "novita-manager instances list",
+        f"novita-manager instances stop {instance_id} --wait",
+        f"novita-manager instances start {instance_id} --wait",
+        'novita-manager instances create --name my-gpu --product "RTX 4090 24GB" --template 1 '
+        "--wait",
     ]
-    return Panel("\n".join(lines), title="Try it", title_align="left", expand=False)
+    out.print(Rule("[bold]Try it[/]"))
+    out.print(f"The service is running at [bold]{base_url}[/] (OpenAPI docs: {base_url}/docs).\n")
+    for line in commands:
+        out.print(escape(line), soft_wrap=True, style="dim" if line.startswith("#") else None)
+    out.print("\nWebhooks that arrive are printed below. Press [bold]Ctrl-C[/] to stop everything.")
 
 
 def _raise_keyboard_interrupt(_signum: int, _frame: FrameType | None) -> None:
@@ -212,5 +212,5 @@ def _run(stack: DemoStack, once: bool, timeout: float, started: float) -> None:
             elapsed = time.monotonic() - started
             out.print(f"[bold green]✓ Demo complete in {elapsed:.1f} s[/] (--once: exiting)")
             return
-        out.print(_usage_guide(stack.base_url, instance_id))
+        _print_usage_guide(stack.base_url, instance_id)
         _serve_until_interrupted(len(stack.inbox.received()), stack)

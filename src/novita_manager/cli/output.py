@@ -91,28 +91,42 @@ def instance_table(view: InstanceView, title: str | None = None) -> Table:
 
 
 def instances_table(views: list[InstanceView], total: int, offset: int) -> Table:
+    """One row per instance; product, price and creation time only when the terminal is wide enough,
+    so the id (what the other commands take) is never cut."""
+    wide = out.width >= 130
     shown = f"{offset + 1}-{offset + len(views)} of {total}" if views else f"0 of {total}"
-    table = Table(title=f"Instances ({shown})", title_justify="left")
-    table.add_column("ID", no_wrap=True)
-    table.add_column("NAME", overflow="fold")
+    table = Table(
+        title=f"Instances ({shown})",
+        title_justify="left",
+        box=None,
+        padding=(0, 2, 0, 0),
+        header_style="bold",
+    )
+    table.add_column("ID", no_wrap=True, min_width=32)
+    table.add_column("NAME", overflow="fold", min_width=8)
     table.add_column("STATUS", no_wrap=True)
     table.add_column("NOVITA", no_wrap=True)
-    table.add_column("PRODUCT", overflow="fold")
+    if wide:
+        table.add_column("PRODUCT", overflow="fold")
     table.add_column("REGION", no_wrap=True)
-    table.add_column("$/H", justify="right", no_wrap=True)
-    table.add_column("CREATED", no_wrap=True)
+    if wide:
+        table.add_column("$/H", justify="right", no_wrap=True)
+        table.add_column("CREATED", no_wrap=True)
     for view in views:
         price = view.get("pricePerHour")
-        table.add_row(
+        cells = [
             _text(view.get("id")),
             _text(view.get("name")),
             styled_status(view.get("status")),
             _text(view.get("novitaStatus")),
-            _text(view.get("productName")),
-            _text(view.get("region")),
-            "-" if price is None else f"{price:g}",
-            _text(str(view.get("createdAt", ""))[:19].replace("T", " ")),
-        )
+        ]
+        if wide:
+            cells.append(_text(view.get("productName")))
+        cells.append(_text(view.get("region")))
+        if wide:
+            cells.append("-" if price is None else f"{price:g}")
+            cells.append(_text(str(view.get("createdAt", ""))[:19].replace("T", " ")))
+        table.add_row(*cells)
     return table
 
 
