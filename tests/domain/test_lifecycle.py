@@ -18,12 +18,14 @@ def snap(
     observation: dict[str, Any] | None = None,
     observed_after: float | None = 1.0,
     started: datetime = T0,
+    issued_at: datetime | None = None,
 ) -> Snapshot:
     return Snapshot(
         status=status,
         operation=operation,
         operation_issued=issued,
         operation_started_at=started,
+        operation_issued_at=issued_at,
         has_upstream=upstream,
         observation=observation,
         observed_at=None if observed_after is None else started + timedelta(seconds=observed_after),
@@ -147,3 +149,11 @@ def test_running_instance_reclaimed_or_removed_upstream() -> None:
     removed = run(snap(Status.RUNNING, None, observation={"gone": True}))
     assert removed.to_status is Status.DELETED
     assert run(snap(Status.RUNNING, None, observation={"status": "running"})).action is Action.IDLE
+
+
+def test_observation_before_the_last_call_is_not_fresh_but_the_deadline_holds() -> None:
+    issued = T0 + timedelta(seconds=3)
+    stale = run(snap(observation={"status": "exited"}, issued=True, issued_at=issued), 5)
+    assert stale.action is Action.WAIT  # observed at T0+1, before the start went out
+    late = run(snap(observation={"status": "pulling"}, issued=True, issued_at=issued), 601)
+    assert late.to_status is Status.FAILED  # 600 s from the request, not from the call

@@ -36,7 +36,8 @@ class Snapshot:
     status: Status
     operation: Operation | None
     operation_issued: bool
-    operation_started_at: datetime | None
+    operation_started_at: datetime | None  # the deadline counts from here
+    operation_issued_at: datetime | None  # observations before this are not fresh
     has_upstream: bool
     observation: dict[str, Any] | None
     observed_at: datetime | None
@@ -56,8 +57,8 @@ def _fresh(snapshot: Snapshot) -> dict[str, Any] | None:
     """The observation if it was taken after the current operation's last upstream call."""
     if snapshot.observation is None or snapshot.observed_at is None:
         return None
-    started = snapshot.operation_started_at
-    if started is not None and snapshot.observed_at < started:
+    since = snapshot.operation_issued_at or snapshot.operation_started_at
+    if since is not None and snapshot.observed_at < since:
         return None
     return snapshot.observation
 

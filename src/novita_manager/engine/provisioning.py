@@ -135,6 +135,7 @@ class Provisioner:
             operation=operation.value,
             operation_started_at=now,
             operation_issued=False,
+            operation_issued_at=None,
             status=status.value,
             failure_reason=None,
             attempts=0,
@@ -239,7 +240,7 @@ class Provisioner:
                 "novita_instance_id": novita_id,
                 "create_state": "done",
                 "status": Status.STARTING.value,
-                "operation_started_at": now,
+                "operation_issued_at": now,
                 "attempts": 0,
                 "last_error": None,
                 "next_attempt_at": now + timedelta(seconds=self.settings.instance_poll_interval),
@@ -300,7 +301,7 @@ class Provisioner:
         now = utcnow()
         values.update(
             operation_issued=True,
-            operation_started_at=now,
+            operation_issued_at=now,
             last_error=None,
             next_attempt_at=(
                 now
@@ -339,6 +340,7 @@ class Provisioner:
             "status": status.value,
             "operation": None,
             "operation_issued": False,
+            "operation_issued_at": None,
             "next_attempt_at": None,
             "attempts": 0,
             "updated_at": now,
@@ -434,6 +436,7 @@ def _snapshot(row: Instance) -> Snapshot:
         operation=Operation(row.operation) if row.operation else None,
         operation_issued=row.operation_issued,
         operation_started_at=row.operation_started_at,
+        operation_issued_at=row.operation_issued_at,
         has_upstream=row.novita_instance_id is not None,
         observation=row.observation,
         observed_at=row.observed_at,

@@ -66,8 +66,10 @@ class Instance(LeasedMixin, Base):
     # adopts it, so the API never overwrites a row that a worker is changing.
     requested_operation: Mapped[str | None] = mapped_column(String(20))
     requested_webhook_url: Mapped[str | None] = mapped_column(Text)
-    # Whether the upstream call of the current start/stop/delete was sent.
+    # Whether (and when) the upstream call of the current operation was last sent; observations
+    # older than that say nothing about its effect.
     operation_issued: Mapped[bool] = mapped_column(Boolean, default=False, nullable=False)
+    operation_issued_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     # Create bookkeeping for exactly-once creation: pending, in_flight, unknown, done.
     create_state: Mapped[str] = mapped_column(String(20), default="pending", nullable=False)
     create_attempts: Mapped[int] = mapped_column(Integer, default=0, nullable=False)

@@ -39,6 +39,7 @@ def upgrade() -> None:
         sa.Column("requested_operation", sa.String(length=20), nullable=True),
         sa.Column("requested_webhook_url", sa.Text(), nullable=True),
         sa.Column("operation_issued", sa.Boolean(), nullable=False),
+        sa.Column("operation_issued_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("create_state", sa.String(length=20), nullable=False),
         sa.Column("create_attempts", sa.Integer(), nullable=False),
         sa.Column("product_name", sa.String(length=200), nullable=False),
