@@ -186,7 +186,15 @@ def _run(stack: DemoStack, once: bool, timeout: float, started: float) -> None:
         )
         out.print("\n[bold]Progress[/] [dim](polling GET /api/instances/{id})[/]")
         remaining = max(1.0, timeout - (time.monotonic() - started))
-        result = watch_instance(client, instance_id, "running", out, remaining, interval=0.25)
+        result = watch_instance(
+            client,
+            instance_id,
+            "running",
+            out,
+            remaining,
+            interval=0.25,
+            initial_status=created["status"],
+        )
         if result.outcome != "reached":
             view: dict[str, object] = dict(result.view or {})
             if result.outcome == "timeout":

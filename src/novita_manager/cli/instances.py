@@ -93,10 +93,19 @@ def _wait(
     timeout: float,
     as_json: bool,
     before: InstanceView | None = None,
+    initial_status: str | None = None,
 ) -> None:
     """Follow the instance to `target`; print the final state; exit 1 if it ends elsewhere."""
     err.print(f"Waiting for [bold]{instance_id}[/] to be {styled_status(target)}…")
-    result = watch_instance(client, instance_id, target, err, timeout=timeout, before=before)
+    result = watch_instance(
+        client,
+        instance_id,
+        target,
+        err,
+        timeout=timeout,
+        before=before,
+        initial_status=initial_status,
+    )
     view = result.view
     if view is not None:
         if as_json:
@@ -181,7 +190,14 @@ def create(
             out.print(f"  estimatedReadyTime  {created['estimatedReadyTime']}")
             return
         err.print(f"[green]✓[/] created {created['instanceId']} in {created['region']}")
-        _wait(client, created["instanceId"], "running", timeout, as_json)
+        _wait(
+            client,
+            created["instanceId"],
+            "running",
+            timeout,
+            as_json,
+            initial_status=created["status"],
+        )
 
 
 @app.command("list", epilog=EPILOG)

@@ -29,11 +29,10 @@ class WatchResult:
     elapsed: float
 
 
-def _progress_line(elapsed: float, view: InstanceView) -> str:
-    novita = view.get("novitaStatus") or "-"
+def _progress_line(elapsed: float, status: str | None, novita_status: str | None) -> str:
     return (
-        f"  [dim]{elapsed:6.1f}s[/]  {styled_status(view.get('status'), 9)}"
-        f"  novitaStatus: {escape(novita)}"
+        f"  [dim]{elapsed:6.1f}s[/]  {styled_status(status, 9)}"
+        f"  novitaStatus: {escape(novita_status or '-')}"
     )
 
 
@@ -59,11 +58,16 @@ def watch_instance(
     timeout: float = 600.0,
     interval: float = 1.0,
     before: InstanceView | None = None,
+    initial_status: str | None = None,
 ) -> WatchResult:
     """Poll until `target` (or another settled status once the instance moved); never raises
-    for 429/5xx answers, which are retried until the timeout."""
+    for 429/5xx answers, which are retried until the timeout. `initial_status` (what the
+    operation's answer said, e.g. `creating`) is shown first, however fast the first poll."""
     started = time.monotonic()
     last_seen: tuple[str | None, str | None] | None = None
+    if initial_status is not None:
+        last_seen = (initial_status, None)
+        console.print(_progress_line(0.0, initial_status, None))
     left_before = before is None
     view: InstanceView | None = None
     with console.status(f"waiting for {target}…", spinner="dots") as spinner:
@@ -78,7 +82,7 @@ def watch_instance(
             else:
                 seen = (view.get("status"), view.get("novitaStatus"))
                 if seen != last_seen:
-                    console.print(_progress_line(elapsed, view))
+                    console.print(_progress_line(elapsed, *seen))
                     last_seen = seen
                 if before is None or view.get("status") != before.get("status"):
                     left_before = True
