@@ -114,7 +114,8 @@ def _v1_router() -> APIRouter:
         product_name: Annotated[str | None, Query(alias="productName")] = None,
     ) -> Response:
         engine = _engine(request)
-        return json_response(engine.list_instances(page_num, page_size, name, status, product_name))
+        body = engine.list_instances_bytes(page_num, page_size, name, status, product_name)
+        return Response(body, media_type="application/json")
 
     @router.get("/gpu/instance")
     async def get_instance(
@@ -122,7 +123,7 @@ def _v1_router() -> APIRouter:
     ) -> Response:
         if not instance_id:
             raise invalid_param("instanceId", "is required")
-        return json_response(_engine(request).get(instance_id))
+        return Response(_engine(request).get_bytes(instance_id), media_type="application/json")
 
     @router.post("/gpu/instance/create")
     async def create(request: Request) -> Response:

@@ -325,23 +325,23 @@ class Simulator:
         now = self.clock()
         return self._live(instance_id, now).to_json(now)
 
-    def list_instances(
+    def _page(
         self,
-        page_num: int | None = None,
-        page_size: int | None = None,
-        name: str | None = None,
-        status: str | None = None,
-        product_name: str | None = None,
-    ) -> dict[str, Any]:
-        """GET /gpu/instances: newest first; O(page) without filters, O(instances) with."""
-        now = self.clock()
+        page_num: int | None,
+        page_size: int | None,
+        name: str | None,
+        status: str | None,
+        product_name: str | None,
+        now: float,
+    ) -> tuple[list[Instance], int]:
+        """One page of matches, newest first, and the number of matches: O(page) without
+        filters, O(instances) with them."""
         self._settle_removals(now)
         page, size = _page_args(page_num, page_size, DEFAULT_PAGE_SIZE)
         offset = (page - 1) * size
         newest_first = reversed(self.active.values())
         if not (name or status or product_name):
-            chunk = list(islice(newest_first, offset, offset + size))
-            return {"instances": [i.to_json(now) for i in chunk], "total": len(self.active)}
+            return list(islice(newest_first, offset, offset + size)), len(self.active)
         name_needle = (name or "").lower()
         product_needle = (product_name or "").lower()
         matches = [
@@ -351,8 +351,38 @@ class Simulator:
             and (not product_needle or product_needle in instance.product.name.lower())
             and (not status or instance.status(now) == status)
         ]
-        chunk = matches[offset : offset + size]
-        return {"instances": [i.to_json(now) for i in chunk], "total": len(matches)}
+        return matches[offset : offset + size], len(matches)
+
+    def list_instances(
+        self,
+        page_num: int | None = None,
+        page_size: int | None = None,
+        name: str | None = None,
+        status: str | None = None,
+        product_name: str | None = None,
+    ) -> dict[str, Any]:
+        """GET /gpu/instances as a dict: `{"instances": [...], "total": n}`."""
+        now = self.clock()
+        chunk, total = self._page(page_num, page_size, name, status, product_name, now)
+        return {"instances": [i.to_json(now) for i in chunk], "total": total}
+
+    def list_instances_bytes(
+        self,
+        page_num: int | None = None,
+        page_size: int | None = None,
+        name: str | None = None,
+        status: str | None = None,
+        product_name: str | None = None,
+    ) -> bytes:
+        """The same answer serialised, from each instance's cached JSON (the HTTP fast path)."""
+        now = self.clock()
+        chunk, total = self._page(page_num, page_size, name, status, product_name, now)
+        items = b",".join(instance.json_bytes(now) for instance in chunk)
+        return b'{"instances":[' + items + b'],"total":' + str(total).encode() + b"}"
+
+    def get_bytes(self, instance_id: str | None) -> bytes:
+        now = self.clock()
+        return self._live(instance_id, now).json_bytes(now)
 
     def _transition(
         self,
@@ -410,6 +440,7 @@ class Simulator:
         instance.spot_base = "running"
         instance.spot_reclaim_time = 0
         instance.status_error = None
+        instance.touch()
         return self._answer(instance, now)
 
     # ---- control-only actions ----
@@ -434,6 +465,7 @@ class Simulator:
             ),
         )
         instance.spot_reclaim_time = max(int(now + grace), 1)
+        instance.touch()
         return self._answer(instance, now)
 
     def fail(

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from novita_manager.simulator.catalogue import Cluster, Product
+from novita_manager.simulator.responses import dumps
 from novita_manager.simulator.validation import CreateRequest
 
 # Billing runs from reaching `pulling` until the instance is stopped (exited) or deleted
@@ -44,7 +45,8 @@ class Instance:
     spot_base: str = "running"  # spot status outside reclaim steps (`terminated` after one)
     spot_reclaim_time: int = 0
     removed: bool = False  # set once the removal finished and the instance left the listings
-    extra: dict[str, Any] = field(default_factory=dict)
+    version: int = 0  # bumped on every change that is not derived from the clock
+    _json_cache: tuple[int, int, bytes] | None = field(default=None, repr=False)
 
     @property
     def is_spot(self) -> bool:
@@ -56,6 +58,10 @@ class Instance:
         if self.is_spot and self.product.spot_price:
             return self.product.spot_price
         return self.product.price
+
+    def touch(self) -> None:
+        """Invalidate the cached JSON after a change of fields (not of the clock)."""
+        self.version += 1
 
     def _position(self, now: float) -> tuple[int, float]:
         """Index of the current step and the time it began."""
@@ -100,6 +106,7 @@ class Instance:
         self.spot_base = self.spot_status(now) or "running"
         self.plan = steps
         self.plan_start = now
+        self.touch()
 
     def port_mappings(self, running: bool) -> list[dict[str, Any]]:
         seen: dict[int, str] = {spec.port: spec.type for spec in self.request.ports}
@@ -115,6 +122,17 @@ class Instance:
                 endpoint = f"{self.ip}:{self.tcp_base + offset}"
             mappings.append({"port": port, "endpoint": endpoint, "type": kind})
         return mappings
+
+    def json_bytes(self, now: float) -> bytes:
+        """`to_json` serialised, cached while the fields and the current step stay the same
+        (listing pages of 100 is the simulator's hot path)."""
+        step = self._position(now)[0]
+        cached = self._json_cache
+        if cached is not None and cached[0] == self.version and cached[1] == step:
+            return cached[2]
+        data = dumps(self.to_json(now))
+        self._json_cache = (self.version, step, data)
+        return data
 
     def to_json(self, now: float) -> dict[str, Any]:
         """The union of the list-item and GET fields (novita-api.md §3.4, §3.5)."""

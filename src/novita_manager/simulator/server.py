@@ -296,7 +296,11 @@ class SimulatorServer(_Endpoints):
 
 
 class SimulatorProcess(_Endpoints):
-    """`novita-manager simulator` in a child process on a free port, ready when it answers."""
+    """`novita-manager simulator` in a child process on a free port, ready when it answers.
+
+    Runs the console script's entry point (`novita_manager.cli:main`) with this interpreter,
+    the same as `python -m novita_manager.cli simulator ...`.
+    """
 
     def __init__(
         self,
@@ -323,7 +327,7 @@ class SimulatorProcess(_Endpoints):
     def command(self) -> list[str]:
         cfg = self.config
         args = [
-            sys.executable, "-m", "novita_manager.cli", "simulator",
+            sys.executable, "-c", "from novita_manager.cli import main; main()", "simulator",
             "--host", self.host, "--port", str(self.port), "--seed", str(cfg.seed),
             "--time-scale", repr(cfg.time_scale), "--log-level", self.log_level,
             "--autostart" if cfg.autostart else "--no-autostart",
