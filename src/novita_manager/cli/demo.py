@@ -167,6 +167,8 @@ def demo(
         out.print("\n[dim]Stopped: simulator, service and receiver shut down.[/]")
         if once:
             raise typer.Exit(130) from None
+    except (RuntimeError, OSError) as error:  # a part that could not start (port, disk, ...)
+        raise _fail(f"the demo could not start: {error}") from None
 
 
 def _run(stack: DemoStack, once: bool, timeout: float, started: float) -> None:
