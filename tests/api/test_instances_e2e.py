@@ -349,3 +349,46 @@ def test_spot_reclaim_is_noticed_and_notified(service, simulator, webhook_receiv
     wait_status(service, instance_id, "running")  # start is refused for capacity: migrated
     calls = simulator.control.stats()["calls"]
     assert sum(calls["POST /gpu/instance/migrate"].values()) == 1
+
+
+def _create_upstream(simulator, marker: str) -> str:
+    response = httpx.post(
+        f"{simulator.base_url}/v1/gpu/instance/create",
+        headers={"Authorization": f"Bearer {simulator.api_key}"},
+        json={
+            "name": "stray",
+            "productId": "4090.16c62g.hk1",
+            "clusterId": "cn-hongkong-1",
+            "gpuNum": 1,
+            "rootfsSize": 60,
+            "imageUrl": "pytorch/pytorch:latest",
+            "kind": "gpu",
+            "billingMode": "spot",
+            "envs": [{"key": "NOVITA_MANAGER_ID", "value": marker}],
+        },
+    )
+    assert response.status_code == 200, response.text
+    return str(response.json()["id"])
+
+
+def test_stray_instances_with_our_marker_are_never_left_running(service, simulator) -> None:
+    """A duplicate, or a late instance for a request that already failed, is deleted; an
+    instance marked by someone else is left alone."""
+    running_id = create(service).json()["instanceId"]
+    wait_status(service, running_id, "running")
+    simulator.control.set_faults(
+        [{"endpoint": "POST /gpu/instance/create", "kind": "error", "status": 400, "times": 1}]
+    )
+    failed_id = create(service, name="train-2").json()["instanceId"]
+    wait_status(service, failed_id, "failed")
+
+    duplicate = _create_upstream(simulator, running_id)
+    late = _create_upstream(simulator, failed_id)
+    foreign = _create_upstream(simulator, "someone-else")
+
+    def removed() -> dict[str, bool]:
+        return {item["id"]: item["removed"] for item in simulator.control.instances()}
+
+    wait_for(lambda: removed()[duplicate] and removed()[late], what="strays deleted")
+    assert removed()[foreign] is False
+    assert get(service, running_id)["status"] == "running"

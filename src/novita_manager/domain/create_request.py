@@ -54,5 +54,10 @@ def build_create_request(
     )
 
 
+def marker_of(envs: list[EnvVar]) -> str | None:
+    """The managed-instance id an upstream instance was created for, if it was created by us."""
+    return next((env.value for env in envs if env.key == MARKER_ENV and env.value), None)
+
+
 def carries_marker(envs: list[EnvVar], instance_id: str) -> bool:
-    return any(env.key == MARKER_ENV and env.value == instance_id for env in envs)
+    return marker_of(envs) == instance_id

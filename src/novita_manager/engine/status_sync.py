@@ -15,13 +15,14 @@ import asyncio
 import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select, update
 
 from novita_manager.domain import observations
-from novita_manager.domain.statuses import Status
+from novita_manager.domain.create_request import marker_of
+from novita_manager.domain.statuses import NOVITA_REMOVING, Status
 from novita_manager.engine.service_lease import (
     acquire_service_lease,
     release_service_lease,
@@ -40,6 +41,10 @@ log = get_logger(__name__)
 
 LEASE_NAME = "status-sync"
 PAGE_SIZE = 100
+# Rows in these statuses adopt an instance that carries their marker; others have it deleted.
+_ADOPTING = frozenset({Status.CREATING.value, Status.STARTING.value})
+# How long after a request an instance from a create with an unknown outcome is looked for.
+STRAY_WINDOW = timedelta(days=1)
 # Statuses whose rows react to an observation even without an operation under way.
 _WATCHED = frozenset({Status.RUNNING.value, Status.STOPPED.value})
 
@@ -50,6 +55,7 @@ class SyncReport:
     fallback_gets: int = 0
     rows: int = 0
     changed: int = 0
+    strays: int = 0
 
 
 @dataclass
@@ -142,11 +148,12 @@ class StatusSync:
                 )
             ).all()
         report.rows = len(rows)
-        if not rows:
-            return report
+        if not rows and not await self._creates_in_doubt():
+            return report  # nothing to watch: no upstream call at all
         started = utcnow()
         managed = {row.novita_instance_id for row in rows}
         seen: dict[str, NovitaInstance] = {}
+        strays: dict[str, tuple[str, NovitaInstance]] = {}
         try:
             async for page in self.client.list_instance_pages(page_size=PAGE_SIZE):
                 report.pages += 1
@@ -155,6 +162,8 @@ class StatusSync:
                 for item in page.instances:
                     if item.id in managed:
                         seen[item.id] = item
+                    elif (marker := marker_of(item.envs)) and item.status not in NOVITA_REMOVING:
+                        strays[item.id] = (marker, item)
             found = {
                 row.novita_instance_id: observations.summarize(seen[row.novita_instance_id])
                 for row in rows
@@ -163,6 +172,8 @@ class StatusSync:
             missing = [nid for nid in managed if nid not in seen]
             report.fallback_gets = len(missing)
             found.update(await self._fetch_missing(missing))
+            if strays:
+                report.strays = await self._settle_strays(strays, started)
         except NovitaError as error:
             self.health.consecutive_failures += 1
             self.health.last_error = str(error)
@@ -183,6 +194,86 @@ class StatusSync:
             fallback_gets=report.fallback_gets,
         )
         return report
+
+    async def _creates_in_doubt(self) -> bool:
+        """Whether a recent create's outcome is still unknown (its instance may yet appear)."""
+        async with self.db.session() as session:
+            found = await session.scalar(
+                select(Instance.id)
+                .where(
+                    Instance.novita_instance_id.is_(None),
+                    Instance.create_state.in_(("in_flight", "unknown")),
+                    Instance.created_at > utcnow() - STRAY_WINDOW,
+                )
+                .limit(1)
+            )
+        return found is not None
+
+    async def _settle_strays(
+        self, strays: dict[str, tuple[str, NovitaInstance]], started: datetime
+    ) -> int:
+        """Instances carrying our marker that no row owns: adopt them or delete them.
+
+        A row still creating (its create's answer was lost) adopts its instance; any other
+        (a duplicate, or the late result of a create whose request already failed or was
+        deleted) is deleted upstream so that no paid GPU runs that nobody knows about.
+        Instances with a marker we never issued belong to someone else and are left alone.
+        """
+        markers = {marker for marker, _ in strays.values()}
+        async with self.db.session() as session:
+            owners = {
+                row.id: row
+                for row in (
+                    await session.execute(
+                        select(Instance.id, Instance.novita_instance_id, Instance.status).where(
+                            Instance.id.in_(markers)
+                        )
+                    )
+                ).all()
+            }
+        settled = 0
+        for novita_id, (marker, item) in strays.items():
+            owner = owners.get(marker)
+            if owner is None:
+                continue
+            settled += 1
+            if owner.novita_instance_id is None and owner.status in _ADOPTING:
+                log.warning(
+                    "stray_instance_adopted", instance_id=marker, novita_instance_id=novita_id
+                )
+                async with self.db.session() as session, session.begin():
+                    await session.execute(
+                        update(Instance)
+                        .where(Instance.id == marker, Instance.novita_instance_id.is_(None))
+                        .values(
+                            novita_instance_id=novita_id,
+                            create_state="done",
+                            observation=observations.summarize(item),
+                            observed_at=started,
+                            novita_status=item.status or None,
+                            next_attempt_at=utcnow(),
+                        )
+                        .execution_options(synchronize_session=False)
+                    )
+                continue
+            log.warning(
+                "stray_instance_deleted",
+                instance_id=marker,
+                novita_instance_id=novita_id,
+                owner_status=owner.status,
+                owner_novita_instance_id=owner.novita_instance_id,
+            )
+            with contextlib.suppress(NovitaNotFound):
+                await self.client.delete_instance(novita_id)
+            if owner.novita_instance_id is None:
+                async with self.db.session() as session, session.begin():
+                    await session.execute(
+                        update(Instance)
+                        .where(Instance.id == marker, Instance.novita_instance_id.is_(None))
+                        .values(create_state="done")
+                        .execution_options(synchronize_session=False)
+                    )
+        return settled
 
     async def _fetch_missing(self, missing: list[str]) -> dict[str, dict[str, Any]]:
         async def fetch(novita_id: str) -> tuple[str, dict[str, Any]]:
