@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request, Response
 
-from novita_manager.services.health import refresh_gauges
+from novita_manager.api.health import checker_of
 
 router = APIRouter(tags=["health"])
 
@@ -24,8 +24,9 @@ router = APIRouter(tags=["health"])
     "deliveries by outcome, instances by status. Series names start with `novita_manager_`.",
 )
 async def metrics(request: Request) -> Response:
-    runtime = getattr(request.app.state, "runtime", None)
-    if runtime is None:
+    checker = checker_of(request)
+    if checker is None:
         return Response("service starting\n", status_code=503, media_type="text/plain")
-    await refresh_gauges(runtime)
-    return Response(runtime.metrics.render(), media_type=runtime.metrics.content_type)
+    await checker.refresh_gauges()
+    metrics = checker.runtime.metrics
+    return Response(metrics.render(), media_type=metrics.content_type)

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, TypeVar, cast
@@ -71,13 +71,39 @@ class Backlog:
         return round(max((now - self.oldest_due_at).total_seconds(), 0.0), 3)
 
 
-async def bounded(awaitable: Awaitable[T], timeout: float) -> T:
-    return await asyncio.wait_for(awaitable, timeout)
+class Deadlines:
+    """Runs each named check as a task and waits for it at most `timeout` seconds.
+
+    A check that overruns is left to finish on its own rather than cancelled: cancelling a
+    database call stuck on a dead server took several seconds in tests (the pool cleans up under
+    the cancellation), which would make the health check itself hang. Never two of one name run
+    at once, so a hung database cannot pile up checks.
+    """
+
+    def __init__(self) -> None:
+        self._tasks: dict[str, asyncio.Future[Any]] = {}
+
+    async def run(self, name: str, make: Callable[[], Awaitable[T]], timeout: float) -> T:
+        task = self._tasks.get(name)
+        if task is None or task.done():
+            task = asyncio.ensure_future(make())
+            task.add_done_callback(_retrieve)
+            self._tasks[name] = task
+        done, _ = await asyncio.wait({task}, timeout=timeout)
+        if not done:
+            raise TimeoutError(f"{name} gave no answer within {timeout:g} s")
+        result: T = task.result()
+        return result
+
+
+def _retrieve(task: asyncio.Future[Any]) -> None:
+    if not task.cancelled():
+        task.exception()  # an abandoned check's error is reported by the caller, not the loop
 
 
 def describe(error: BaseException) -> str:
     if isinstance(error, TimeoutError):
-        return "no answer in time"
+        return str(error) or "no answer in time"
     text = str(error).splitlines()[0] if str(error) else ""
     return f"{type(error).__name__}: {text}"[:300]
 
@@ -108,21 +134,6 @@ async def instances_by_status(runtime: Runtime) -> dict[str, int]:
     return counts
 
 
-async def refresh_gauges(runtime: Runtime) -> None:
-    """Bring the sampled gauges up to date just before a scrape."""
-    metrics = runtime.metrics
-    metrics.set_circuit_state(runtime.client.breaker.state)
-    try:
-        counts = await bounded(instances_by_status(runtime), QUERY_TIMEOUT)
-        for status, count in counts.items():
-            metrics.instances_by_status.labels(status).set(count)
-        for pipeline in (runtime.provisioning, runtime.webhook_pipeline):
-            backlog = await bounded(backlog_of(runtime, pipeline), QUERY_TIMEOUT)
-            metrics.pipeline_backlog.labels(pipeline.name).set(backlog.due_rows)
-    except Exception as error:
-        log.warning("metrics_refresh_failed", error=describe(error))
-
-
 class HealthChecker:
     """The checks behind /health and /health/ready for one runtime (it keeps the probe cache)."""
 
@@ -131,6 +142,26 @@ class HealthChecker:
         self._probe: Probe | None = None
         self._probe_lock = asyncio.Lock()
         self._secrets = self._secret_values()
+        self._deadlines = Deadlines()
+
+    async def refresh_gauges(self) -> None:
+        """Bring the sampled gauges up to date just before a scrape (failures only log)."""
+        runtime, run = self.runtime, self._deadlines.run
+        metrics = runtime.metrics
+        metrics.set_circuit_state(runtime.client.breaker.state)
+        try:
+            counts = await run("instances", lambda: instances_by_status(runtime), QUERY_TIMEOUT)
+            for status, count in counts.items():
+                metrics.instances_by_status.labels(status).set(count)
+            for pipeline in (runtime.provisioning, runtime.webhook_pipeline):
+                backlog = await run(
+                    f"backlog:{pipeline.name}",
+                    lambda p=pipeline: backlog_of(runtime, p),  # type: ignore[misc]
+                    QUERY_TIMEOUT,
+                )
+                metrics.pipeline_backlog.labels(pipeline.name).set(backlog.due_rows)
+        except Exception as error:
+            log.warning("metrics_refresh_failed", error=self._scrub(describe(error)))
 
     # /health -----------------------------------------------------------------------------
 
@@ -139,8 +170,8 @@ class HealthChecker:
         database = await self.check_database()
         novita = await self.check_novita()
         if database["status"] == "ok":
-            pipelines = await self._guarded(self.check_pipelines(now))
-            webhooks = await self._guarded(self.check_webhooks(now))
+            pipelines = await self._guarded("pipelines", lambda: self.check_pipelines(now))
+            webhooks = await self._guarded("webhooks", lambda: self.check_webhooks(now))
         else:
             skipped = {"status": "unknown", "error": "database unreachable"}
             pipelines, webhooks = dict(skipped), dict(skipped)
@@ -161,7 +192,7 @@ class HealthChecker:
     async def check_database(self) -> dict[str, Any]:
         started = time.perf_counter()
         try:
-            await bounded(self.runtime.db.ping(), DB_TIMEOUT)
+            await self._deadlines.run("database", self.runtime.db.ping, DB_TIMEOUT)
         except Exception as error:
             log.warning("health_database_down", error=self._scrub(describe(error)))
             return {
@@ -251,7 +282,9 @@ class HealthChecker:
         current: str | None = None
         if database["status"] == "ok":
             try:
-                current = await bounded(self._current_revision(), QUERY_TIMEOUT)
+                current = await self._deadlines.run(
+                    "migrations", self._current_revision, QUERY_TIMEOUT
+                )
             except Exception as error:
                 database = {"status": "down", "error": self._scrub(describe(error))}
         migrations = {"status": "ok" if current == head else "pending", "current": current}
@@ -270,9 +303,11 @@ class HealthChecker:
 
     # helpers -----------------------------------------------------------------------------
 
-    async def _guarded(self, check: Awaitable[dict[str, Any]]) -> dict[str, Any]:
+    async def _guarded(
+        self, name: str, check: Callable[[], Awaitable[dict[str, Any]]]
+    ) -> dict[str, Any]:
         try:
-            return await bounded(check, QUERY_TIMEOUT)
+            return await self._deadlines.run(name, check, QUERY_TIMEOUT)
         except Exception as error:
             return {"status": "unknown", "error": self._scrub(describe(error))}
 
@@ -283,7 +318,7 @@ class HealthChecker:
                 return cached
             at, started = utcnow(), time.monotonic()
             try:
-                await bounded(self.runtime.client.list_clusters(), PROBE_TIMEOUT)
+                await asyncio.wait_for(self.runtime.client.list_clusters(), PROBE_TIMEOUT)
                 probe = Probe(at, started, ok=True, reachable=True, error=None)
             except NovitaError as error:
                 reachable = not is_transient(error)  # e.g. 401: the upstream answered
