@@ -1,7 +1,7 @@
 """Generate docs/configuration.md and .env.example from `Settings` (the single source of truth).
 
-    python scripts/gen_config_docs.py          # write both files
-    python scripts/gen_config_docs.py --check  # exit 1 when either file is out of date (CI, tests)
+python scripts/gen_config_docs.py          # write both files
+python scripts/gen_config_docs.py --check  # exit 1 when either file is out of date (CI, tests)
 """
 
 from __future__ import annotations
@@ -102,14 +102,15 @@ def configuration_md() -> str:
         "     edit by hand (tests/ops/test_docs.py fails when this file drifts). -->",
         "",
         "Every setting is an environment variable (upper case). A `.env` file in the working",
-        "directory is read when present; real environment variables win over it. Durations are",
-        "seconds and accept fractions (`0.5`). Invalid values stop start-up at once with one message",
-        "that names every bad variable and why (exit code 2). `.env.example` lists them all with",
-        "their defaults.",
+        "directory is read when present; real environment variables win over it. Durations",
+        "are seconds and accept fractions (`0.5`). Invalid values stop start-up at once with",
+        "one message that names every bad variable and why (exit code 2). `.env.example`",
+        "lists them all with their defaults.",
         "",
     ]
     for title, fields in sections():
-        lines += [f"## {title}", "", "| Variable | Type | Default | Description |", "|---|---|---|---|"]
+        header = ["| Variable | Type | Default | Description |", "|---|---|---|---|"]
+        lines += [f"## {title}", "", *header]
         for name, field in fields:
             default = default_text(field)
             shown = f"`{default}`" if default else "(none)"

@@ -91,7 +91,8 @@ def test_dockerfile_is_multi_stage_non_root_with_a_healthcheck() -> None:
     assert len(re.findall(r"^FROM ", text, flags=re.MULTILINE)) == 2
     assert "-slim" in text
     assert re.search(r"^USER novita$", text, flags=re.MULTILINE)
-    assert "HEALTHCHECK" in text and "/health/live" in text
+    assert "HEALTHCHECK" in text
+    assert "/health/live" in text
     assert 'CMD ["novita-manager", "serve", "--host", "0.0.0.0"]' in text
     assert "DATABASE_URL=sqlite+aiosqlite:////data/" in text
     env_names = set(re.findall(r"\b([A-Z][A-Z_]+)=", text))

@@ -23,7 +23,8 @@ ROOT = Path(__file__).resolve().parents[2]
 def load(relative: str) -> ModuleType:
     path = ROOT / relative
     spec = importlib.util.spec_from_file_location(path.stem, path)
-    assert spec is not None and spec.loader is not None
+    assert spec is not None
+    assert spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     sys.modules[path.stem] = module
     spec.loader.exec_module(module)
