@@ -78,6 +78,8 @@ async def test_rows_in_work_when_the_process_dies_finish_exactly_once_after_rest
     crashed = await Engine.start(database_url, "crashed", "--workers", "4", "--delay", "0.3")
     engines.append(crashed)
     await crashed.wait_done(8)
+    # Batches finish together (same delay): land the kill inside the next batch's 0.3 s step.
+    await asyncio.sleep(0.15)
     await crashed.kill()
     killed_at = time.monotonic()
 

@@ -52,7 +52,13 @@ def test_sigkill_during_provisioning_never_duplicates(
         views = [httpx.get(f"{service.base_url}/api/instances/{i}", timeout=5).json() for i in ids]
         return all(view["status"] == "running" for view in views)
 
-    wait_for(all_running, timeout=90, what="every instance running after the crashes")
+    try:
+        wait_for(all_running, timeout=90, what="every instance running after the crashes")
+    except AssertionError:
+        views = [httpx.get(f"{service.base_url}/api/instances/{i}").json() for i in ids]
+        print([(v["status"], v["novitaStatus"], v["lastError"]) for v in views])
+        print(service.log_path.read_text()[-20000:])
+        raise
     upstream = [item for item in simulator.control.instances() if not item["removed"]]
     markers = [
         next(env["value"] for env in item["envs"] if env["key"] == "NOVITA_MANAGER_ID")

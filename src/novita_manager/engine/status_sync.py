@@ -234,8 +234,8 @@ class StatusSync:
         settled = 0
         for novita_id, (marker, item) in strays.items():
             owner = owners.get(marker)
-            if owner is None:
-                continue
+            if owner is None or owner.novita_instance_id == novita_id:
+                continue  # someone else's marker, or adopted since this sync read its rows
             settled += 1
             if owner.novita_instance_id is None and owner.status in _ADOPTING:
                 log.warning(
