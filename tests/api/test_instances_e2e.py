@@ -392,3 +392,23 @@ def test_stray_instances_with_our_marker_are_never_left_running(service, simulat
     wait_for(lambda: removed()[duplicate] and removed()[late], what="strays deleted")
     assert removed()[foreign] is False
     assert get(service, running_id)["status"] == "running"
+
+
+def test_request_id_follows_the_work_into_the_background(
+    captured_logs, simulator, make_service
+) -> None:
+    service = make_service(simulator.base_url, LOG_LEVEL="info")
+    response = httpx.post(
+        f"{service.base_url}/api/instances",
+        json=body(),
+        headers={"X-Request-ID": "trace-create-42"},
+    )
+    assert response.headers["X-Request-ID"] == "trace-create-42"
+    wait_status(service, response.json()["instanceId"], "running")
+    background = [
+        record
+        for record in captured_logs.records
+        if record.get("pipeline") == "provisioning" and record.get("event") == "instance_status"
+    ]
+    assert background
+    assert {record["request_id"] for record in background} == {"trace-create-42"}
