@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable
-from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
+
+from novita_manager.retry_after import parse_retry_after
 
 JITTER = 0.25  # ±25 %: spreads synchronized retries while keeping "about 1 s, 2 s, 4 s"
 
@@ -26,21 +26,4 @@ def backoff_delay(
     return max(0.0, nominal * (1 + jitter * (2 * rand() - 1)))
 
 
-def parse_retry_after(value: str | None, *, now: datetime | None = None) -> float | None:
-    """Seconds to wait from Retry-After: delta-seconds or an HTTP date; None if unusable."""
-    if value is None or not value.strip():
-        return None
-    text = value.strip()
-    try:
-        seconds = float(text)
-    except ValueError:
-        try:
-            when = parsedate_to_datetime(text)
-        except (TypeError, ValueError, IndexError):
-            return None
-        if when.tzinfo is None:
-            when = when.replace(tzinfo=UTC)
-        seconds = (when - (now or datetime.now(UTC))).total_seconds()
-    if seconds != seconds:  # NaN
-        return None
-    return max(0.0, seconds)
+__all__ = ["backoff_delay", "parse_retry_after"]

@@ -20,14 +20,14 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
+from datetime import datetime
 from types import TracebackType
 
 import anyio
 import httpx
 
 from novita_manager import __version__
+from novita_manager.retry_after import parse_retry_after as read_retry_after
 from novita_manager.webhooks.ssrf import WebhookUrlRefused, validate_webhook_url
 from novita_manager.webhooks.transport import Resolver, guarded_transport
 
@@ -49,23 +49,9 @@ class AttemptResult:
 
 
 def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:
-    """Seconds to wait from a Retry-After header (delta-seconds or HTTP date), capped."""
-    if not value:
-        return None
-    value = value.strip()
-    try:
-        seconds = float(value)
-    except ValueError:
-        try:
-            when = parsedate_to_datetime(value)
-        except (TypeError, ValueError):
-            return None
-        if when.tzinfo is None:
-            when = when.replace(tzinfo=UTC)
-        seconds = (when - (now or datetime.now(UTC))).total_seconds()
-    if seconds != seconds:  # NaN
-        return None
-    return min(max(seconds, 0.0), MAX_RETRY_AFTER)
+    """A receiver's Retry-After in seconds, capped so that one receiver cannot park a delivery."""
+    seconds = read_retry_after(value, now=now)
+    return None if seconds is None else min(seconds, MAX_RETRY_AFTER)
 
 
 def classify_status(status: int, retry_after_header: str | None) -> AttemptResult:
