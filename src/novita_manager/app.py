@@ -19,6 +19,7 @@ from novita_manager.api.http_metrics import HttpMetricsMiddleware
 from novita_manager.api.instances import router as instances_router
 from novita_manager.api.metrics import router as metrics_router
 from novita_manager.api.middleware import RequestContextMiddleware
+from novita_manager.api.rate_limit import RateLimitMiddleware
 from novita_manager.api.webhooks import router as webhooks_router
 from novita_manager.config import Settings, is_loopback_url, load_settings
 from novita_manager.logging import get_logger
@@ -71,6 +72,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(webhooks_router, dependencies=authenticated)
     app.include_router(health_router)  # open without API keys, like /metrics
     app.include_router(metrics_router)
+    if settings.api_rate_limit > 0:
+        app.add_middleware(RateLimitMiddleware, rate=settings.api_rate_limit)
     app.add_middleware(RequestContextMiddleware)
     app.add_middleware(HttpMetricsMiddleware)  # outermost: counts the 500s made inside
     return app

@@ -109,6 +109,13 @@ class Settings(BaseSettings):
         description="Comma-separated API keys; when set, `/api/*` needs `Authorization: Bearer`.",
     )
 
+    api_rate_limit: float = Field(
+        default=0.0,
+        ge=0,
+        description="Requests per second each API client (key, else address) may make to /api; "
+        "bursts of twice that; 0 turns it off. Over the limit: 429 RATE_LIMITED.",
+    )
+
     # Instances
     default_region: str = Field(
         default="CN-HK-01", min_length=1, description="Region used when a request names none."

@@ -412,3 +412,29 @@ def test_request_id_follows_the_work_into_the_background(
     ]
     assert background
     assert {record["request_id"] for record in background} == {"trace-create-42"}
+
+
+def test_api_rate_limit_answers_429_with_retry_after(simulator, make_service) -> None:
+    service = make_service(simulator.base_url, API_RATE_LIMIT="2")
+    url = f"{service.base_url}/api/instances"
+    statuses = [httpx.get(url).status_code for _ in range(8)]
+    assert statuses[:4] == [200] * 4  # a burst of twice the rate
+    assert 429 in statuses
+    limited = httpx.get(url)
+    assert limited.status_code == 429
+    assert limited.json()["error"]["code"] == "RATE_LIMITED"
+    assert int(limited.headers["Retry-After"]) >= 1
+    assert httpx.get(f"{service.base_url}/health/live").status_code == 200  # not limited
+    other_client = httpx.get(url, headers={"Authorization": "Bearer someone"})
+    assert other_client.status_code == 200
+
+
+def test_novita_refusing_our_key_is_a_502(simulator, make_service) -> None:
+    simulator.control.set_faults([{"endpoint": "*", "kind": "error", "status": 401}])
+    service = make_service(simulator.base_url)
+    response = create(service)
+    assert response.status_code == 502
+    error = response.json()["error"]
+    assert error["code"] == "UPSTREAM_ERROR"
+    assert "NOVITA_API_KEY" in error["message"]
+    assert error["details"]["upstreamStatus"] == 401

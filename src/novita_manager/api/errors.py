@@ -12,6 +12,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from novita_manager.errors import ApiError
 from novita_manager.logging import current_request_id, get_logger
+from novita_manager.novita.errors import NovitaError, NovitaUnauthorized, NovitaUnavailable
 
 log = get_logger(__name__)
 
@@ -83,6 +84,24 @@ async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
     return error_response(400, "VALIDATION_ERROR", f"Invalid request: {fields}", details)
 
 
+async def _upstream_error(_request: Request, exc: Exception) -> JSONResponse:
+    """A Novita failure that reached a request (e.g. Novita refused our key): 502, or 503
+    while the circuit is open. Most requests never see one: they answer from the database."""
+    assert isinstance(exc, NovitaError)
+    log.warning("upstream_error_answered", error=str(exc))
+    if isinstance(exc, NovitaUnavailable):
+        headers = {"Retry-After": str(max(1, round(exc.retry_after or 1)))}
+        return error_response(
+            503, "UPSTREAM_UNAVAILABLE", "Novita is unavailable (circuit open)", headers=headers
+        )
+    if isinstance(exc, NovitaUnauthorized):
+        message = "Novita refused the service's API key (check NOVITA_API_KEY)"
+    else:
+        message = f"Novita answered with an error: {exc.message}"
+    details = {"upstreamStatus": exc.status, "upstreamReason": exc.reason}
+    return error_response(502, "UPSTREAM_ERROR", message, details)
+
+
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     code = _HTTP_CODES.get(exc.status_code, "HTTP_ERROR")
@@ -104,3 +123,4 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(ApiError, _api_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(NovitaError, _upstream_error)

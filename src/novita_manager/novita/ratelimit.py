@@ -39,3 +39,11 @@ class TokenBucket:
                 await asyncio.sleep((1 - self._tokens) / self.rate)
                 self._refill()
             self._tokens -= 1
+
+    def try_acquire(self) -> float:
+        """Take a token if one is free (0.0), else say how many seconds until one is."""
+        self._refill()
+        if self._tokens >= 1:
+            self._tokens -= 1
+            return 0.0
+        return (1 - self._tokens) / self.rate
