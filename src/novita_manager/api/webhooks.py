@@ -181,7 +181,11 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
 @router.get(
     "/api/instances/{instanceId}/webhooks",
     response_model=DeliveryList,
-    responses={**_ERRORS, 404: {"description": "No such instance (`INSTANCE_NOT_FOUND`)"}},
+    responses={
+        **_ERRORS,
+        400: {"description": "Invalid `instanceId` (`VALIDATION_ERROR`: over 100 characters)"},
+        404: {"description": "No such instance (`INSTANCE_NOT_FOUND`)"},
+    },
     summary="Webhook deliveries of an instance, with every attempt",
     description="Each state change that notifies (`instance.running`, `instance.failed`, "
     "`instance.stopped`, `instance.deleted`) is one delivery; failed ones stay visible and can "
