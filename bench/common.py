@@ -1,0 +1,210 @@
+"""Shared helpers of the whole-system benchmarks: processes, /proc readings, load, docs sections.
+
+The service and the simulator run as separate processes on 127.0.0.1 (so what is measured is
+the service alone); the benchmark process hosts the webhook receiver and the HTTP clients.
+Readings come from /proc (no psutil dependency): CPU time from `stat`, RSS and its peak
+(`VmHWM`) from `status`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime
+import os
+import platform
+import statistics
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+from tests.fixtures.service import ServiceProcess
+
+from novita_manager.simulator.config import SimulatorConfig
+from novita_manager.simulator.server import SimulatorProcess
+
+DOCS = Path(__file__).resolve().parents[1] / "docs" / "benchmarks.md"
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+# The service's configuration in the benchmarks: scaled-down timings, quiet logs.
+BENCH_ENV = {
+    "INSTANCE_STARTUP_TIMEOUT": "600",
+    "REQUEST_TIMEOUT": "10",
+    "RETRY_BACKOFF_BASE": "0.05",
+    "MAX_RETRY_ATTEMPTS": "3",
+    "CIRCUIT_RESET_TIMEOUT": "1",
+    "WEBHOOK_RETRY_BASE": "0.1",
+    "WEBHOOK_TIMEOUT": "5",
+    "WEBHOOK_ALLOW_PRIVATE": "true",
+    "LEASE_SECONDS": "10",
+    "CACHE_TTL": "300",
+    "LOG_LEVEL": "warning",
+}
+
+
+# -- the machine and the docs ----------------------------------------------------------------
+
+
+def machine() -> str:
+    """`2 cores, 24 GiB, Linux 6.x, Python 3.11.7` for the results table."""
+    mem_kib = 0
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                mem_kib = int(line.split()[1])
+    return (
+        f"{os.cpu_count()} cores (nproc {len(os.sched_getaffinity(0))}), "
+        f"{mem_kib / 1024 / 1024:.0f} GiB, {platform.system()} {platform.release()}, "
+        f"Python {platform.python_version()}"
+    )
+
+
+def today() -> str:
+    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def write_section(name: str, body: str) -> None:
+    """Replace the text between `<!-- name:start -->` and `<!-- name:end -->` (or append it)."""
+    start, end = f"<!-- {name}:start -->", f"<!-- {name}:end -->"
+    section = f"{start}\n{body.strip()}\n{end}"
+    text = DOCS.read_text() if DOCS.exists() else "# Benchmarks\n"
+    if start in text and end in text:
+        before, rest = text.split(start, 1)
+        text = before + section + rest.split(end, 1)[1]
+    else:
+        text = text.rstrip("\n") + "\n\n" + section + "\n"
+    DOCS.write_text(text)
+
+
+def percentile(values: list[float], q: float) -> float:
+    """The q-th percentile (0..100), nearest rank; NaN for no values."""
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    index = min(len(ordered) - 1, max(0, round(q / 100 * len(ordered) + 0.5) - 1))
+    return ordered[index]
+
+
+def fmt_ms(seconds: float) -> str:
+    return f"{seconds * 1000:.1f} ms"
+
+
+# -- process readings ------------------------------------------------------------------------
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a process (fields 14 and 15 of /proc/<pid>/stat)."""
+    raw = Path(f"/proc/{pid}/stat").read_text()
+    fields = raw.rsplit(")", 1)[1].split()  # the command name may contain spaces
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+
+def memory_kib(pid: int) -> dict[str, int]:
+    """`VmRSS` and `VmHWM` (peak RSS) of a process, in KiB."""
+    found: dict[str, int] = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        key, _, value = line.partition(":")
+        if key in ("VmRSS", "VmHWM"):
+            found[key] = int(value.split()[0])
+    return found
+
+
+# -- processes -------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def simulator_process(time_scale: float, seed: int = 1) -> Iterator[SimulatorProcess]:
+    with SimulatorProcess(SimulatorConfig(seed=seed, time_scale=time_scale)) as sim:
+        yield sim
+
+
+@contextlib.contextmanager
+def database(kind: str) -> Iterator[str]:
+    """A DATABASE_URL: SQLite in a temp dir, or a throwaway PostgreSQL server's database."""
+    if kind == "sqlite":
+        with tempfile.TemporaryDirectory(prefix="nm-bench-") as folder:
+            yield f"sqlite+aiosqlite:///{folder}/bench.db"
+        return
+    from tests.fixtures.postgres import PostgresServer, find_bindir
+
+    bindir = find_bindir()
+    if bindir is None:
+        raise SystemExit("PostgreSQL not installed: apt-get install postgresql")
+    server = PostgresServer(bindir).start()
+    try:
+        name = asyncio.run(server.create_database())
+        yield server.url(name)
+    finally:
+        server.stop()
+
+
+def service_process(env: dict[str, str], log_dir: Path, name: str = "service") -> ServiceProcess:
+    """`novita-manager serve` as a child process (not started yet); its log goes to log_dir."""
+    return ServiceProcess({**BENCH_ENV, **env}, log_dir / f"{name}.log")
+
+
+def service_pid(service: ServiceProcess) -> int:
+    assert service.process is not None
+    return service.process.pid
+
+
+# -- load ------------------------------------------------------------------------------------
+
+
+@dataclass
+class RateLoad:
+    """GETs at a fixed rate (open loop: a slow answer does not delay the next request)."""
+
+    rate: float
+    latencies: list[float] = field(default_factory=list)
+    statuses: dict[int, int] = field(default_factory=dict)
+    errors: int = 0
+    late: int = 0  # requests sent more than 50 ms after their slot (the load loop was behind)
+
+    async def run(self, client: httpx.AsyncClient, paths: list[str], stop: asyncio.Event) -> None:
+        interval = 1.0 / self.rate
+        tasks: set[asyncio.Task[None]] = set()
+        start = time.perf_counter()
+        sent = 0
+        while not stop.is_set():
+            if not paths:
+                await asyncio.sleep(0.05)
+                start, sent = time.perf_counter(), 0
+                continue
+            slot = start + sent * interval
+            delay = slot - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            elif delay < -0.05:
+                self.late += 1
+            path = paths[sent % len(paths)]
+            sent += 1
+            task = asyncio.create_task(self._one(client, path))
+            tasks.add(task)
+            task.add_done_callback(tasks.discard)
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def _one(self, client: httpx.AsyncClient, path: str) -> None:
+        began = time.perf_counter()
+        try:
+            response = await client.get(path)
+        except httpx.HTTPError:
+            self.errors += 1
+            return
+        self.latencies.append(time.perf_counter() - began)
+        self.statuses[response.status_code] = self.statuses.get(response.status_code, 0) + 1
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "requests": len(self.latencies) + self.errors,
+            "p50": percentile(self.latencies, 50),
+            "p99": percentile(self.latencies, 99),
+            "mean": statistics.fmean(self.latencies) if self.latencies else float("nan"),
+            "statuses": dict(sorted(self.statuses.items())),
+            "errors": self.errors,
+            "late": self.late,
+        }

@@ -1,0 +1,269 @@
+"""Lifecycle benchmark: N instances end to end, service and simulator as separate processes.
+
+Usage: python -m bench.lifecycle [--n 1000] [--time-scale 0.01] [--poll-interval 1]
+       [--concurrency 50] [--get-rate 200] [--database sqlite|postgresql] [--write-docs]
+
+POSTs N creates (at most --concurrency in flight) while a separate loop GETs
+`/api/instances/{id}` at a fixed rate, waits until every instance is `running` and its
+`instance.running` webhook arrived, then reports: wall time, service CPU seconds per instance,
+peak RSS (VmHWM), upstream calls per instance by endpoint (simulator stats; the account listing
+is shown apart), listing calls per sync interval against the number of pages, the lag from
+upstream `running` (simulator `statusSince`) to the webhook arriving, and GET latency under load.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import math
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+from tests.fixtures.webhook_receiver import WebhookReceiver
+
+from bench.common import (
+    RateLoad,
+    cpu_seconds,
+    database,
+    fmt_ms,
+    machine,
+    memory_kib,
+    percentile,
+    service_pid,
+    service_process,
+    simulator_process,
+    today,
+    write_section,
+)
+
+LISTING = "GET /gpu/instances"
+PAGE_SIZE = 100  # the status sync's page size
+
+
+def body(index: int) -> dict[str, Any]:
+    return {"name": f"bench-{index}", "productName": "RTX 4090 24GB", "templateId": "1"}
+
+
+def total_calls(stats: dict[str, Any]) -> dict[str, int]:
+    return {endpoint: sum(outcomes.values()) for endpoint, outcomes in stats["calls"].items()}
+
+
+async def post_all(
+    client: httpx.AsyncClient, n: int, concurrency: int, ids: list[str], paths: list[str]
+) -> dict[str, Any]:
+    limit = asyncio.Semaphore(concurrency)
+    latencies: list[float] = []
+    statuses: dict[int, int] = {}
+
+    async def one(index: int) -> None:
+        async with limit:
+            began = time.perf_counter()
+            response = await client.post("/api/instances", json=body(index))
+            latencies.append(time.perf_counter() - began)
+        statuses[response.status_code] = statuses.get(response.status_code, 0) + 1
+        if response.status_code == 201:
+            instance_id = response.json()["instanceId"]
+            ids.append(instance_id)
+            paths.append(f"/api/instances/{instance_id}")
+
+    began = time.perf_counter()
+    await asyncio.gather(*(one(i) for i in range(n)))
+    return {
+        "seconds": time.perf_counter() - began,
+        "p50": percentile(latencies, 50),
+        "p99": percentile(latencies, 99),
+        "statuses": statuses,
+    }
+
+
+def running_events(receiver: WebhookReceiver) -> dict[str, tuple[float, dict[str, Any]]]:
+    """First `instance.running` delivery per instance id: (arrival time, data)."""
+    first: dict[str, tuple[float, dict[str, Any]]] = {}
+    for request in receiver.requests():
+        event = json.loads(request.body)
+        if event["type"] == "instance.running":
+            first.setdefault(event["data"]["instanceId"], (request.at, event["data"]))
+    return first
+
+
+async def wait_all_running(
+    client: httpx.AsyncClient, receiver: WebhookReceiver, n: int, timeout: float
+) -> float:
+    began = time.perf_counter()
+    while time.perf_counter() - began < timeout:
+        listed = await client.get("/api/instances", params={"status": "running", "limit": 1})
+        running = listed.json()["total"] if listed.status_code == 200 else -1
+        if running >= n and len(running_events(receiver)) >= n:
+            return time.perf_counter() - began
+        await asyncio.sleep(0.2)
+    raise SystemExit(f"timed out: {running} of {n} running, {len(running_events(receiver))} hooks")
+
+
+async def listing_rate(sim_control: Any, seconds: float) -> float:
+    """Account listing calls per second over a quiet window (every instance already running)."""
+    before = total_calls(sim_control.stats()).get(LISTING, 0)
+    await asyncio.sleep(seconds)
+    after = total_calls(sim_control.stats()).get(LISTING, 0)
+    return (after - before) / seconds
+
+
+async def measure(args: argparse.Namespace, base_url: str, sim: Any, receiver: WebhookReceiver,
+                  pid: int) -> dict[str, Any]:  # fmt: skip
+    sim.control.reset(seed=1, autostart=True, time_scale=args.time_scale)  # zero the counts
+    cpu_before = cpu_seconds(pid)
+    ids: list[str] = []
+    paths: list[str] = []
+    load = RateLoad(rate=args.get_rate)
+    stop = asyncio.Event()
+    limits = httpx.Limits(max_connections=args.concurrency + 50)
+    async with (
+        httpx.AsyncClient(base_url=base_url, timeout=60, limits=limits) as client,
+        httpx.AsyncClient(base_url=base_url, timeout=30, limits=limits) as load_client,
+    ):
+        load_task = asyncio.create_task(load.run(load_client, paths, stop))
+        began = time.perf_counter()
+        posts = await post_all(client, args.n, args.concurrency, ids, paths)
+        await wait_all_running(client, receiver, len(ids), args.timeout)
+        wall = time.perf_counter() - began
+        stop.set()
+        await load_task
+        cpu = cpu_seconds(pid) - cpu_before
+        calls = total_calls(sim.control.stats())
+        steady = await listing_rate(sim.control, args.steady_seconds)
+    upstream = {i["id"]: i for i in sim.control.instances()}
+    lags = []
+    for arrived, data in running_events(receiver).values():
+        item = upstream.get(data["novitaInstanceId"])
+        if item is not None and item["status"] == "running":
+            lags.append(arrived - item["statusSince"])
+    per_instance = {k: v / len(ids) for k, v in sorted(calls.items()) if k != LISTING}
+    return {
+        "n": args.n,
+        "created": len(ids),
+        "wall": wall,
+        "posts": posts,
+        "cpu": cpu,
+        "cpu_per_instance": cpu / max(len(ids), 1),
+        "peak_rss_mib": memory_kib(pid)["VmHWM"] / 1024,
+        "calls": calls,
+        "per_instance": per_instance,
+        "per_instance_total": sum(per_instance.values()),
+        "listing_calls": calls.get(LISTING, 0),
+        "pages": math.ceil(len(ids) / PAGE_SIZE),
+        "steady_listing_per_s": steady,
+        "lag_p50": percentile(lags, 50),
+        "lag_p99": percentile(lags, 99),
+        "lag_max": max(lags) if lags else float("nan"),
+        "lag_count": len(lags),
+        "get": load.summary(),
+        "duplicates": len(upstream) - len(ids),
+    }
+
+
+def report(r: dict[str, Any], args: argparse.Namespace, command: str) -> str:
+    verdict = "met" if r["per_instance_total"] <= 5 else "NOT met"
+    steady_runs = r["steady_listing_per_s"] * args.poll_interval / max(r["pages"], 1)
+    calls = ", ".join(f"`{k}` {v:.2f}" for k, v in r["per_instance"].items())
+    g = r["get"]
+    rows = [
+        ("Instances posted / reached running", f"{r['created']} / {r['created']} (all)"),
+        ("Wall time, first POST to last `instance.running` webhook", f"{r['wall']:.1f} s"),
+        ("POST /api/instances (50 in flight)",
+         f"{r['posts']['seconds']:.1f} s for all; p50 {fmt_ms(r['posts']['p50'])}, "
+         f"p99 {fmt_ms(r['posts']['p99'])}; statuses {r['posts']['statuses']}"),
+        ("Service CPU", f"{r['cpu']:.1f} s total, {r['cpu_per_instance'] * 1000:.1f} ms/instance"),
+        ("Service peak RSS (VmHWM)", f"{r['peak_rss_mib']:.0f} MiB"),
+        ("Upstream calls per instance (listing excluded)",
+         f"**{r['per_instance_total']:.2f}** (target ≤ 5: {verdict}): {calls}"),
+        ("Account listing calls during the run (`GET /gpu/instances`)",
+         f"{r['listing_calls']} ({r['listing_calls'] / max(r['created'], 1):.2f} per instance)"),
+        ("Status sync, steady state (all running)",
+         f"{r['steady_listing_per_s']:.1f} listing calls/s over {args.steady_seconds:.0f} s with "
+         f"{r['pages']} pages of {PAGE_SIZE}: ≈ {steady_runs:.2f} sync runs x {r['pages']} pages "
+         f"per {args.poll_interval:g} s interval"),
+        ("Lag upstream `running` → webhook arrived",
+         f"p50 {fmt_ms(r['lag_p50'])}, p99 {fmt_ms(r['lag_p99'])}, max {fmt_ms(r['lag_max'])} "
+         f"({r['lag_count']} instances)"),
+        (f"`GET /api/instances/{{id}}` at {args.get_rate:g}/s during the run",
+         f"p50 {fmt_ms(g['p50'])}, p99 {fmt_ms(g['p99'])} ({g['requests']} requests, statuses "
+         f"{g['statuses']}, errors {g['errors']}, sent late {g['late']})"),
+        ("Novita instances created beyond one per request", str(r["duplicates"])),
+    ]  # fmt: skip
+    table = "\n".join(f"| {k} | {v} |" for k, v in rows)
+    return f"""## Lifecycle: {r["n"]:,} instances end to end
+
+Command: `{command}`
+Machine: {machine()}. Date: {today()}.
+Service (`novita-manager serve`, {args.database}) and simulator (time scale {args.time_scale:g})
+as separate processes on 127.0.0.1; `INSTANCE_POLL_INTERVAL={args.poll_interval:g}`, the
+webhook receiver and the HTTP clients in the benchmark process (they share the 2 cores).
+
+| measure | result |
+|---|---|
+{table}
+
+Upstream calls per instance count every call the simulator saw (retries included) divided by
+the number of instances; the catalogue calls (products, clusters, template) are cached, so they
+amortise to ~0. The lag is measured from the simulator's `statusSince` of `running` to the
+arrival of the first `instance.running` delivery; it is bounded by the sync interval (the
+status sync discovers `running` on its next listing) plus the provisioning step and delivery.
+"""
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--n", type=int, default=1000)
+    parser.add_argument("--time-scale", type=float, default=0.01)
+    parser.add_argument("--poll-interval", type=float, default=1.0)
+    parser.add_argument("--concurrency", type=int, default=50)
+    parser.add_argument("--get-rate", type=float, default=200.0)
+    parser.add_argument("--database", choices=["sqlite", "postgresql"], default="sqlite")
+    parser.add_argument("--steady-seconds", type=float, default=10.0)
+    parser.add_argument("--timeout", type=float, default=900.0)
+    parser.add_argument("--write-docs", action="store_true")
+    args = parser.parse_args()
+    receiver = WebhookReceiver()
+    receiver.start()
+    try:
+        with (
+            simulator_process(args.time_scale) as sim,
+            database(args.database) as url,
+            tempfile.TemporaryDirectory(prefix="nm-bench-logs-") as logs,
+        ):
+            env = {
+                "NOVITA_API_BASE_URL": sim.base_url,
+                "DATABASE_URL": url,
+                "INSTANCE_POLL_INTERVAL": str(args.poll_interval),
+                "WEBHOOK_URL": receiver.url,
+            }
+            service = service_process(env, Path(logs)).start()
+            try:
+                result = asyncio.run(measure(args, service.base_url, sim, receiver,
+                                             service_pid(service)))  # fmt: skip
+            finally:
+                service.stop()
+                log = (Path(logs) / "service.log").read_text(errors="replace")
+                errors = [line for line in log.splitlines() if '"error"' in line]
+                if errors:
+                    print(f"{len(errors)} error lines in the service log, last:", file=sys.stderr)
+                    print("\n".join(errors[-5:]), file=sys.stderr)
+    finally:
+        receiver.stop()
+    command = " ".join(["python -m bench.lifecycle", *sys.argv[1:]])
+    text = report(result, args, command)
+    print(text)
+    print(
+        json.dumps({k: v for k, v in result.items() if k != "calls"}, default=str), file=sys.stderr
+    )
+    if args.write_docs:
+        write_section("lifecycle", text)
+        print("updated docs/benchmarks.md", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
