@@ -15,7 +15,6 @@ from novita_manager import __version__
 from novita_manager.api.deps import require_api_key
 from novita_manager.api.errors import install_error_handlers
 from novita_manager.api.health import router as health_router
-from novita_manager.api.http_metrics import HttpMetricsMiddleware
 from novita_manager.api.instances import router as instances_router
 from novita_manager.api.metrics import router as metrics_router
 from novita_manager.api.middleware import RequestContextMiddleware
@@ -75,5 +74,4 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     if settings.api_rate_limit > 0:
         app.add_middleware(RateLimitMiddleware, rate=settings.api_rate_limit)
     app.add_middleware(RequestContextMiddleware)
-    app.add_middleware(HttpMetricsMiddleware)  # outermost: counts the 500s made inside
     return app

@@ -1,8 +1,11 @@
-"""Request id binding, access logging and the last-resort 500 handler, as one ASGI middleware.
+"""Request id binding, access logging, HTTP metrics and the last-resort 500 handler, as one
+ASGI middleware.
 
 It is plain ASGI (not BaseHTTPMiddleware) so that the request id stays bound in the context that
 the route and the work it starts run in, and so that an unexpected exception becomes the contract's
-500 envelope here, with the full trace in the log and none in the body.
+500 envelope here, with the full trace in the log and none in the body (and counted as a 500).
+Metrics are labelled by route template (`/api/instances/{instanceId}`), not the raw path, so ids
+and scanners cannot explode the label set; unmatched paths share `unmatched`.
 """
 
 from __future__ import annotations
@@ -17,6 +20,22 @@ from novita_manager.logging import bound_context, get_logger, new_request_id
 
 log = get_logger("novita_manager.http")
 _VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
+UNMATCHED = "unmatched"
+
+
+def route_template(scope: Scope) -> str:
+    path = getattr(scope.get("route"), "path", None)
+    return path if isinstance(path, str) else UNMATCHED
+
+
+def record_metrics(scope: Scope, status: int, seconds: float) -> None:
+    """Count the request in the runtime's registry (present once the lifespan opened it)."""
+    runtime = getattr(getattr(scope.get("app"), "state", None), "runtime", None)
+    if runtime is None:
+        return
+    route, method = route_template(scope), str(scope["method"])
+    runtime.metrics.http_requests.labels(method, route, str(status)).inc()
+    runtime.metrics.http_latency.labels(method, route).observe(seconds)
 
 
 class RequestContextMiddleware:
@@ -55,6 +74,8 @@ class RequestContextMiddleware:
                 if not response_started:
                     await internal_error_response()(scope, receive, send_with_id)
             finally:
+                seconds = time.perf_counter() - started
+                record_metrics(scope, status, seconds)
                 path = scope["path"]
                 if not path.startswith(("/health", "/metrics")):
                     log.info(
@@ -62,5 +83,5 @@ class RequestContextMiddleware:
                         method=scope["method"],
                         path=path,
                         status=status,
-                        duration_ms=round((time.perf_counter() - started) * 1000, 2),
+                        duration_ms=round(seconds * 1000, 2),
                     )
