@@ -11,17 +11,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime
+import multiprocessing
 import os
 import platform
+import queue
 import statistics
 import tempfile
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import httpx
 from tests.fixtures.service import ServiceProcess
 
 from novita_manager.simulator.config import SimulatorConfig
@@ -155,56 +155,117 @@ def service_pid(service: ServiceProcess) -> int:
 # -- load ------------------------------------------------------------------------------------
 
 
-@dataclass
 class RateLoad:
-    """GETs at a fixed rate (open loop: a slow answer does not delay the next request)."""
+    """GETs at a fixed rate from a separate process (open loop), so the benchmark's own event
+    loop (POSTs, webhook receiver) cannot slow the load down or inflate its latencies.
 
-    rate: float
-    latencies: list[float] = field(default_factory=list)
-    statuses: dict[int, int] = field(default_factory=dict)
-    errors: int = 0
-    late: int = 0  # requests sent more than 50 ms after their slot (the load loop was behind)
+    The child speaks plain HTTP/1.1 keep-alive over `connections` sockets; a request's latency
+    runs from its scheduled send time to the end of the answer, so the time it waited for a
+    free connection (the service falling behind) counts too. Feed it paths with `add()`.
+    """
 
-    async def run(self, client: httpx.AsyncClient, paths: list[str], stop: asyncio.Event) -> None:
-        interval = 1.0 / self.rate
-        tasks: set[asyncio.Task[None]] = set()
-        start = time.perf_counter()
-        sent = 0
-        while not stop.is_set():
-            if not paths:
-                await asyncio.sleep(0.05)
-                start, sent = time.perf_counter(), 0
-                continue
-            slot = start + sent * interval
-            delay = slot - time.perf_counter()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            elif delay < -0.05:
-                self.late += 1
-            path = paths[sent % len(paths)]
-            sent += 1
-            task = asyncio.create_task(self._one(client, path))
-            tasks.add(task)
-            task.add_done_callback(tasks.discard)
-        await asyncio.gather(*tasks, return_exceptions=True)
+    def __init__(self, base_url: str, rate: float, connections: int = 32) -> None:
+        ctx = multiprocessing.get_context("spawn")
+        self._paths: Any = ctx.Queue()
+        self._results: Any = ctx.Queue()
+        self._stop = ctx.Event()
+        host, port = base_url.removeprefix("http://").split(":")
+        self._process = ctx.Process(
+            target=_load_process,
+            args=(host, int(port), rate, connections, self._paths, self._stop, self._results),
+            daemon=True,
+        )
+        self.result: dict[str, Any] = {}
 
-    async def _one(self, client: httpx.AsyncClient, path: str) -> None:
-        began = time.perf_counter()
-        try:
-            response = await client.get(path)
-        except httpx.HTTPError:
-            self.errors += 1
-            return
-        self.latencies.append(time.perf_counter() - began)
-        self.statuses[response.status_code] = self.statuses.get(response.status_code, 0) + 1
+    def start(self) -> RateLoad:
+        self._process.start()
+        return self
 
-    def summary(self) -> dict[str, Any]:
-        return {
-            "requests": len(self.latencies) + self.errors,
-            "p50": percentile(self.latencies, 50),
-            "p99": percentile(self.latencies, 99),
-            "mean": statistics.fmean(self.latencies) if self.latencies else float("nan"),
-            "statuses": dict(sorted(self.statuses.items())),
-            "errors": self.errors,
-            "late": self.late,
-        }
+    def add(self, path: str) -> None:
+        self._paths.put(path)
+
+    def stop(self) -> dict[str, Any]:
+        self._stop.set()
+        self.result = self._results.get(timeout=600)
+        self._process.join(timeout=30)
+        return self.result
+
+
+def _load_process(host: str, port: int, rate: float, connections: int, paths_q: Any,
+                  stop: Any, results: Any) -> None:  # fmt: skip
+    results.put(asyncio.run(_load(host, port, rate, connections, paths_q, stop)))
+
+
+async def _load(host: str, port: int, rate: float, connections: int, paths_q: Any,
+                stop: Any) -> dict[str, Any]:  # fmt: skip
+    paths: list[str] = []
+    latencies: list[float] = []
+    statuses: dict[int, int] = {}
+    errors = late = 0
+    free: asyncio.Queue[Any] = asyncio.Queue()
+    for _ in range(connections):
+        free.put_nowait(None)  # opened on first use
+
+    async def exchange(conn: Any, path: str) -> int:
+        if conn is None:
+            conn = await asyncio.open_connection(host, port)
+        reader, writer = conn
+        writer.write(f"GET {path} HTTP/1.1\r\nHost: {host}\r\n\r\n".encode())
+        await writer.drain()
+        head = await reader.readuntil(b"\r\n\r\n")
+        length = 0
+        for line in head.split(b"\r\n")[1:]:
+            if line.lower().startswith(b"content-length:"):
+                length = int(line.split(b":", 1)[1])
+        await reader.readexactly(length)
+        free.put_nowait(conn)
+        return int(head.split(b" ", 2)[1])
+
+    async def one(path: str, scheduled: float) -> None:
+        nonlocal errors
+        conn = await free.get()
+        for attempt in range(2):  # a kept-alive socket the server closed: reconnect once
+            try:
+                status = await exchange(conn, path)
+                break
+            except (OSError, asyncio.IncompleteReadError, ValueError):
+                conn = None
+                if attempt:
+                    errors += 1
+                    free.put_nowait(None)
+                    return
+        latencies.append(time.perf_counter() - scheduled)
+        statuses[status] = statuses.get(status, 0) + 1
+
+    interval = 1.0 / rate
+    tasks: set[asyncio.Task[None]] = set()
+    start = time.perf_counter()
+    sent = 0
+    while not stop.is_set():
+        with contextlib.suppress(queue.Empty):
+            while True:
+                paths.append(paths_q.get_nowait())
+        if not paths:
+            await asyncio.sleep(0.05)
+            start, sent = time.perf_counter(), 0
+            continue
+        slot = start + sent * interval
+        delay = slot - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        elif delay < -0.05:
+            late += 1
+        task = asyncio.create_task(one(paths[sent % len(paths)], slot))
+        sent += 1
+        tasks.add(task)
+        task.add_done_callback(tasks.discard)
+    await asyncio.gather(*tasks, return_exceptions=True)
+    return {
+        "requests": len(latencies) + errors,
+        "p50": percentile(latencies, 50),
+        "p99": percentile(latencies, 99),
+        "mean": statistics.fmean(latencies) if latencies else float("nan"),
+        "statuses": dict(sorted(statuses.items())),
+        "errors": errors,
+        "late": late,
+    }

@@ -1,0 +1,151 @@
+"""Memory benchmark: RSS of the service holding 10,000 managed instances through sync cycles.
+
+Usage: python -m bench.memory [--n 10000] [--poll-interval 5] [--cycles 6]
+       [--time-scale 0.001] [--write-docs]
+
+The instances are created the real way (POST /api/instances against the simulator, 50 in
+flight, a small time scale so they run at once), not seeded, so the service holds exactly what
+it holds in production: rows, observations, history, outbox. Then RSS is sampled every 0.5 s
+while the status sync lists the whole account (N/100 pages) once per interval.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import math
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from bench.common import (
+    cpu_seconds,
+    database,
+    machine,
+    memory_kib,
+    service_pid,
+    service_process,
+    simulator_process,
+    today,
+    write_section,
+)
+
+LISTING = "GET /gpu/instances"
+
+
+async def create_all(base_url: str, n: int, concurrency: int) -> float:
+    limit = asyncio.Semaphore(concurrency)
+    async with httpx.AsyncClient(base_url=base_url, timeout=120) as client:
+
+        async def one(index: int) -> None:
+            body = {"name": f"mem-{index}", "productName": "RTX 4090 24GB", "templateId": "1"}
+            async with limit:
+                response = await client.post("/api/instances", json=body)
+            if response.status_code != 201:
+                raise SystemExit(f"create {index}: {response.status_code} {response.text}")
+
+        began = time.perf_counter()
+        await asyncio.gather(*(one(i) for i in range(n)))
+        seconds = time.perf_counter() - began
+        while True:  # until every instance runs (the sync has seen them all)
+            listed = await client.get("/api/instances", params={"status": "running", "limit": 1})
+            if listed.json()["total"] >= n:
+                return seconds
+            await asyncio.sleep(1)
+
+
+def listing_calls(sim: Any) -> int:
+    return sum(sim.control.stats()["calls"].get(LISTING, {}).values())
+
+
+def sample(pid: int, sim: Any, seconds: float) -> dict[str, Any]:
+    rss: list[float] = []
+    cpu0, calls0 = cpu_seconds(pid), listing_calls(sim)
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        rss.append(memory_kib(pid)["VmRSS"] / 1024)
+        time.sleep(0.5)
+    return {
+        "rss": rss,
+        "cpu": cpu_seconds(pid) - cpu0,
+        "listing_calls": listing_calls(sim) - calls0,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--n", type=int, default=10_000)
+    parser.add_argument("--poll-interval", type=float, default=5.0)
+    parser.add_argument("--cycles", type=int, default=6)
+    parser.add_argument("--time-scale", type=float, default=0.001)
+    parser.add_argument("--concurrency", type=int, default=50)
+    parser.add_argument("--write-docs", action="store_true")
+    args = parser.parse_args()
+    with (
+        simulator_process(args.time_scale) as sim,
+        database("sqlite") as url,
+        tempfile.TemporaryDirectory(prefix="nm-bench-logs-") as logs,
+    ):
+        env = {
+            "NOVITA_API_BASE_URL": sim.base_url,
+            "DATABASE_URL": url,
+            "INSTANCE_POLL_INTERVAL": str(args.poll_interval),
+        }
+        service = service_process(env, Path(logs)).start()
+        try:
+            pid = service_pid(service)
+            idle = memory_kib(pid)["VmRSS"] / 1024
+            create_seconds = asyncio.run(create_all(service.base_url, args.n, args.concurrency))
+            after_create = memory_kib(pid)
+            window = sample(pid, sim, args.poll_interval * args.cycles)
+            peak = memory_kib(pid)["VmHWM"] / 1024
+        finally:
+            service.stop()
+    pages = math.ceil(args.n / 100)
+    rss = window["rss"]
+    syncs = window["listing_calls"] / pages
+    command = " ".join(["python -m bench.memory", *sys.argv[1:]])
+    rows = [
+        ("Managed instances (created by POST, all `running`)", f"{args.n:,}"),
+        ("Time to POST them all (50 in flight)", f"{create_seconds:.0f} s"),
+        ("RSS of the idle service (before the first POST)", f"{idle:.0f} MiB"),
+        ("RSS once all are running", f"{after_create['VmRSS'] / 1024:.0f} MiB"),
+        (f"RSS over {args.cycles} sync intervals of {args.poll_interval:g} s (every 0.5 s)",
+         f"min {min(rss):.0f}, median {statistics.median(rss):.0f}, max {max(rss):.0f}, "
+         f"last {rss[-1]:.0f} MiB"),
+        ("Peak RSS (VmHWM) over the whole run, creation included", f"{peak:.0f} MiB"),
+        ("Listing calls in the window / pages per sync",
+         f"{window['listing_calls']} / {pages} = {syncs:.1f} syncs"),
+        ("Service CPU in the window", f"{window['cpu']:.1f} s "
+         f"({window['cpu'] / max(syncs, 1e-9):.2f} s per sync of {args.n:,} instances)"),
+    ]  # fmt: skip
+    table = "\n".join(f"| {k} | {v} |" for k, v in rows)
+    text = f"""## Memory: {args.n:,} managed instances through status-sync cycles
+
+Command: `{command}`
+Machine: {machine()}. Date: {today()}.
+Service (`novita-manager serve`, SQLite) and simulator (time scale {args.time_scale:g}) as
+separate processes; RSS read from /proc/<pid>/status.
+
+| measure | result |
+|---|---|
+{table}
+
+The instances were created through the API (not seeded), so rows, observations, history and
+webhook outbox rows are all real. Growth within the window (last vs min) shows whether the
+sync cycles leak: each cycle lists {pages} pages and holds one page at a time plus one summary
+per managed instance.
+"""
+    print(text)
+    if args.write_docs:
+        write_section("memory", text)
+        print("updated docs/benchmarks.md", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
