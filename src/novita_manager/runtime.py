@@ -54,6 +54,7 @@ class Runtime:
                 client=client,
                 interval=settings.instance_poll_interval,
                 owner=db.owner,
+                startup_timeout=settings.instance_startup_timeout,
                 metrics=metrics,
             )
             provisioner = Provisioner(

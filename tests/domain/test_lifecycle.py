@@ -33,7 +33,7 @@ def snap(
 
 
 def run(snapshot: Snapshot, elapsed: float = 5.0):
-    return decide(snapshot, now=T0 + timedelta(seconds=elapsed), timeout=600, poll_interval=30)
+    return decide(snapshot, now=T0 + timedelta(seconds=elapsed), timeout=600, recheck_after=30)
 
 
 def test_create_without_upstream_asks_to_create() -> None:

@@ -101,7 +101,7 @@ def _view(row: WebhookDelivery, attempts: list[WebhookAttempt]) -> DeliveryView:
 
 async def list_deliveries(db: Database, instance_id: str) -> DeliveryList:
     """Deliveries of an instance (our id or its Novita id), newest first, with their attempts."""
-    async with db.session() as session:
+    async with db.read_session() as session:
         found = await session.scalar(
             select(Instance.id).where(
                 or_(Instance.id == instance_id, Instance.novita_instance_id == instance_id)

@@ -67,7 +67,10 @@ def _fail(reason: str) -> Decision:
     return Decision(Action.TRANSITION, Status.FAILED, Event.FAILED, reason)
 
 
-def decide(snapshot: Snapshot, *, now: datetime, timeout: float, poll_interval: float) -> Decision:
+def decide(snapshot: Snapshot, *, now: datetime, timeout: float, recheck_after: float) -> Decision:
+    """The next step. A WAIT lasts until the deadline or `recheck_after`, whichever is first:
+    the status sync wakes the row as soon as an observation needs a reaction, so waiting rows
+    cost nothing in between."""
     operation = snapshot.operation
     if operation is None:
         return _watch(snapshot)
@@ -78,7 +81,7 @@ def decide(snapshot: Snapshot, *, now: datetime, timeout: float, poll_interval: 
     observation = _fresh(snapshot)
     novita_status = observation.get("status") if observation else None
     gone = bool(observation and observation.get("gone"))
-    wait = Decision(Action.WAIT, wait_seconds=max(0.0, min(poll_interval, remaining)))
+    wait = Decision(Action.WAIT, wait_seconds=max(0.0, min(recheck_after, remaining)))
 
     if operation is Operation.DELETE:
         if not snapshot.has_upstream or gone:

@@ -55,6 +55,10 @@ from novita_manager.store.types import utcnow
 
 log = get_logger(__name__)
 
+# A waiting row is rechecked after this many poll intervals even without news (a safety net:
+# the status sync wakes it as soon as an observation needs a reaction).
+RECHECK_INTERVALS = 10
+
 # The timestamp column each status sets when it is reached.
 _REACHED_AT = {
     Status.RUNNING: "ready_at",
@@ -103,7 +107,7 @@ class Provisioner:
             _snapshot(row),
             now=now,
             timeout=self.settings.instance_startup_timeout,
-            poll_interval=self.settings.instance_poll_interval,
+            recheck_after=self.settings.instance_poll_interval * RECHECK_INTERVALS,
         )
         if decision.action is Action.CREATE:
             await self._create(lease, row)

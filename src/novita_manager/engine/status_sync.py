@@ -22,7 +22,8 @@ from sqlalchemy import select, update
 
 from novita_manager.domain import observations
 from novita_manager.domain.create_request import marker_of
-from novita_manager.domain.statuses import NOVITA_REMOVING, Status
+from novita_manager.domain.lifecycle import Action, Snapshot, decide
+from novita_manager.domain.statuses import NOVITA_REMOVING, Operation, Status
 from novita_manager.engine.service_lease import (
     acquire_service_lease,
     release_service_lease,
@@ -45,8 +46,6 @@ PAGE_SIZE = 100
 _ADOPTING = frozenset({Status.CREATING.value, Status.STARTING.value})
 # How long after a request an instance from a create with an unknown outcome is looked for.
 STRAY_WINDOW = timedelta(days=1)
-# Statuses whose rows react to an observation even without an operation under way.
-_WATCHED = frozenset({Status.RUNNING.value, Status.STOPPED.value})
 
 
 @dataclass
@@ -66,6 +65,28 @@ class SyncHealth:
     runs: int = 0
 
 
+def needs_reaction(
+    row: Any, observation: dict[str, Any], observed_at: datetime, now: datetime, timeout: float
+) -> bool:
+    """Whether the provisioning step would act on this observation (not merely keep waiting).
+
+    Intermediate states (toCreate, creating, pulling...) change each instance several times on
+    its way up; waking a worker for each would cost steps that decide nothing.
+    """
+    snapshot = Snapshot(
+        status=Status(row.status),
+        operation=Operation(row.operation) if row.operation else None,
+        operation_issued=row.operation_issued,
+        operation_started_at=row.operation_started_at,
+        operation_issued_at=row.operation_issued_at,
+        has_upstream=True,
+        observation=observation,
+        observed_at=observed_at,
+    )
+    decision = decide(snapshot, now=now, timeout=timeout, recheck_after=timeout)
+    return decision.action not in (Action.WAIT, Action.IDLE)
+
+
 class StatusSync:
     def __init__(
         self,
@@ -74,12 +95,14 @@ class StatusSync:
         client: NovitaClient,
         interval: float,
         owner: str,
+        startup_timeout: float = 600.0,
         metrics: Metrics | None = None,
         on_changes: Callable[[], None] = lambda: None,
     ) -> None:
         self.db = db
         self.client = client
         self.interval = interval
+        self.startup_timeout = startup_timeout
         self.owner = owner
         self.metrics = metrics
         self.on_changes = on_changes
@@ -132,7 +155,7 @@ class StatusSync:
     async def run_once(self) -> SyncReport:
         """List the account once and record what it says about every managed instance."""
         report = SyncReport()
-        async with self.db.session() as session:
+        async with self.db.read_session() as session:
             rows = (
                 await session.execute(
                     select(
@@ -140,7 +163,11 @@ class StatusSync:
                         Instance.novita_instance_id,
                         Instance.status,
                         Instance.operation,
+                        Instance.operation_issued,
+                        Instance.operation_started_at,
+                        Instance.operation_issued_at,
                         Instance.observation,
+                        Instance.cluster_id,
                     ).where(
                         Instance.novita_instance_id.is_not(None),
                         Instance.status != Status.DELETED.value,
@@ -184,8 +211,6 @@ class StatusSync:
         self.health.last_error = None
         self.health.last_success_at = started
         self.health.runs += 1
-        if report.changed:
-            self.on_changes()
         log.debug(
             "status_sync",
             pages=report.pages,
@@ -197,7 +222,7 @@ class StatusSync:
 
     async def _creates_in_doubt(self) -> bool:
         """Whether a recent create's outcome is still unknown (its instance may yet appear)."""
-        async with self.db.session() as session:
+        async with self.db.read_session() as session:
             found = await session.scalar(
                 select(Instance.id)
                 .where(
@@ -220,7 +245,7 @@ class StatusSync:
         Instances with a marker we never issued belong to someone else and are left alone.
         """
         markers = {marker for marker, _ in strays.values()}
-        async with self.db.session() as session:
+        async with self.db.read_session() as session:
             owners = {
                 row.id: row
                 for row in (
@@ -286,41 +311,47 @@ class StatusSync:
         return dict(results)
 
     async def _record(self, rows: Any, found: dict[str, dict[str, Any]], started: datetime) -> int:
-        changed = 0
+        """Write observations: changed rows in full, the rest only as seen again; wake the rows
+        whose next provisioning step would act. Returns how many observations changed."""
         now = utcnow()
+        updates: list[dict[str, Any]] = []
+        woken: list[dict[str, Any]] = []
+        unchanged_ids = []
+        changed = 0
+        for row in rows:
+            observation = found.get(row.novita_instance_id)
+            if observation is None:
+                continue
+            react = needs_reaction(row, observation, started, now, self.startup_timeout)
+            changed += observation != row.observation
+            if observation == row.observation and not react:
+                unchanged_ids.append(row.id)
+                continue
+            values: dict[str, Any] = {
+                "id": row.id,
+                "observation": observation,
+                "observed_at": started,
+                "last_synced_at": started,
+                "novita_status": observation.get("status"),
+                "port_mappings": observation.get("portMappings", []),
+                "connection_details": observation.get("connectionDetails", {}),
+                "cluster_id": observation.get("clusterId") or row.cluster_id,
+            }
+            if react:
+                woken.append({**values, "next_attempt_at": now})
+            elif observation != row.observation:
+                updates.append(values)
         async with self.db.session() as session, session.begin():
-            unchanged_ids = []
-            for row in rows:
-                observation = found.get(row.novita_instance_id)
-                if observation is None:
-                    continue
-                if observation == row.observation:
-                    unchanged_ids.append(row.id)
-                    continue
-                changed += 1
-                values: dict[str, Any] = {
-                    "observation": observation,
-                    "observed_at": started,
-                    "last_synced_at": started,
-                    "novita_status": observation.get("status"),
-                    "port_mappings": observation.get("portMappings", []),
-                    "connection_details": observation.get("connectionDetails", {}),
-                }
-                if observation.get("clusterId"):
-                    values["cluster_id"] = observation["clusterId"]
-                if row.operation is not None or row.status in _WATCHED:
-                    values["next_attempt_at"] = now
-                await session.execute(
-                    update(Instance)
-                    .where(Instance.id == row.id)
-                    .values(**values)
-                    .execution_options(synchronize_session=False)
-                )
+            for batch in (updates, woken):
+                if batch:  # one executemany per shape, not a statement per row
+                    await session.execute(update(Instance), batch)
             for start in range(0, len(unchanged_ids), 500):
                 await session.execute(
                     update(Instance)
                     .where(Instance.id.in_(unchanged_ids[start : start + 500]))
-                    .values(last_synced_at=started)
+                    .values(last_synced_at=started, observed_at=started)
                     .execution_options(synchronize_session=False)
                 )
+        if woken:
+            self.on_changes()
         return changed

@@ -119,7 +119,7 @@ async def backlog_of(runtime: Runtime, pipeline: Pipeline[Any]) -> Backlog:
     if pipeline.due_filter is not None:
         due = and_(due, pipeline.due_filter)
     query = select(func.count(), func.min(table.next_attempt_at)).where(due)
-    async with runtime.db.session() as session:
+    async with runtime.db.read_session() as session:
         count, oldest = (await session.execute(query)).one()
     return Backlog(int(count or 0), oldest)
 
@@ -128,7 +128,7 @@ async def instances_by_status(runtime: Runtime) -> dict[str, int]:
     """One GROUP BY over the indexed status column; every status is present (0 when none)."""
     counts = {status.value: 0 for status in Status}
     query = select(Instance.status, func.count()).group_by(Instance.status)
-    async with runtime.db.session() as session:
+    async with runtime.db.read_session() as session:
         for status, count in (await session.execute(query)).all():
             counts[str(status)] = int(count)
     return counts
@@ -264,7 +264,7 @@ class HealthChecker:
         retrying = select(func.count()).where(
             WebhookDelivery.status == "pending", WebhookDelivery.attempts > 0
         )
-        async with self.runtime.db.session() as session:
+        async with self.runtime.db.read_session() as session:
             failed_count = int(await session.scalar(failed) or 0)
             retrying_count = int(await session.scalar(retrying) or 0)
         return {

@@ -28,7 +28,7 @@ def body_hash(body: dict[str, Any]) -> str:
 
 async def lookup(db: Database, key: str, request_hash: str) -> IdempotencyKey | None:
     """The stored first response for `key`; 422 when the key came with another body."""
-    async with db.session() as session:
+    async with db.read_session() as session:
         row = (
             await session.execute(select(IdempotencyKey).where(IdempotencyKey.key == key))
         ).scalar_one_or_none()

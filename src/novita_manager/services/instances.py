@@ -189,7 +189,7 @@ async def create_instance(
 
 async def find_instance(runtime: Runtime, instance_id: str) -> Instance:
     """By our id or by the Novita id of a managed instance."""
-    async with runtime.db.session() as session:
+    async with runtime.db.read_session() as session:
         row = (
             await session.execute(
                 select(Instance)
@@ -204,7 +204,7 @@ async def find_instance(runtime: Runtime, instance_id: str) -> Instance:
 
 async def find_by_name(runtime: Runtime, name: str) -> Instance:
     """The one live instance with this name; several live ones make the name ambiguous."""
-    async with runtime.db.session() as session:
+    async with runtime.db.read_session() as session:
         rows = (
             (
                 await session.execute(
@@ -247,7 +247,7 @@ async def list_instances(
     if name:
         escaped = name.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
         conditions.append(Instance.name.ilike(f"%{escaped}%", escape="\\"))
-    async with runtime.db.session() as session:
+    async with runtime.db.read_session() as session:
         total = (
             await session.execute(select(func.count()).select_from(Instance).where(*conditions))
         ).scalar_one()

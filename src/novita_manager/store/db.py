@@ -56,12 +56,15 @@ class Database:
         dialect: Dialect,
         owner: str,
         process_lock: ProcessLock | None,
+        read_engine: AsyncEngine | None = None,
     ) -> None:
         self.engine = engine
+        self.read_engine = read_engine or engine
         self.dialect: Dialect = dialect
         self.owner = owner
         self._process_lock = process_lock
         self._sessionmaker = async_sessionmaker(engine, expire_on_commit=False)
+        self._read_sessionmaker = async_sessionmaker(self.read_engine, expire_on_commit=False)
         self._local_locks: dict[str, asyncio.Lock] = {}
 
     @classmethod
@@ -76,11 +79,13 @@ class Database:
             process_lock = ProcessLock(path)
             process_lock.acquire()
             engine = _sqlite_engine(parsed)
+            read_engine: AsyncEngine | None = _sqlite_read_engine(parsed)
         else:
             engine = create_async_engine(
                 parsed, pool_size=10, max_overflow=20, pool_pre_ping=True, pool_recycle=1800
             )
-        db = cls(engine, dialect, owner or default_owner(), process_lock)
+            read_engine = None
+        db = cls(engine, dialect, owner or default_owner(), process_lock, read_engine)
         try:
             if migrate:
                 await migrations.upgrade(engine)
@@ -94,6 +99,12 @@ class Database:
         """A new session; use as `async with db.session() as s, s.begin(): ...`."""
         return self._sessionmaker()
 
+    def read_session(self) -> AsyncSession:
+        """A session for reads only (API GETs, the status sync's row list). On SQLite it uses its
+        own read-only connections, which WAL lets run beside the single writer, so reads do not
+        queue behind the pipelines' writes; elsewhere it is `session()`."""
+        return self._read_sessionmaker()
+
     def local_lock(self, name: str) -> asyncio.Lock:
         """A process-local lock by name (pipelines serialise SQLite claims per table with it)."""
         return self._local_locks.setdefault(name, asyncio.Lock())
@@ -104,6 +115,8 @@ class Database:
             await conn.execute(text("SELECT 1"))
 
     async def close(self) -> None:
+        if self.read_engine is not self.engine:
+            await self.read_engine.dispose()
         await self.engine.dispose()
         if self._process_lock is not None:
             self._process_lock.release()
@@ -151,5 +164,28 @@ def _sqlite_engine(url: URL) -> AsyncEngine:
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(conn: Any) -> None:
         conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+    return engine
+
+
+SQLITE_READERS = 4
+
+
+def _sqlite_read_engine(url: URL) -> AsyncEngine:
+    """Read-only connections: WAL gives each a consistent snapshot without blocking the writer."""
+    engine = create_async_engine(
+        url.set(database=str(_sqlite_path(url))),
+        connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000},
+        pool_size=SQLITE_READERS,
+        max_overflow=0,
+        pool_timeout=SQLITE_BUSY_TIMEOUT_MS / 1000,
+    )
+
+    @event.listens_for(engine.sync_engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        cursor = dbapi_connection.cursor()
+        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.execute("PRAGMA query_only=ON")
+        cursor.close()
 
     return engine
