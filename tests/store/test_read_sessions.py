@@ -29,7 +29,9 @@ async def test_read_session_answers_while_a_write_is_open(db: Database) -> None:
 
         async def count() -> int:
             async with db.read_session() as reader:
-                return int(await reader.scalar(select(func.count()).select_from(IdempotencyKey)))
+                return int(
+                    await reader.scalar(select(func.count()).select_from(IdempotencyKey)) or 0
+                )
 
         assert await asyncio.wait_for(count(), timeout=2) == 0  # the committed snapshot
     async with db.read_session() as reader:
