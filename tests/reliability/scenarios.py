@@ -123,8 +123,10 @@ async def crashes(
     report = Report("crashes", n)
     receiver = WebhookReceiver()
     receiver.start()
+    # Each restart takes 1-3 s, so 20 kills add up to more than the 30 s startup timeout of
+    # the fast test settings: allow what a real deployment allows (the timeout is wall time).
     service = _service(sim, workdir, "crashes", _sqlite(workdir, "crashes"),
-                       WEBHOOK_URL=receiver.url)  # fmt: skip
+                       WEBHOOK_URL=receiver.url, INSTANCE_STARTUP_TIMEOUT="600")  # fmt: skip
     api = Api([service.base_url], report)
     # Slow creates, and some that commit and then fail, so kills land on creates in flight.
     sim.control.set_faults([
@@ -136,7 +138,8 @@ async def crashes(
     try:
         service.start()
         work = asyncio.create_task(
-            run_lifecycles(api, n, delete=True, timeout=timeout, spread=n * 0.08, prefix="crash")
+            # Creates keep arriving through the kills, so every kill lands mid-lifecycles.
+            run_lifecycles(api, n, delete=True, timeout=timeout, spread=kills * 1.0, prefix="crash")
         )
         rng = random.Random(seed)
         done_kills = 0
@@ -171,7 +174,14 @@ async def replicas(
     receiver = WebhookReceiver()
     receiver.start()
     services = [
-        _service(sim, workdir, f"replica-{i}", database_url, WEBHOOK_URL=receiver.url)
+        _service(
+            sim,
+            workdir,
+            f"replica-{i}",
+            database_url,
+            WEBHOOK_URL=receiver.url,
+            INSTANCE_STARTUP_TIMEOUT="600",
+        )
         for i in range(2)
     ]
     api = Api([s.base_url for s in services], report)
