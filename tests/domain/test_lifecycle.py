@@ -88,7 +88,7 @@ def test_status_error_fails_with_reason() -> None:
 
 
 def test_timeout_fails_and_names_the_last_status() -> None:
-    decision = run(snap(observation={"status": "pulling"}), elapsed=601)
+    decision = run(snap(observation={"status": "pulling"}, observed_after=600.5), elapsed=601)
     assert decision.to_status is Status.FAILED
     assert "600" in (decision.reason or "")
     assert "pulling" in (decision.reason or "")
@@ -155,5 +155,19 @@ def test_observation_before_the_last_call_is_not_fresh_but_the_deadline_holds() 
     issued = T0 + timedelta(seconds=3)
     stale = run(snap(observation={"status": "exited"}, issued=True, issued_at=issued), 5)
     assert stale.action is Action.WAIT  # observed at T0+1, before the start went out
-    late = run(snap(observation={"status": "pulling"}, issued=True, issued_at=issued), 601)
+    late = run(
+        snap(observation={"status": "pulling"}, issued=True, issued_at=issued, observed_after=600),
+        601,
+    )
     assert late.to_status is Status.FAILED  # 600 s from the request, not from the call
+
+
+def test_past_the_deadline_without_a_later_look_it_looks_once_more() -> None:
+    """After downtime longer than the timeout, an instance may be running: look first."""
+    decision = run(snap(observation={"status": "pulling"}, observed_after=5), elapsed=900)
+    assert decision.action is Action.WAIT
+    assert decision.wait_seconds == 30
+    nothing_seen = run(snap(observation=None, observed_after=None), elapsed=900)
+    assert nothing_seen.action is Action.WAIT
+    running = run(snap(observation={"status": "running"}, observed_after=899), elapsed=900)
+    assert running.to_status is Status.RUNNING

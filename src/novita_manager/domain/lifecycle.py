@@ -8,7 +8,7 @@ free of I/O lets every path (timeouts, reclaims, errors, lost starts) be tested 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
@@ -82,6 +82,14 @@ def decide(snapshot: Snapshot, *, now: datetime, timeout: float, recheck_after: 
     novita_status = observation.get("status") if observation else None
     gone = bool(observation and observation.get("gone"))
     wait = Decision(Action.WAIT, wait_seconds=max(0.0, min(recheck_after, remaining)))
+    # Give up only on what was seen after the deadline: after the service (or Novita) was down
+    # past it, an instance may well be running, and one more look tells.
+    deadline = started + timedelta(seconds=timeout)
+    timed_out = remaining <= 0 and (
+        snapshot.observed_at is not None and snapshot.observed_at >= deadline
+    )
+    if remaining <= 0 and not timed_out:
+        wait = Decision(Action.WAIT, wait_seconds=recheck_after)
 
     if operation is Operation.DELETE:
         if not snapshot.has_upstream or gone:
@@ -100,7 +108,7 @@ def decide(snapshot: Snapshot, *, now: datetime, timeout: float, recheck_after: 
             return Decision(Action.CALL, call=Operation.STOP)
         if novita_status == NOVITA_EXITED:
             return Decision(Action.TRANSITION, Status.STOPPED, Event.STOPPED, "stopped")
-        if remaining <= 0:
+        if timed_out:
             return _fail(f"stop did not complete within {timeout:g} s")
         return wait
 
@@ -112,7 +120,7 @@ def decide(snapshot: Snapshot, *, now: datetime, timeout: float, recheck_after: 
         return _fail("the instance disappeared upstream before it was running")
     if novita_status == NOVITA_RUNNING:
         return Decision(Action.TRANSITION, Status.RUNNING, Event.RUNNING, "running")
-    if remaining <= 0:
+    if timed_out:
         last = novita_status or (snapshot.observation or {}).get("status") or "unknown"
         return _fail(
             f"instance did not reach running within {timeout:g} s (last Novita status: {last})"

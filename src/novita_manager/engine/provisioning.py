@@ -90,7 +90,12 @@ class Provisioner:
 
     async def __call__(self, lease: Lease, row: Instance) -> None:
         with bound_context(instance_id=row.id, request_id=row.request_id):
-            await self.handle(lease, row)
+            try:
+                await self.handle(lease, row)
+            except NovitaError as error:
+                if not is_transient(error):
+                    raise  # a bug or an unexpected answer: the pipeline logs it with its trace
+                await self._retry(lease, row, error)  # e.g. a 429 while looking for a create
 
     async def handle(self, lease: Lease, row: Instance) -> None:
         if row.requested_operation and not await self._adopt_request(lease, row):
