@@ -18,6 +18,7 @@ from novita_manager.api.health import router as health_router
 from novita_manager.api.instances import router as instances_router
 from novita_manager.api.metrics import router as metrics_router
 from novita_manager.api.middleware import RequestContextMiddleware
+from novita_manager.api.openapi import install_openapi
 from novita_manager.api.rate_limit import RateLimitMiddleware
 from novita_manager.api.webhooks import router as webhooks_router
 from novita_manager.config import Settings, is_loopback_url, load_settings
@@ -66,6 +67,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     install_error_handlers(app)
+    install_openapi(app)
     authenticated = [Depends(require_api_key)]
     app.include_router(instances_router, dependencies=authenticated)
     app.include_router(webhooks_router, dependencies=authenticated)

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, Query, Response
 
 from novita_manager.api.deps import get_runtime
+from novita_manager.api.openapi import error_responses
 from novita_manager.api.schemas import (
     CreateInstanceBody,
     CreateInstanceResponse,
@@ -23,23 +24,12 @@ from novita_manager.services import instances as service
 router = APIRouter(prefix="/api/instances", tags=["instances"])
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 
-_ERRORS: dict[int | str, dict[str, Any]] = {
-    400: {"description": "Invalid request (`VALIDATION_ERROR`, details per field)"},
-    401: {"description": "Missing or invalid API key (`UNAUTHORIZED`)"},
-}
-_NOT_FOUND: dict[int | str, dict[str, Any]] = {
-    404: {"description": "No such instance (`INSTANCE_NOT_FOUND`)"}
-}
-_CONFLICT: dict[int | str, dict[str, Any]] = {
-    409: {"description": "Not allowed in the current state (`INVALID_STATE`)"}
-}
-
 
 @router.post(
     "",
     status_code=201,
     response_model=CreateInstanceResponse,
-    responses={**_ERRORS, 422: {"description": "Idempotency-Key reused with another body"}},
+    responses=error_responses(400, 422, 502),
     summary="Create a managed GPU instance",
     description="Picks the cheapest offer, creates the instance from the template, starts it and "
     "watches it until it runs; the webhook gets `instance.running` or `instance.failed`. The "
@@ -63,7 +53,7 @@ async def create_instance(
 @router.get(
     "",
     response_model=InstanceList,
-    responses=_ERRORS,
+    responses=error_responses(400),
     summary="List managed instances, newest first",
     description="Deleted instances are left out unless `status=deleted` is asked for. `name` "
     "matches case-insensitively anywhere in the name.",
@@ -91,7 +81,7 @@ async def _by_name(
     "/start",
     status_code=202,
     response_model=OperationResponse,
-    responses={**_ERRORS, **_NOT_FOUND, **_CONFLICT},
+    responses=error_responses(400, 404, 409),
     summary="Start an instance by name",
 )
 async def start_by_name(body: OperationByNameBody, runtime: RuntimeDep) -> dict[str, object]:
@@ -102,7 +92,7 @@ async def start_by_name(body: OperationByNameBody, runtime: RuntimeDep) -> dict[
     "/stop",
     status_code=202,
     response_model=OperationResponse,
-    responses={**_ERRORS, **_NOT_FOUND, **_CONFLICT},
+    responses=error_responses(400, 404, 409),
     summary="Stop an instance by name",
 )
 async def stop_by_name(body: OperationByNameBody, runtime: RuntimeDep) -> dict[str, object]:
@@ -113,7 +103,7 @@ async def stop_by_name(body: OperationByNameBody, runtime: RuntimeDep) -> dict[s
     "/delete",
     status_code=202,
     response_model=OperationResponse,
-    responses={**_ERRORS, **_NOT_FOUND, **_CONFLICT},
+    responses=error_responses(400, 404, 409),
     summary="Delete an instance by name",
 )
 async def delete_by_name(body: OperationByNameBody, runtime: RuntimeDep) -> dict[str, object]:
@@ -123,7 +113,7 @@ async def delete_by_name(body: OperationByNameBody, runtime: RuntimeDep) -> dict
 @router.get(
     "/{instanceId}",
     response_model=InstanceView,
-    responses={**_ERRORS, **_NOT_FOUND},
+    responses=error_responses(400, 404),
     summary="Get one instance (by our id or its Novita id)",
     description="Answers from the service's database, so it works while Novita is down; "
     "`stale` is true when Novita could not be reached recently.",
@@ -144,7 +134,7 @@ async def _operate(
     "/{instanceId}/start",
     status_code=202,
     response_model=OperationResponse,
-    responses={**_ERRORS, **_NOT_FOUND, **_CONFLICT},
+    responses=error_responses(400, 404, 409),
     summary="Start a stopped instance",
 )
 async def start_instance(
@@ -157,7 +147,7 @@ async def start_instance(
     "/{instanceId}/stop",
     status_code=202,
     response_model=OperationResponse,
-    responses={**_ERRORS, **_NOT_FOUND, **_CONFLICT},
+    responses=error_responses(400, 404, 409),
     summary="Stop a running instance",
 )
 async def stop_instance(
@@ -170,7 +160,7 @@ async def stop_instance(
     "/{instanceId}",
     status_code=202,
     response_model=OperationResponse,
-    responses={**_ERRORS, **_NOT_FOUND, **_CONFLICT},
+    responses=error_responses(400, 404, 409),
     summary="Delete an instance (on Novita too)",
 )
 async def delete_instance(

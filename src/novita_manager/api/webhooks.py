@@ -6,13 +6,14 @@ are tested without the app; the handlers only fetch the runtime and wake the del
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Body, Depends, Path
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import or_, select
 
 from novita_manager.api.deps import get_runtime
+from novita_manager.api.openapi import error_responses
 from novita_manager.config import Settings
 from novita_manager.domain.payloads import iso
 from novita_manager.errors import InstanceNotFound, NotFound, ValidationFailed
@@ -173,19 +174,17 @@ async def redeliver(
 
 
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
-_ERRORS: dict[int | str, dict[str, Any]] = {
-    401: {"description": "Missing or invalid API key (`UNAUTHORIZED`)"},
-}
 
 
 @router.get(
     "/api/instances/{instanceId}/webhooks",
     response_model=DeliveryList,
-    responses={
-        **_ERRORS,
-        400: {"description": "Invalid `instanceId` (`VALIDATION_ERROR`: over 100 characters)"},
-        404: {"description": "No such instance (`INSTANCE_NOT_FOUND`)"},
-    },
+    responses=error_responses(
+        400,
+        404,
+        e400="Invalid `instanceId` (`VALIDATION_ERROR`: over 100 characters)",
+        e404="No such instance (`INSTANCE_NOT_FOUND`)",
+    ),
     summary="Webhook deliveries of an instance, with every attempt",
     description="Each state change that notifies (`instance.running`, `instance.failed`, "
     "`instance.stopped`, `instance.deleted`) is one delivery; failed ones stay visible and can "
@@ -202,11 +201,12 @@ async def get_instance_webhooks(
     "/api/webhooks/{deliveryId}/redeliver",
     status_code=202,
     response_model=DeliveryView,
-    responses={
-        **_ERRORS,
-        400: {"description": "The new URL is refused (`VALIDATION_ERROR`, names `url`)"},
-        404: {"description": "No such delivery (`NOT_FOUND`)"},
-    },
+    responses=error_responses(
+        400,
+        404,
+        e400="The new URL is refused (`VALIDATION_ERROR`, names `url`)",
+        e404="No such delivery (`NOT_FOUND`)",
+    ),
     summary="Deliver a webhook again",
     description="Queues the delivery now with its attempts reset and the same `webhook-id`, so "
     "receivers can deduplicate. An optional `url` changes the target (checked by the SSRF "
