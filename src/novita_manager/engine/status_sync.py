@@ -65,6 +65,10 @@ class SyncHealth:
     runs: int = 0
 
 
+def _older_than(moment: datetime | None, now: datetime, seconds: float) -> bool:
+    return moment is None or (now - moment).total_seconds() >= seconds
+
+
 def needs_reaction(
     row: Any, observation: dict[str, Any], observed_at: datetime, now: datetime, timeout: float
 ) -> bool:
@@ -103,6 +107,8 @@ class StatusSync:
         self.client = client
         self.interval = interval
         self.startup_timeout = startup_timeout
+        # An unchanged row at rest gets its `last_synced_at` rewritten at most this often.
+        self.resync_write_interval = max(interval * 10, 60.0)
         self.owner = owner
         self.metrics = metrics
         self.on_changes = on_changes
@@ -168,6 +174,7 @@ class StatusSync:
                         Instance.operation_issued_at,
                         Instance.observation,
                         Instance.cluster_id,
+                        Instance.last_synced_at,
                     ).where(
                         Instance.novita_instance_id.is_not(None),
                         Instance.status != Status.DELETED.value,
@@ -325,7 +332,13 @@ class StatusSync:
             react = needs_reaction(row, observation, started, now, self.startup_timeout)
             changed += observation != row.observation
             if observation == row.observation and not react:
-                unchanged_ids.append(row.id)
+                # Seen again, unchanged. A row with an operation under way needs the fresh
+                # `observed_at` (is a start taking?); a row at rest only a `last_synced_at` that is
+                # not too old, so thousands of idle rows do not rewrite every interval.
+                if row.operation is not None or _older_than(
+                    row.last_synced_at, started, self.resync_write_interval
+                ):
+                    unchanged_ids.append(row.id)
                 continue
             values: dict[str, Any] = {
                 "id": row.id,
