@@ -165,6 +165,8 @@ class RateLoad:
     """
 
     def __init__(self, base_url: str, rate: float, connections: int = 32) -> None:
+        if rate <= 0:
+            raise SystemExit("--get-rate must be positive")
         ctx = multiprocessing.get_context("spawn")
         self._paths: Any = ctx.Queue()
         self._results: Any = ctx.Queue()
