@@ -284,7 +284,10 @@ def main() -> None:
         json.dumps({k: v for k, v in result.items() if k != "calls"}, default=str), file=sys.stderr
     )
     if args.write_docs:
-        write_section("lifecycle", text)
+        # One section per database, so a PostgreSQL run does not replace the SQLite figures.
+        write_section(
+            "lifecycle" if args.database == "sqlite" else f"lifecycle-{args.database}", text
+        )
         print("updated docs/benchmarks.md", file=sys.stderr)
 
 
