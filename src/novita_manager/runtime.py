@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import contextlib
 from dataclasses import dataclass
+from datetime import datetime
 
 from novita_manager.config import Settings
+from novita_manager.domain.statuses import Status
 from novita_manager.engine.pipeline import Pipeline
 from novita_manager.engine.provisioning import Provisioner
 from novita_manager.engine.status_sync import StatusSync
@@ -115,7 +117,19 @@ class Runtime:
         self.provisioning.hint()
 
     def upstream_stale(self) -> bool:
-        """True when what we know of Novita may be out of date (it could not be reached)."""
+        """True when this process knows Novita could not be reached recently."""
         return (
             self.client.breaker.state == "open" or self.status_sync.health.consecutive_failures > 0
         )
+
+    def is_stale(self, row: Instance, now: datetime) -> bool:
+        """Whether a row's state may be out of date: Novita unreachable from here, or (seen from
+        a replica that does not run the sync) the row not confirmed for longer than the sync
+        would ever leave it."""
+        if self.upstream_stale():
+            return True
+        if row.novita_instance_id is None or row.status == Status.DELETED.value:
+            return False
+        confirmed = row.last_synced_at or row.created_at
+        limit = self.status_sync.resync_write_interval + 3 * self.settings.instance_poll_interval
+        return (now - confirmed).total_seconds() > limit

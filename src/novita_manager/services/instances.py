@@ -228,7 +228,8 @@ async def find_by_name(runtime: Runtime, name: str) -> Instance:
 
 
 async def get_instance(runtime: Runtime, instance_id: str) -> dict[str, Any]:
-    return instance_view(await find_instance(runtime, instance_id), stale=runtime.upstream_stale())
+    row = await find_instance(runtime, instance_id)
+    return instance_view(row, stale=runtime.is_stale(row, utcnow()))
 
 
 async def list_instances(
@@ -264,9 +265,9 @@ async def list_instances(
             .scalars()
             .all()
         )
-    stale = runtime.upstream_stale()
+    now = utcnow()
     return {
-        "instances": [instance_view(row, stale=stale) for row in rows],
+        "instances": [instance_view(row, stale=runtime.is_stale(row, now)) for row in rows],
         "total": total,
         "limit": limit,
         "offset": offset,
