@@ -24,6 +24,7 @@ from pathlib import Path
 from sqlalchemy import Integer, MetaData, String, func, select
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from bench.common import write_section
 from novita_manager.engine.leases import Lease, write_with_lease
 from novita_manager.engine.pipeline import Pipeline
 from novita_manager.logging import configure_logging
@@ -125,13 +126,7 @@ Every run checks that each row was processed exactly once.
 |---|---|---|---|---|
 {table}
 {END}"""
-    text = DOCS.read_text() if DOCS.exists() else "# Benchmarks\n"
-    if START in text and END in text:
-        before, rest = text.split(START, 1)
-        text = before + section + rest.split(END, 1)[1]
-    else:
-        text = text.rstrip("\n") + "\n\n" + section + "\n"
-    DOCS.write_text(text)
+    write_section("engine-throughput", section.removeprefix(START).removesuffix(END))
 
 
 async def main() -> None:

@@ -24,6 +24,7 @@ from pathlib import Path
 
 import httpx
 
+from bench.common import write_section
 from novita_manager.simulator.config import SimulatorConfig
 from novita_manager.simulator.server import SimulatorProcess
 
@@ -190,14 +191,7 @@ def report(results: list[Result], args: argparse.Namespace) -> str:
 
 
 def write_docs(section: str) -> None:
-    text = DOCS.read_text() if DOCS.exists() else "# Benchmarks\n"
-    if START in text and END in text:
-        before, rest = text.split(START, 1)
-        after = rest.split(END, 1)[1]
-        text = before + section + after
-    else:
-        text = text.rstrip("\n") + "\n\n" + section + "\n"
-    DOCS.write_text(text)
+    write_section("simulator-throughput", section.removeprefix(START).removesuffix(END))
 
 
 def main() -> None:

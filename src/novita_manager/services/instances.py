@@ -34,7 +34,7 @@ if TYPE_CHECKING:
 
 log = get_logger(__name__)
 
-CATALOGUE_CHECK_TIMEOUT = 10.0
+CATALOGUE_CHECK_TIMEOUT = 5.0  # then accept and check in the background
 TYPICAL_STARTUP = timedelta(minutes=3)
 
 
