@@ -290,7 +290,7 @@ def stop(
     api_key: ApiKey = None,
     as_json: Json = False,
 ) -> None:
-    """Stop a running instance (billing of the GPU stops; the disk is kept)."""
+    """Stop a running instance: GPU billing stops; only network-volume data survives a stop."""
     _operate(
         lambda c: c.stop_instance, instance_id, "stopped", webhook_url, wait, timeout, url,
         api_key, as_json,
