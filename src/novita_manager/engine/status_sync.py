@@ -24,6 +24,10 @@ from novita_manager.domain import observations
 from novita_manager.domain.create_request import marker_of
 from novita_manager.domain.lifecycle import Action, Snapshot, decide
 from novita_manager.domain.statuses import NOVITA_REMOVING, Operation, Status
+from novita_manager.engine.housekeeping import (
+    HOUSEKEEPING_EVERY,
+    purge_expired_idempotency_keys,
+)
 from novita_manager.engine.service_lease import (
     acquire_service_lease,
     release_service_lease,
@@ -116,6 +120,7 @@ class StatusSync:
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
+        self._last_housekeeping: datetime | None = None
 
     def request(self) -> None:
         """Ask for an early sync (after a create or an operation); coalesced with others."""
@@ -146,6 +151,7 @@ class StatusSync:
                     )
                 if token is not None:
                     await self.run_once()
+                    await self._housekeeping()
             except asyncio.CancelledError:
                 raise
             except Exception:
@@ -157,6 +163,17 @@ class StatusSync:
         if token is not None:
             with contextlib.suppress(Exception):
                 await release_service_lease(self.db, LEASE_NAME, token)
+
+    async def _housekeeping(self) -> None:
+        now = utcnow()
+        if self._last_housekeeping is not None and now - self._last_housekeeping < (
+            HOUSEKEEPING_EVERY
+        ):
+            return
+        self._last_housekeeping = now
+        purged = await purge_expired_idempotency_keys(self.db)
+        if purged:
+            log.info("idempotency_keys_purged", count=purged)
 
     async def run_once(self) -> SyncReport:
         """List the account once and record what it says about every managed instance."""

@@ -6,10 +6,9 @@ from __future__ import annotations
 
 import hashlib
 import json
-from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -17,8 +16,6 @@ from novita_manager.errors import IdempotencyKeyReused
 from novita_manager.store.db import Database
 from novita_manager.store.models import IdempotencyKey
 from novita_manager.store.types import utcnow
-
-RETENTION = timedelta(hours=24)
 
 
 def body_hash(body: dict[str, Any]) -> str:
@@ -66,11 +63,3 @@ async def store(
     except IntegrityError:
         return False
     return True
-
-
-async def purge_expired(db: Database) -> int:
-    async with db.session() as session, session.begin():
-        result = await session.execute(
-            delete(IdempotencyKey).where(IdempotencyKey.created_at < utcnow() - RETENTION)
-        )
-    return int(result.rowcount)  # type: ignore[attr-defined]
