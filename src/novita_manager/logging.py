@@ -12,7 +12,7 @@ import logging
 import re
 import sys
 import uuid
-from collections.abc import Iterable, Iterator, Mapping, MutableMapping
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any, TextIO
 
@@ -163,9 +163,3 @@ def bound_context(**values: Any) -> Iterator[None]:
     clean = {key: value for key, value in values.items() if value is not None}
     with structlog.contextvars.bound_contextvars(**clean):
         yield
-
-
-def merge_context(target: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
-    """Copy the current log context (the request id) into a dict, e.g. a row's metadata."""
-    target.update(structlog.contextvars.get_contextvars())
-    return target

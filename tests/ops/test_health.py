@@ -127,6 +127,9 @@ def test_database_down_is_unhealthy_and_not_ready(simulator, make_service, captu
         assert ready.status_code == 503
         assert ready.json()["status"] == "not_ready"
         assert get(service, "/health/live").status_code == 200
+        api = get(service, "/api/instances")
+        assert api.status_code == 503, api.text
+        assert api.json()["error"]["code"] == "SERVICE_UNAVAILABLE"
     finally:
         server.stop()
 

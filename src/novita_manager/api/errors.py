@@ -8,9 +8,11 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from novita_manager.errors import ApiError
+from novita_manager.errors import ApiError, ServiceUnavailable, UpstreamError, UpstreamUnavailable
 from novita_manager.logging import current_request_id, get_logger
 from novita_manager.novita.errors import NovitaError, NovitaUnauthorized, NovitaUnavailable
 
@@ -84,22 +86,35 @@ async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
     return error_response(400, "VALIDATION_ERROR", f"Invalid request: {fields}", details)
 
 
-async def _upstream_error(_request: Request, exc: Exception) -> JSONResponse:
+async def _upstream_error(request: Request, exc: Exception) -> JSONResponse:
     """A Novita failure that reached a request (e.g. Novita refused our key): 502, or 503
     while the circuit is open. Most requests never see one: they answer from the database."""
     assert isinstance(exc, NovitaError)
     log.warning("upstream_error_answered", error=str(exc))
+    error: ApiError
     if isinstance(exc, NovitaUnavailable):
-        headers = {"Retry-After": str(max(1, round(exc.retry_after or 1)))}
-        return error_response(
-            503, "UPSTREAM_UNAVAILABLE", "Novita is unavailable (circuit open)", headers=headers
+        error = UpstreamUnavailable(
+            "Novita is unavailable (circuit open)",
+            headers={"Retry-After": str(max(1, round(exc.retry_after or 1)))},
         )
-    if isinstance(exc, NovitaUnauthorized):
-        message = "Novita refused the service's API key (check NOVITA_API_KEY)"
     else:
-        message = f"Novita answered with an error: {exc.message}"
-    details = {"upstreamStatus": exc.status, "upstreamReason": exc.reason}
-    return error_response(502, "UPSTREAM_ERROR", message, details)
+        message = (
+            "Novita refused the service's API key (check NOVITA_API_KEY)"
+            if isinstance(exc, NovitaUnauthorized)
+            else f"Novita answered with an error: {exc.message}"
+        )
+        details = {"upstreamStatus": exc.status, "upstreamReason": exc.reason}
+        error = UpstreamError(message, details=details)
+    return await _api_error(request, error)
+
+
+async def _database_error(request: Request, exc: Exception) -> JSONResponse:
+    """The service's own database is unreachable: 503, not a crash (nothing was changed)."""
+    log.error("database_unavailable", error=type(exc).__name__)
+    error = ServiceUnavailable(
+        "The service's database is unavailable; retry shortly", headers={"Retry-After": "5"}
+    )
+    return await _api_error(request, error)
 
 
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:
@@ -124,3 +139,5 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(NovitaError, _upstream_error)
+    for unavailable in (OperationalError, InterfaceError, PoolTimeout, ConnectionError):
+        app.add_exception_handler(unavailable, _database_error)

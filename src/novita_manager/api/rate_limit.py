@@ -13,6 +13,7 @@ from collections import OrderedDict
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from novita_manager.api.errors import error_response
+from novita_manager.errors import RateLimited
 from novita_manager.novita.ratelimit import TokenBucket
 
 MAX_CLIENTS = 10_000  # oldest buckets are forgotten beyond this
@@ -50,8 +51,8 @@ class RateLimitMiddleware:
             await self.app(scope, receive, send)
             return
         response = error_response(
-            429,
-            "RATE_LIMITED",
+            RateLimited.status_code,
+            RateLimited.code,
             f"Too many requests: at most {self.rate:g} per second; retry in {wait:.2f} s",
             headers={"Retry-After": str(max(1, math.ceil(wait)))},
         )
