@@ -215,3 +215,35 @@ async def replicas(
             service.stop()
         receiver.stop()
     return report
+
+
+def operations(
+    sim: Any,
+    workdir: Path,
+    steps: int,
+    *,
+    database_url: str | None = None,
+    database: str = "sqlite",
+    step_count: int = 25,
+    seed: int = 13,
+    progress: Any = None,
+) -> Any:
+    """Random create/start/stop/delete sequences, concurrent and repeated (the hypothesis state
+    machine of `operations_model.py`), against one service process; returns its
+    `OperationsReport` (sync: hypothesis drives it; async callers use `asyncio.to_thread`)."""
+    from tests.reliability.operations_model import Target, run_operations
+
+    receiver = WebhookReceiver()
+    receiver.start()
+    url = database_url or _sqlite(workdir, "operations")
+    # 600 s startup timeout: a slow, loaded machine must not turn a create into `failed`.
+    service = _service(sim, workdir, "operations", url, WEBHOOK_URL=receiver.url,
+                       INSTANCE_STARTUP_TIMEOUT="600")  # fmt: skip
+    try:
+        service.start()
+        target = Target(service.base_url, url, sim, receiver)
+        return run_operations(target, steps=steps, step_count=step_count, seed_value=seed,
+                              database=database, tag=database[:2], progress=progress)  # fmt: skip
+    finally:
+        service.stop()
+        receiver.stop()
