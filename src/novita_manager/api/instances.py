@@ -15,6 +15,7 @@ from novita_manager.api.schemas import (
     InstanceView,
     OperationBody,
     OperationByNameBody,
+    OperationRequestList,
     OperationResponse,
 )
 from novita_manager.domain.statuses import Operation, Status
@@ -120,6 +121,19 @@ async def delete_by_name(body: OperationByNameBody, runtime: RuntimeDep) -> dict
 )
 async def get_instance(instanceId: str, runtime: RuntimeDep) -> dict[str, object]:
     return await service.get_instance(runtime, instanceId)
+
+
+@router.get(
+    "/{instanceId}/operations",
+    response_model=OperationRequestList,
+    responses=error_responses(400, 404),
+    summary="The instance's start/stop/delete requests and their outcomes, oldest first",
+    description="Every request answered 202 is listed with its outcome: `succeeded`, `failed`, "
+    "`superseded` (a later delete, or a stop during a start) or `refused` (it no longer applied "
+    "when its turn came), with the reason.",
+)
+async def list_operations(instanceId: str, runtime: RuntimeDep) -> dict[str, object]:
+    return await service.list_operations(runtime, instanceId)
 
 
 async def _operate(

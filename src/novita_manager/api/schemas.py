@@ -157,3 +157,28 @@ class OperationResponse(BaseModel):
     instanceId: str
     status: Status = Field(description="The status the instance is moving to.")
     message: str
+    requestSeq: int = Field(
+        description="The accepted request's number on this instance (1, 2, ...); its outcome "
+        "is listed by GET /api/instances/{instanceId}/operations."
+    )
+
+
+class OperationRequestView(BaseModel):
+    seq: int = Field(description="Order of acceptance on this instance, from 1.")
+    operation: Literal["start", "stop", "delete"]
+    state: Literal["pending", "in_progress", "succeeded", "failed", "superseded", "refused"] = (
+        Field(
+            description="`pending` until the pipeline takes it up; `superseded` (by a later "
+            "delete, or a stop during a start) and `refused` (no longer applied when its turn "
+            "came) say why in `reason`."
+        )
+    )
+    reason: str | None = None
+    requestedAt: str
+    resolvedAt: str | None = None
+    requestId: str | None = Field(default=None, description="X-Request-ID of the request.")
+
+
+class OperationRequestList(BaseModel):
+    instanceId: str
+    operations: list[OperationRequestView]

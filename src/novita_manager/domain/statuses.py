@@ -43,21 +43,7 @@ OPERATION_STATUS = {
     Operation.DELETE: Status.DELETING,
 }
 
-# Which statuses a user operation may start from (anything else is 409 INVALID_STATE).
-ALLOWED_FROM: dict[Operation, frozenset[Status]] = {
-    Operation.START: frozenset({Status.STOPPED, Status.FAILED}),
-    Operation.STOP: frozenset({Status.RUNNING, Status.STARTING, Status.FAILED}),
-    Operation.DELETE: frozenset(
-        {
-            Status.CREATING,
-            Status.STARTING,
-            Status.RUNNING,
-            Status.FAILED,
-            Status.STOPPING,
-            Status.STOPPED,
-        }
-    ),
-}
+# Which operation may follow which: domain/requests.py (ALLOWED_FROM, acceptance_refusal).
 
 # Novita statuses (novita-api.md §2). Unknown strings are kept and treated as "in progress".
 NOVITA_RUNNING = "running"
@@ -79,15 +65,3 @@ NOVITA_STARTING = frozenset(
         "pending",
     }
 )
-
-
-def operation_refusal(operation: Operation, status: Status, pending: str | None) -> str | None:
-    """Why `operation` cannot start now, or None when it may (pure; the API answers 409)."""
-    if pending == operation.value:
-        return None  # asked twice: the second request joins the first
-    if pending == Operation.DELETE.value:
-        return f"cannot {operation.value}: the instance is being deleted"
-    if status in ALLOWED_FROM[operation]:
-        return None
-    allowed = ", ".join(sorted(s.value for s in ALLOWED_FROM[operation]))
-    return f"cannot {operation.value} an instance that is {status.value} (allowed from: {allowed})"

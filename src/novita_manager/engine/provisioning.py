@@ -18,7 +18,7 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import case
+from sqlalchemy import case, select, update
 
 from novita_manager.config import Settings
 from novita_manager.domain import observations
@@ -27,13 +27,8 @@ from novita_manager.domain.lifecycle import Action, Decision, Snapshot, decide
 from novita_manager.domain.offers import NoOffer, Offer, select_offer
 from novita_manager.domain.payloads import webhook_payload
 from novita_manager.domain.regions import resolve_cluster
-from novita_manager.domain.statuses import (
-    OPERATION_STATUS,
-    Event,
-    Operation,
-    Status,
-    operation_refusal,
-)
+from novita_manager.domain.requests import Pending, RequestState, outcome_of, plan_requests
+from novita_manager.domain.statuses import OPERATION_STATUS, Event, Operation, Status
 from novita_manager.engine.leases import Lease, LeaseLost, write_with_lease
 from novita_manager.engine.retry import backoff_delay, truncate_error
 from novita_manager.logging import bound_context, get_logger
@@ -50,7 +45,7 @@ from novita_manager.novita.models import Instance as NovitaInstance
 from novita_manager.services.catalogue import Catalogue
 from novita_manager.services.views import instance_view
 from novita_manager.store.db import Database
-from novita_manager.store.models import Instance, InstanceEvent, WebhookDelivery
+from novita_manager.store.models import Instance, InstanceEvent, OperationRequest, WebhookDelivery
 from novita_manager.store.types import utcnow
 
 log = get_logger(__name__)
@@ -98,7 +93,7 @@ class Provisioner:
                 await self._retry(lease, row, error)  # e.g. a 429 while looking for a create
 
     async def handle(self, lease: Lease, row: Instance) -> None:
-        if row.requested_operation and not await self._adopt_request(lease, row):
+        if row.request_seq > row.consumed_seq and not await self._take_requests(lease, row):
             return
         unknown_create = row.create_state in ("in_flight", "unknown")
         if (
@@ -128,34 +123,79 @@ class Provisioner:
 
     # -- steps ---------------------------------------------------------------------------------
 
-    async def _adopt_request(self, lease: Lease, row: Instance) -> bool:
-        """Take over an operation the API recorded; drop it if it no longer applies."""
-        operation = Operation(row.requested_operation or "")
-        values: dict[str, Any] = {"requested_operation": None, "requested_webhook_url": None}
-        refusal = operation_refusal(operation, Status(row.status), None)
-        if operation is Operation.START and row.novita_instance_id is None:
-            refusal = "never created upstream"
-        if refusal is not None or row.operation == operation.value:
-            log.info("request_dropped", operation=operation.value, why=refusal or "already doing")
-            return await self._write(lease, row, values, release=False)
-        now = utcnow()
-        status = OPERATION_STATUS[operation]
-        values.update(
-            operation=operation.value,
-            operation_started_at=now,
-            operation_issued=False,
-            operation_issued_at=None,
-            status=status.value,
-            failure_reason=None,
-            attempts=0,
-            last_error=None,
+    async def _take_requests(self, lease: Lease, row: Instance) -> bool:
+        """Resolve or take up the requests the API accepted, in order (domain.requests).
+
+        Only requests read here are resolved, by seq, and `consumed_seq` moves past exactly
+        those, so a request accepted meanwhile stays pending and wakes the row again.
+        """
+        async with self.db.session() as session:
+            pending = (
+                await session.execute(
+                    select(
+                        OperationRequest.seq,
+                        OperationRequest.operation,
+                        OperationRequest.webhook_url,
+                    )
+                    .where(
+                        OperationRequest.instance_id == row.id,
+                        OperationRequest.seq > row.consumed_seq,
+                        OperationRequest.state == RequestState.PENDING.value,
+                    )
+                    .order_by(OperationRequest.seq)
+                )
+            ).all()
+        if not pending:  # e.g. a refusal rolled back after the bump was read
+            return await self._write(lease, row, {"consumed_seq": row.request_seq}, release=False)
+        under_way = Operation(row.operation) if row.operation else None
+        plan = plan_requests(
+            Status(row.status),
+            under_way,
+            row.novita_instance_id is not None,
+            [Pending(seq, Operation(operation)) for seq, operation, _ in pending],
+            row.consumed_seq,
         )
-        if row.requested_webhook_url:
-            values["webhook_url"] = row.requested_webhook_url
-        if operation is Operation.START:
-            values["started_at"] = now
-        event = _history(row, status, f"{operation.value} requested", now)
-        return await self._write(lease, row, values, release=False, also=[event])
+        now = utcnow()
+        values: dict[str, Any] = {"consumed_seq": plan.consumed_seq}
+        statements: list[Any] = []
+        if plan.supersede_under_way is not None:
+            statements.append(
+                _resolve_in_progress(row.id, RequestState.SUPERSEDED, plan.supersede_under_way, now)
+            )
+        for seq, (state, reason) in plan.outcomes.items():
+            resolved = None if state is RequestState.IN_PROGRESS else now
+            statements.append(
+                update(OperationRequest)
+                .where(OperationRequest.instance_id == row.id, OperationRequest.seq == seq)
+                .values(state=state.value, reason=reason, resolved_at=resolved)
+            )
+            if state is not RequestState.IN_PROGRESS:
+                log.info("request_resolved", seq=seq, state=state.value, reason=reason)
+        for seq, _, webhook_url in pending:
+            taken = plan.outcomes.get(seq, (None, None))[0] is RequestState.IN_PROGRESS
+            if taken and webhook_url:
+                values["webhook_url"] = webhook_url
+        also: list[Any] = []
+        if plan.adopt is not None:
+            operation = plan.adopt.operation
+            status = OPERATION_STATUS[operation]
+            values.update(
+                operation=operation.value,
+                operation_started_at=now,
+                operation_issued=False,
+                operation_issued_at=None,
+                status=status.value,
+                failure_reason=None,
+                attempts=0,
+                last_error=None,
+            )
+            if operation is Operation.START:
+                values["started_at"] = now
+            reason = f"{operation.value} requested (#{plan.adopt.seq})"
+            also.append(_history(row, status, reason, now))
+        return await self._write(
+            lease, row, values, release=False, also=also, statements=statements
+        )
 
     async def _find_earlier_create(self, lease: Lease, row: Instance) -> bool:
         """After an unknown create outcome: adopt the instance it made, or learn there is none."""
@@ -363,6 +403,11 @@ class Provisioner:
             values["last_error"] = None
             values["failure_reason"] = None
         also: list[Any] = [_history(row, status, reason, now)]
+        statements: list[Any] = []
+        if row.operation is not None and row.operation != Operation.CREATE.value:
+            outcome = outcome_of(Operation(row.operation), status)
+            why = None if outcome is RequestState.SUCCEEDED else (reason or status.value)
+            statements.append(_resolve_in_progress(row.id, outcome, why, now))
         if event is not None:
             after = _apply(row, values)
             payload = webhook_payload(
@@ -375,7 +420,7 @@ class Provisioner:
             also.append(_delivery(row, event, payload, now))
             if not row.webhook_url:
                 log.info("webhook_skipped_no_url", event_type=event.value)
-        if await self._write(lease, row, values, release=True, also=also):
+        if await self._write(lease, row, values, release=True, also=also, statements=statements):
             log.info("instance_status", status=status.value, reason=reason)
             if event is not None:
                 self.on_outbox()
@@ -418,14 +463,31 @@ class Provisioner:
         *,
         release: bool,
         also: list[Any] | None = None,
+        statements: list[Any] | None = None,
     ) -> bool:
-        """Write under the lease with `also` in the same transaction; mirror it on `row`."""
-        values.setdefault("updated_at", utcnow())
+        """Write under the lease with `also` (rows to add) and `statements` in the same
+        transaction; mirror the values on `row`.
+
+        A release never puts a row to sleep past a request accepted meanwhile: its
+        `next_attempt_at` becomes now when `request_seq` (read by the UPDATE itself, so also on
+        PostgreSQL after waiting for the API's row lock) is past what this worker consumed.
+        """
+        now = utcnow()
+        values.setdefault("updated_at", now)
+        sql_values = dict(values)
+        if release and "next_attempt_at" in values:
+            consumed = values.get("consumed_seq", row.consumed_seq)
+            sql_values["next_attempt_at"] = case(
+                (Instance.request_seq > consumed, now), else_=values["next_attempt_at"]
+            )
         try:
             async with self.db.session() as session, session.begin():
-                if not await write_with_lease(session, Instance, lease, values, release=release):
+                held = await write_with_lease(session, Instance, lease, sql_values, release=release)
+                if not held:
                     raise LeaseLost
                 session.add_all(also or [])
+                for statement in statements or []:
+                    await session.execute(statement)
         except LeaseLost:
             log.warning("lease_lost_result_dropped")
             return False
@@ -459,6 +521,20 @@ def _apply(row: Instance, values: dict[str, Any]) -> Instance:
         if not _is_sql(value):
             setattr(copy, key, value)
     return copy
+
+
+def _resolve_in_progress(
+    instance_id: str, state: RequestState, reason: str | None, at: datetime
+) -> Any:
+    """Give every request the operation under way serves its outcome."""
+    return (
+        update(OperationRequest)
+        .where(
+            OperationRequest.instance_id == instance_id,
+            OperationRequest.state == RequestState.IN_PROGRESS.value,
+        )
+        .values(state=state.value, reason=reason and truncate_error(reason), resolved_at=at)
+    )
 
 
 def _history(row: Instance, status: Status, reason: str | None, at: datetime) -> InstanceEvent:

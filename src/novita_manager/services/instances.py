@@ -19,13 +19,14 @@ from sqlalchemy import func, or_, select, update
 from novita_manager.api.schemas import CreateInstanceBody
 from novita_manager.domain.offers import NoOffer, Offer, select_offer
 from novita_manager.domain.regions import resolve_cluster
-from novita_manager.domain.statuses import OPERATION_STATUS, Operation, Status, operation_refusal
+from novita_manager.domain.requests import RequestState, acceptance_refusal
+from novita_manager.domain.statuses import OPERATION_STATUS, Operation, Status
 from novita_manager.errors import InstanceNotFound, InvalidState, ValidationFailed
 from novita_manager.logging import current_request_id, get_logger
 from novita_manager.novita.errors import NovitaError, is_transient
 from novita_manager.services import idempotency
-from novita_manager.services.views import instance_view
-from novita_manager.store.models import Instance, InstanceEvent
+from novita_manager.services.views import instance_view, operation_view
+from novita_manager.store.models import Instance, InstanceEvent, OperationRequest
 from novita_manager.store.types import utcnow
 from novita_manager.webhooks.ssrf import WebhookUrlRefused, validate_webhook_url
 
@@ -277,42 +278,87 @@ async def list_instances(
 async def request_operation(
     runtime: Runtime, row: Instance, operation: Operation, webhook_url: str | None
 ) -> dict[str, Any]:
-    """Record a start, stop or delete for the pipeline, or refuse it with 409."""
+    """Append a start, stop or delete to the instance's request log, or refuse it with 409.
+
+    One transaction: bumping `request_seq` locks the instance row (PostgreSQL) or the database
+    (SQLite), so the decision sees every request accepted before it and none can slip between
+    the check and the insert. Nothing the pipeline writes can overwrite the new row: it only
+    resolves requests it has read, by seq (domain/requests.py has the rules).
+    """
     check_webhook_url(runtime, webhook_url)
-    for _ in range(3):
-        status = Status(row.status)
-        refusal = operation_refusal(operation, status, row.requested_operation)
-        if refusal is None and operation is Operation.START and row.novita_instance_id is None:
-            refusal = "cannot start: the instance was never created on Novita"
-        if refusal is not None:
-            raise InvalidState(refusal, details={"status": status.value})
-        async with runtime.db.session() as session, session.begin():
-            result = await session.execute(
+    now = utcnow()
+    async with runtime.db.session() as session, session.begin():
+        bumped = (
+            await session.execute(
                 update(Instance)
-                .where(
-                    Instance.id == row.id,
-                    Instance.status == row.status,
-                    or_(
-                        Instance.requested_operation.is_(None),
-                        Instance.requested_operation == row.requested_operation,
-                    ),
-                )
-                .values(
-                    requested_operation=operation.value,
-                    requested_webhook_url=webhook_url,
-                    next_attempt_at=utcnow(),
-                    updated_at=utcnow(),
+                .where(Instance.id == row.id)
+                .values(request_seq=Instance.request_seq + 1, next_attempt_at=now, updated_at=now)
+                .returning(
+                    Instance.request_seq,
+                    Instance.status,
+                    Instance.operation,
+                    Instance.novita_instance_id,
                 )
                 .execution_options(synchronize_session=False)
             )
-        if result.rowcount == 1:  # type: ignore[attr-defined]
-            runtime.hint_provisioning()
-            log.info("operation_requested", instance_id=row.id, operation=operation.value)
-            return {
-                "instanceId": row.id,
-                "status": OPERATION_STATUS[operation].value,
-                "message": f"{operation.value.capitalize()} accepted; it continues in the "
-                "background.",
-            }
-        row = await find_instance(runtime, row.id)  # changed under us: decide again
-    raise InvalidState("The instance is changing; try again", details={"status": row.status})
+        ).one_or_none()
+        if bumped is None:  # purged meanwhile
+            raise InstanceNotFound(f"Instance {row.id!r} not found")
+        seq, status, under_way, novita_id = bumped
+        pending = (
+            await session.execute(
+                select(OperationRequest.operation)
+                .where(
+                    OperationRequest.instance_id == row.id,
+                    OperationRequest.state == RequestState.PENDING.value,
+                )
+                .order_by(OperationRequest.seq)
+            )
+        ).scalars()
+        refusal = acceptance_refusal(
+            operation,
+            status=Status(status),
+            under_way=Operation(under_way) if under_way else None,
+            pending=[Operation(name) for name in pending],
+            has_upstream=novita_id is not None,
+        )
+        if refusal is not None:
+            raise InvalidState(refusal, details={"status": status})  # rolls the bump back
+        session.add(
+            OperationRequest(
+                instance_id=row.id,
+                seq=seq,
+                operation=operation.value,
+                state=RequestState.PENDING.value,
+                webhook_url=webhook_url,
+                request_id=current_request_id(),
+                requested_at=now,
+            )
+        )
+    runtime.hint_provisioning()
+    log.info("operation_requested", instance_id=row.id, operation=operation.value, seq=seq)
+    return {
+        "instanceId": row.id,
+        "status": OPERATION_STATUS[operation].value,
+        "message": f"{operation.value.capitalize()} accepted as request #{seq}; it runs in the "
+        "background after the requests accepted before it.",
+        "requestSeq": seq,
+    }
+
+
+async def list_operations(runtime: Runtime, instance_id: str) -> dict[str, Any]:
+    """The instance's request log, oldest first: every start/stop/delete and its outcome."""
+    row = await find_instance(runtime, instance_id)
+    async with runtime.db.read_session() as session:
+        requests = (
+            (
+                await session.execute(
+                    select(OperationRequest)
+                    .where(OperationRequest.instance_id == row.id)
+                    .order_by(OperationRequest.seq)
+                )
+            )
+            .scalars()
+            .all()
+        )
+    return {"instanceId": row.id, "operations": [operation_view(r) for r in requests]}

@@ -1,11 +1,12 @@
-"""The public representation of a managed instance (GET /api/instances/{id}), from its row."""
+"""Public representations built from rows: an instance (GET /api/instances/{id}) and an
+operation request (GET /api/instances/{id}/operations)."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from novita_manager.domain.payloads import iso
-from novita_manager.store.models import Instance
+from novita_manager.store.models import Instance, OperationRequest
 
 
 def instance_view(row: Instance, *, stale: bool) -> dict[str, Any]:
@@ -36,4 +37,16 @@ def instance_view(row: Instance, *, stale: bool) -> dict[str, Any]:
         "lastError": row.failure_reason or row.last_error,
         "lastSyncedAt": iso(row.last_synced_at),
         "stale": stale,
+    }
+
+
+def operation_view(request: OperationRequest) -> dict[str, Any]:
+    return {
+        "seq": request.seq,
+        "operation": request.operation,
+        "state": request.state,
+        "reason": request.reason,
+        "requestedAt": iso(request.requested_at),
+        "resolvedAt": iso(request.resolved_at),
+        "requestId": request.request_id,
     }

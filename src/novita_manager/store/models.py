@@ -21,6 +21,7 @@ from sqlalchemy import (
     MetaData,
     String,
     Text,
+    UniqueConstraint,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -62,10 +63,12 @@ class Instance(LeasedMixin, Base):
     # The operation the pipeline is driving: create, start, stop, delete (None when idle).
     operation: Mapped[str | None] = mapped_column(String(20))
     operation_started_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
-    # An operation the API asked for (start, stop, delete); the worker that next holds the lease
-    # adopts it, so the API never overwrites a row that a worker is changing.
-    requested_operation: Mapped[str | None] = mapped_column(String(20))
-    requested_webhook_url: Mapped[str | None] = mapped_column(Text)
+    # Operation requests (table operation_requests): `request_seq` is the seq of the last one
+    # the API accepted, `consumed_seq` the last one the pipeline resolved or took up. Only the
+    # API writes the first and only the lease holder the second, so neither overwrites the other;
+    # a row with request_seq > consumed_seq has requests waiting.
+    request_seq: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    consumed_seq: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     # Whether (and when) the upstream call of the current operation was last sent; observations
     # older than that say nothing about its effect.
     operation_issued: Mapped[bool] = mapped_column(Boolean, default=False, nullable=False)
@@ -121,6 +124,28 @@ class InstanceEvent(Base):
     to_status: Mapped[str] = mapped_column(String(20))
     novita_status: Mapped[str | None] = mapped_column(String(40))
     reason: Mapped[str | None] = mapped_column(Text)
+
+
+class OperationRequest(Base):
+    """One start, stop or delete the API accepted, and its outcome (never deleted).
+
+    state: pending, in_progress, succeeded, failed, superseded, refused (domain.requests).
+    """
+
+    __tablename__ = "operation_requests"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    instance_id: Mapped[str] = mapped_column(ForeignKey("instances.id", ondelete="CASCADE"))
+    seq: Mapped[int] = mapped_column(Integer)
+    operation: Mapped[str] = mapped_column(String(20))
+    state: Mapped[str] = mapped_column(String(20))
+    reason: Mapped[str | None] = mapped_column(Text)
+    webhook_url: Mapped[str | None] = mapped_column(Text)
+    request_id: Mapped[str | None] = mapped_column(String(128))
+    requested_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    resolved_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+    __table_args__ = (UniqueConstraint("instance_id", "seq"),)
 
 
 class WebhookDelivery(LeasedMixin, Base):
