@@ -24,6 +24,7 @@ from novita_manager.api.webhooks import router as webhooks_router
 from novita_manager.config import Settings, is_loopback_url, load_settings
 from novita_manager.logging import get_logger
 from novita_manager.runtime import Runtime
+from novita_manager.store.startup import QuietStartupFailure
 
 log = get_logger(__name__)
 
@@ -76,4 +77,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     if settings.api_rate_limit > 0:
         app.add_middleware(RateLimitMiddleware, rate=settings.api_rate_limit)
     app.add_middleware(RequestContextMiddleware)
+    # A database failure in the lifespan: one log line, not a traceback.
+    app.add_middleware(QuietStartupFailure)
     return app

@@ -23,6 +23,7 @@ from novita_manager.novita.client import NovitaClient
 from novita_manager.services.catalogue import Catalogue
 from novita_manager.store.db import Database
 from novita_manager.store.models import Instance, WebhookDelivery
+from novita_manager.store.startup import open_database
 from novita_manager.webhooks.sender import WebhookSender
 
 log = get_logger(__name__)
@@ -43,7 +44,7 @@ class Runtime:
     @classmethod
     async def open(cls, settings: Settings, *, background: bool = True) -> Runtime:
         metrics = Metrics()
-        db = await Database.open(settings.database_url)
+        db = await open_database(settings.database_url)  # DatabaseStartupError: one line
         try:
             client = NovitaClient.from_settings(settings, metrics)
             catalogue = Catalogue(client, settings.cache_ttl, metrics)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import typer
 
 from novita_manager.cli import demo, instances, servers
-from novita_manager.cli.exit_codes import EPILOG
+from novita_manager.cli.exit_codes import EPILOG, SERVE_EPILOG
 
 app = typer.Typer(
     name="novita-manager",
@@ -29,7 +29,7 @@ def _root() -> None:
 
 app.command()(demo.demo)
 app.add_typer(instances.app, name="instances")
-app.command()(servers.serve)
+app.command(epilog=SERVE_EPILOG)(servers.serve)
 app.command()(servers.simulator)
 
 

@@ -41,3 +41,21 @@ def exit_code_for(error: ServiceError) -> ExitCode:
             return ExitCode.UNAVAILABLE
         return ExitCode.INVALID
     return ExitCode.FAILED
+
+
+class ServeExitCode(IntEnum):
+    """Exit codes of `novita-manager serve` (the client commands above use `ExitCode`)."""
+
+    STOPPED = 0  # stopped by Ctrl-C or SIGTERM after a clean shutdown
+    CRASHED = 1  # an unexpected error (a bug: please report it with the log)
+    CONFIGURATION = 2  # invalid or missing environment variables (config.load_settings_or_exit)
+    SERVER_START = 3  # uvicorn could not start: port in use or not permitted, or the app failed
+    DATABASE = 4  # the database cannot be opened or migrated (store.startup.DATABASE_EXIT_CODE)
+
+
+SERVE_EPILOG = (
+    "Exit codes: 0 stopped; 1 unexpected error; 2 invalid configuration (every bad variable is "
+    "named); 3 the server could not start (port in use, or the application failed: see the log); "
+    "4 the database cannot be opened or migrated (one line says why; LOG_LEVEL=debug adds the "
+    "traceback)."
+)

@@ -22,6 +22,7 @@ def serve(
     from novita_manager.app import create_app
     from novita_manager.config import load_settings_or_exit
     from novita_manager.logging import configure_logging
+    from novita_manager.store.startup import check_database_or_exit
 
     overrides: dict[str, object] = {}
     if host is not None:
@@ -30,6 +31,7 @@ def serve(
         overrides["port"] = port
     settings = load_settings_or_exit(**overrides)
     configure_logging(settings.log_level, settings.log_format, settings.secret_values())
+    check_database_or_exit(settings.database_url)  # one line and exit 4, not a traceback
     uvicorn.run(
         create_app(settings),
         host=settings.host,
