@@ -1,11 +1,13 @@
 """Request and response bodies of the instances API (CONTRACT.md "Instances").
 
 Field names are camelCase and compatible with the TypeScript service users migrate from.
+Request fields are strict: an integer must be a JSON integer (`2`, not `"2"`, `2.0` or `true`) and
+a string a JSON string; anything else is a 400 VALIDATION_ERROR naming the field.
 """
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -15,7 +17,9 @@ NAME_PATTERN = r"^[A-Za-z0-9_-]+$"
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    """Unknown fields are refused, and no value is coerced: `"2"`, `2.0` and `true` are not 2."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, strict=True)
 
 
 def _check_http_url(value: str | None) -> str | None:
@@ -41,15 +45,22 @@ class CreateInstanceBody(_Strict):
         examples=["RTX 4090 24GB"],
     )
     templateId: str | int = Field(
-        description="Novita template id; an integer is accepted and kept as a string.",
+        description="Novita template id: a string, or an integer (kept as a string); a boolean, "
+        "a number with a fraction (`2.0`), null or anything else is refused.",
         examples=["1"],
     )
-    gpuNum: int = Field(default=1, ge=1, le=8, description="GPUs per instance.")
+    gpuNum: int = Field(
+        default=1,
+        ge=1,
+        le=8,
+        description='GPUs per instance: a JSON integer (`2`, not `"2"`, `2.0` or `true`).',
+    )
     rootfsSize: int = Field(
         default=60,
         ge=1,
         le=6144,
-        description="Root disk in GB; must fit the chosen product's minRootFS..maxRootFS.",
+        description="Root disk in GB, a JSON integer; must fit the chosen product's "
+        "minRootFS..maxRootFS.",
     )
     region: str | None = Field(
         default=None,
@@ -63,14 +74,21 @@ class CreateInstanceBody(_Strict):
         default=None, description="http(s) URL notified of this instance's events."
     )
 
+    @field_validator("templateId", mode="before")
+    @classmethod
+    def _template_id_type(cls, value: Any) -> Any:
+        # Before validation, so that a boolean (an int to Python) or `2.0` never reaches the
+        # union, and the error is one line naming templateId (not one per union member).
+        if isinstance(value, bool) or not isinstance(value, str | int):
+            raise ValueError("must be a string or an integer")
+        return value
+
     @field_validator("templateId")
     @classmethod
     def _template_id(cls, value: str | int) -> str:
         text = str(value).strip()
         if not text or len(text) > 255:
             raise ValueError("must be a non-empty id of at most 255 characters")
-        if isinstance(value, bool):
-            raise ValueError("must be a string or an integer")
         return text
 
     @field_validator("webhookUrl")

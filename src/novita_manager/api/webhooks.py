@@ -65,7 +65,7 @@ class DeliveryList(BaseModel):
 
 
 class RedeliverBody(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, strict=True)
 
     url: str | None = Field(
         default=None,
