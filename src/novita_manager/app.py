@@ -9,10 +9,11 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import Depends, FastAPI
+from fastapi import FastAPI
 
 from novita_manager import __version__
-from novita_manager.api.deps import require_api_key
+from novita_manager.api.auth import AuthMiddleware
+from novita_manager.api.body_limit import BodyLimitMiddleware
 from novita_manager.api.errors import install_error_handlers
 from novita_manager.api.health import router as health_router
 from novita_manager.api.instances import router as instances_router
@@ -69,13 +70,20 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     install_error_handlers(app)
     install_openapi(app)
-    authenticated = [Depends(require_api_key)]
-    app.include_router(instances_router, dependencies=authenticated)
-    app.include_router(webhooks_router, dependencies=authenticated)
+    app.include_router(instances_router)  # /api: AuthMiddleware checks the key first
+    app.include_router(webhooks_router)
     app.include_router(health_router)  # open without API keys, like /metrics
     app.include_router(metrics_router)
+    # Outermost last: request id → authentication → rate limit → body limit → routes, so a
+    # request without a valid key is refused before its body is read (see api/auth.py).
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_request_bytes)
     if settings.api_rate_limit > 0:
         app.add_middleware(RateLimitMiddleware, rate=settings.api_rate_limit)
+    app.add_middleware(
+        AuthMiddleware,
+        api_keys=[key.get_secret_value() for key in settings.api_keys],
+        failure_limit=settings.auth_failure_limit,
+    )
     app.add_middleware(RequestContextMiddleware)
     # A database failure in the lifespan: one log line, not a traceback.
     app.add_middleware(QuietStartupFailure)

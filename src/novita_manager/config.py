@@ -115,6 +115,38 @@ class Settings(BaseSettings):
         description="Requests per second each API client (key, else address) may make to /api; "
         "bursts of twice that; 0 turns it off. Over the limit: 429 RATE_LIMITED.",
     )
+    auth_failure_limit: int = Field(
+        default=20,
+        ge=0,
+        le=100_000,
+        description="Failed authentications per minute one client address may make to /api "
+        "(bursts of that many, then one per 60/limit s); beyond it every /api request from "
+        "that address, even with a valid key, answers 429 RATE_LIMITED until it cools down; "
+        "0 turns it off.",
+    )
+    max_request_bytes: int = Field(
+        default=65_536,
+        ge=1,
+        le=1 << 30,
+        description="Largest request body in bytes; a larger Content-Length, or a streamed body "
+        "that grows past it, answers 413 PAYLOAD_TOO_LARGE without reading the rest.",
+    )
+    http_header_timeout: PositiveSeconds = Field(
+        default=10.0,
+        description="Seconds a client has to send a complete request head (from the connection "
+        "or the first byte of the next request); slower connections are closed.",
+    )
+    http_keepalive_timeout: PositiveSeconds = Field(
+        default=5.0,
+        description="Seconds an idle keep-alive connection stays open between requests.",
+    )
+    http_max_connections: int = Field(
+        default=500,
+        ge=1,
+        le=100_000,
+        description="Open client connections at most; a connection beyond it is answered "
+        "503 SERVICE_UNAVAILABLE (Retry-After: 1) and closed at once.",
+    )
 
     # Instances
     default_region: str = Field(

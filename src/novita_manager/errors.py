@@ -60,6 +60,13 @@ class IdempotencyKeyReused(ApiError):
     code = "IDEMPOTENCY_KEY_REUSED"
 
 
+class PayloadTooLarge(ApiError):
+    """The request body is over MAX_REQUEST_BYTES (or its headers over the server's limit)."""
+
+    status_code = 413
+    code = "PAYLOAD_TOO_LARGE"
+
+
 class RateLimited(ApiError):
     status_code = 429
     code = "RATE_LIMITED"

@@ -1,13 +1,11 @@
-"""FastAPI dependencies: the runtime the app owns, and API-key authentication."""
+"""FastAPI dependencies: the runtime the app owns. (API keys are checked by `api.auth`, an ASGI
+middleware, before the body is read.)"""
 
 from __future__ import annotations
 
-import hmac
 from typing import TYPE_CHECKING
 
 from fastapi import Request
-
-from novita_manager.errors import Unauthorized
 
 if TYPE_CHECKING:
     from novita_manager.runtime import Runtime
@@ -16,18 +14,3 @@ if TYPE_CHECKING:
 def get_runtime(request: Request) -> Runtime:
     runtime: Runtime = request.app.state.runtime
     return runtime
-
-
-def require_api_key(request: Request) -> None:
-    """When API_KEYS is set, every /api request needs `Authorization: Bearer <key>`."""
-    keys = request.app.state.settings.api_keys
-    if not keys:
-        return
-    header = request.headers.get("authorization", "")
-    scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer" or not token:
-        raise Unauthorized("Missing API key: send Authorization: Bearer <key>")
-    for key in keys:
-        if hmac.compare_digest(token.strip().encode(), key.get_secret_value().encode()):
-            return
-    raise Unauthorized("Invalid API key")

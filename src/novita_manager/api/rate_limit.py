@@ -1,17 +1,20 @@
 """Optional per-client rate limit on /api (API_RATE_LIMIT): 429 RATE_LIMITED with Retry-After.
 
-A client is its API key (hashed, never stored in clear) or, without one, its address. Buckets live
-in this process; with several replicas each enforces its own share.
+A client is the configured API key it authenticated with (`api.auth` stores a hash of the matched
+key in the scope, never the raw header, so varying the header cannot open new buckets) or, when no
+keys are configured, its address. It runs after authentication: failed attempts are limited by
+AUTH_FAILURE_LIMIT instead. Buckets live in this process; with several replicas each enforces its
+own share.
 """
 
 from __future__ import annotations
 
-import hashlib
 import math
 from collections import OrderedDict
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from novita_manager.api.auth import CLIENT_SCOPE_KEY, client_address
 from novita_manager.api.errors import error_response
 from novita_manager.errors import RateLimited
 from novita_manager.novita.ratelimit import TokenBucket
@@ -20,11 +23,9 @@ MAX_CLIENTS = 10_000  # oldest buckets are forgotten beyond this
 
 
 def client_key(scope: Scope) -> str:
-    for name, value in scope.get("headers", ()):
-        if name == b"authorization":
-            return "key:" + hashlib.sha256(value).hexdigest()[:32]
-    client = scope.get("client")
-    return f"addr:{client[0] if client else 'unknown'}"
+    """The id the authentication middleware stored, else the client address."""
+    client = scope.get(CLIENT_SCOPE_KEY)
+    return client if isinstance(client, str) else f"addr:{client_address(scope)}"
 
 
 class RateLimitMiddleware:

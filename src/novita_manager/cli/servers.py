@@ -21,6 +21,7 @@ def serve(
 
     from novita_manager.app import create_app
     from novita_manager.config import load_settings_or_exit
+    from novita_manager.http_server import uvicorn_options
     from novita_manager.logging import configure_logging
     from novita_manager.store.startup import check_database_or_exit
 
@@ -39,6 +40,7 @@ def serve(
         log_config=None,
         access_log=False,
         timeout_graceful_shutdown=15,
+        **uvicorn_options(settings),  # header timeout, keep-alive, connection cap
     )
 
 

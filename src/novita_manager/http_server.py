@@ -1,0 +1,192 @@
+"""Connection hygiene for the HTTP server: uvicorn's httptools protocol with limits it lacks.
+
+uvicorn closes idle keep-alive connections (`timeout_keep_alive`) but has no limit on how long a
+client may take to send a request head, none on the size of that head with httptools (h11 stops
+at 16 KiB but answers a plain-text 400), and its `limit_concurrency` only answers 503 once a
+request head has been read: a connection that never finishes its head is never refused. So:
+
+- HTTP_HEADER_TIMEOUT: a connection whose request head is not complete within this many seconds
+  of the connection opening (or of the first byte of the next request on a kept-alive
+  connection) is closed without an answer.
+- MAX_HEADER_BYTES (16 KiB, h11's default): a request line plus headers larger than this answers
+  431 with the `PAYLOAD_TOO_LARGE` envelope and the connection is closed; nothing more is buffered.
+- HTTP_MAX_CONNECTIONS: a connection accepted while that many are already open is answered
+  503 SERVICE_UNAVAILABLE (Retry-After: 1) at once and closed, before anything is read.
+- HTTP_KEEPALIVE_TIMEOUT: uvicorn's `timeout_keep_alive`.
+
+`uvicorn_options` builds the uvicorn.Config arguments from Settings; `novita-manager serve` and
+the test fixtures both use it, so tests run the same protocol as production.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from typing import Any, ClassVar
+
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+from novita_manager.api.errors import error_body
+from novita_manager.config import Settings
+from novita_manager.errors import ApiError, PayloadTooLarge, ServiceUnavailable
+from novita_manager.logging import bound_context, get_logger, new_request_id
+
+log = get_logger("novita_manager.http")
+MAX_HEADER_BYTES = 16 * 1024
+WARN_EVERY = 10.0  # seconds between two warnings about refused connections
+
+
+def raw_error_response(status: int, reason: str, error: ApiError) -> bytes:
+    """A complete HTTP/1.1 error answer in the contract's envelope, ending the connection."""
+    request_id = new_request_id()
+    with bound_context(request_id=request_id):
+        body = json.dumps(error_body(error.code, error.message, error.details)).encode()
+    lines = [
+        f"HTTP/1.1 {status} {reason}",
+        "content-type: application/json",
+        f"content-length: {len(body)}",
+        "connection: close",
+        f"x-request-id: {request_id}",
+        *(f"{name}: {value}" for name, value in error.headers.items()),
+    ]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
+
+
+class GuardedHttpToolsProtocol(HttpToolsProtocol):
+    """HttpToolsProtocol with a header-read timeout, a head size limit and a connection cap."""
+
+    header_timeout: ClassVar[float] = 10.0
+    max_connections: ClassVar[int] = 500
+    max_header_bytes: ClassVar[int] = MAX_HEADER_BYTES
+    _last_warning: ClassVar[float] = 0.0
+
+    _head_timer: asyncio.TimerHandle | None = None
+    _in_head = True  # between requests or inside a request head (not in a body)
+    _head_bytes = 0  # received while in a head (counts partial lines the parser still holds)
+    _parsed_bytes = 0  # request line and headers the parser handed over (exact)
+    _too_large = False
+
+    @classmethod
+    def _warn(cls, event: str, **fields: Any) -> None:
+        now = time.monotonic()
+        if now - GuardedHttpToolsProtocol._last_warning >= WARN_EVERY:
+            GuardedHttpToolsProtocol._last_warning = now
+            log.warning(event, **fields)
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        if len(self.connections) > self.max_connections:
+            self._warn(
+                "connection_refused", reason="HTTP_MAX_CONNECTIONS", limit=self.max_connections
+            )
+            error = ServiceUnavailable(
+                f"Too many open connections (HTTP_MAX_CONNECTIONS={self.max_connections}); "
+                "retry shortly",
+                headers={"Retry-After": "1"},
+            )
+            self.transport.write(raw_error_response(503, "Service Unavailable", error))
+            self.transport.close()
+            return
+        self._start_head_timer()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._cancel_head_timer()
+        super().connection_lost(exc)
+
+    def data_received(self, data: bytes) -> None:
+        if self.transport.is_closing():
+            return  # refused or timed out: nothing more is parsed or buffered
+        if self._in_head:
+            self._head_bytes += len(data)
+        super().data_received(data)
+        if self._in_head and self._head_bytes > self.max_header_bytes:
+            self._header_too_large()
+
+    def send_400_response(self, msg: str) -> None:
+        if self._too_large:  # the parser stopped because a callback below refused the head
+            self._header_too_large()
+        else:
+            super().send_400_response(msg)
+
+    # httptools parser callbacks
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        self._in_head = True
+        self._parsed_bytes = 0
+        if self._head_timer is None:
+            self._start_head_timer()
+
+    def on_url(self, url: bytes) -> None:
+        self._count_parsed(len(url))
+        super().on_url(url)
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._count_parsed(len(name) + len(value) + 4)
+        super().on_header(name, value)
+
+    def on_headers_complete(self) -> None:
+        self._in_head = False
+        self._head_bytes = 0
+        self._cancel_head_timer()
+        super().on_headers_complete()
+
+    def on_message_complete(self) -> None:
+        super().on_message_complete()
+        self._in_head = True  # what comes next is the head of the next request
+
+    # Limits
+    def _count_parsed(self, size: int) -> None:
+        """A head that arrived in one piece is measured here; raising stops the parser, and
+        uvicorn's `send_400_response` (overridden above) answers."""
+        self._parsed_bytes += size
+        if self._parsed_bytes > self.max_header_bytes:
+            self._too_large = True
+            raise ValueError("request head too large")
+
+    def _start_head_timer(self) -> None:
+        self._cancel_head_timer()
+        self._head_timer = self.loop.call_later(self.header_timeout, self._head_timed_out)
+
+    def _cancel_head_timer(self) -> None:
+        if self._head_timer is not None:
+            self._head_timer.cancel()
+            self._head_timer = None
+
+    def _head_timed_out(self) -> None:
+        self._head_timer = None
+        if not self.transport.is_closing():
+            log.debug("connection_closed", reason="HTTP_HEADER_TIMEOUT", client=self.client)
+            self.transport.close()
+
+    def _header_too_large(self) -> None:
+        self._cancel_head_timer()
+        if self.transport.is_closing():
+            return
+        self._warn("request_refused", reason="headers too large", client=self.client)
+        error = PayloadTooLarge(
+            f"The request line and headers are larger than {self.max_header_bytes} bytes",
+            details={"maxHeaderBytes": self.max_header_bytes},
+        )
+        self.transport.write(raw_error_response(431, "Request Header Fields Too Large", error))
+        self.transport.close()
+
+
+def protocol_class(settings: Settings) -> type[GuardedHttpToolsProtocol]:
+    """A protocol class carrying these settings (uvicorn instantiates it per connection)."""
+    return type(
+        "GuardedHttpToolsProtocol",
+        (GuardedHttpToolsProtocol,),
+        {
+            "header_timeout": settings.http_header_timeout,
+            "max_connections": settings.http_max_connections,
+        },
+    )
+
+
+def uvicorn_options(settings: Settings) -> dict[str, Any]:
+    """The uvicorn.Config arguments that carry the connection limits of `settings`."""
+    return {
+        "http": protocol_class(settings),
+        "timeout_keep_alive": settings.http_keepalive_timeout,
+    }
