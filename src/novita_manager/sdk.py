@@ -75,6 +75,7 @@ class OperationResult(TypedDict):
     instanceId: str
     status: str
     message: str
+    requestSeq: int  # the request's number; its outcome is in `operations()`
 
 
 @dataclass(frozen=True)
@@ -242,6 +243,10 @@ class ManagerClient:
     def webhook_deliveries(self, instance_id: str) -> dict[str, Any]:
         return cast(dict[str, Any], self._request("GET", f"{_path(instance_id)}/webhooks"))
 
+    def operations(self, instance_id: str) -> dict[str, Any]:
+        """The instance's start/stop/delete requests and their outcomes, oldest first."""
+        return cast(dict[str, Any], self._request("GET", f"{_path(instance_id)}/operations"))
+
 
 class AsyncManagerClient:
     """The same API for asyncio code (benchmarks, async scripts)."""
@@ -319,3 +324,8 @@ class AsyncManagerClient:
 
     async def webhook_deliveries(self, instance_id: str) -> dict[str, Any]:
         return cast(dict[str, Any], await self._request("GET", f"{_path(instance_id)}/webhooks"))
+
+    async def operations(self, instance_id: str) -> dict[str, Any]:
+        """The instance's start/stop/delete requests and their outcomes, oldest first."""
+        path = f"{_path(instance_id)}/operations"
+        return cast(dict[str, Any], await self._request("GET", path))

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from typing import Any
 
 import httpx
@@ -40,6 +41,10 @@ def events_of(receiver: WebhookReceiver, instance_id: str) -> list[str]:
     return [b["type"] for b in bodies if b["data"]["instanceId"] == instance_id]
 
 
+def notified(receiver: WebhookReceiver, instance_id: str, event: str) -> bool:
+    return event in events_of(receiver, instance_id)
+
+
 def novita_ids(simulator_http: httpx.Client) -> set[str]:
     listing = simulator_http.get("/gpu/instances", params={"pageSize": 100}).json()
     return {item["id"] for item in listing["instances"] if item["status"] != "removed"}
@@ -71,7 +76,7 @@ def test_every_delete_accepted_right_after_a_stop_takes_effect(
 
     for iid in ids:
         assert wait_status(service, iid, "deleted", 60)["status"] == "deleted"
-        ops = wait_for(lambda iid=iid: settled(service, iid), 30, f"settled requests of {iid}")
+        ops = wait_for(partial(settled, service, iid), 30, f"settled requests of {iid}")
         assert [op["operation"] for op in ops] == ["stop", "delete"]
         stop, delete = ops
         assert delete["state"] == "succeeded"
@@ -82,11 +87,7 @@ def test_every_delete_accepted_right_after_a_stop_takes_effect(
         assert all(op["resolvedAt"] for op in ops)
     assert not novita_ids(simulator_http) & set(novita.values())  # nothing left to pay for
     for iid in ids:
-        wait_for(
-            lambda iid=iid: "instance.deleted" in events_of(webhook_receiver, iid),
-            20,
-            f"instance.deleted of {iid}",
-        )
+        wait_for(partial(notified, webhook_receiver, iid, "instance.deleted"), 20, iid)
         assert events_of(webhook_receiver, iid).count("instance.deleted") == 1
 
 
