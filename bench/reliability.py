@@ -213,10 +213,10 @@ def write_operations(args: argparse.Namespace, command: str, rows: str) -> None:
 
 Command: `{command}`
 Machine: {machine()}. Date: {today()}.
-The hypothesis state machine of `tests/reliability/operations_model.py` (CI runs it for 60
+The hypothesis state machine of `tests/reliability/operations_model.py` (CI runs it for 80
 steps): seeded ({args.seed}), examples of up to {args.step_count} steps, no shrinking. Steps:
 create (alone, or waiting until it runs), start, stop, delete on a random instance of the
-example, bursts of 2-4 concurrent operations on one instance, stop-then-delete on 1-4 instances
+example, bursts of 2-4 concurrent operations on one instance, stop-then-delete on 1-6 instances
 in parallel, settle (wait until an instance rests) and short waits. The service is one process
 (fast test timings, `INSTANCE_STARTUP_TIMEOUT=600`), the simulator another (time scale 0.01),
 the webhook receiver always answers 200. After each example, once quiescent (bounded 60 s),
