@@ -104,6 +104,6 @@ def test_troubleshooting_covers_every_error_code() -> None:
     text = (ROOT / "docs/troubleshooting.md").read_text()
     codes = ["VALIDATION_ERROR", "UNAUTHORIZED", "INSTANCE_NOT_FOUND", "INVALID_STATE"]
     codes += ["IDEMPOTENCY_KEY_REUSED", "RATE_LIMITED", "UPSTREAM_ERROR", "UPSTREAM_UNAVAILABLE"]
-    codes += ["INTERNAL_ERROR", "NOT_FOUND"]
+    codes += ["INTERNAL_ERROR", "NOT_FOUND", "PAYLOAD_TOO_LARGE"]
     for code in codes:
         assert f"`{code}`" in text, code
