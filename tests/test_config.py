@@ -87,6 +87,15 @@ def test_secret_values_are_not_echoed_in_errors(monkeypatch: pytest.MonkeyPatch)
     assert "whsec_c2VjcmV0" not in str(caught.value)
 
 
+def test_a_database_password_is_not_echoed_in_errors(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DATABASE_URL", "mysql://admin:hunter2-secret@db.example:3306/x")
+    with pytest.raises(ConfigurationError) as caught:
+        load_settings()
+    assert "DATABASE_URL" in str(caught.value)
+    assert "hunter2-secret" not in str(caught.value)
+    assert "admin:***@db.example" in str(caught.value)
+
+
 def test_serve_exits_2_with_one_message(tmp_path) -> None:
     env = {"PATH": "/usr/bin:/bin", "PORT": "0x", "LOG_LEVEL": "loud", "HOME": str(tmp_path)}
     result = subprocess.run(

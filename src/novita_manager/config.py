@@ -8,6 +8,7 @@ because a half-configured service that fails later is harder to debug than one t
 from __future__ import annotations
 
 import ipaddress
+import re
 import sys
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
@@ -297,6 +298,9 @@ class ConfigurationError(Exception):
     """Raised with one readable message naming every invalid variable."""
 
 
+_URL_PASSWORD = re.compile(r"(://[^:/@\s]*:)[^@/\s]*@")
+
+
 def describe_validation_error(error: ValidationError) -> str:
     """One line per bad variable, named as the user wrote it (UPPER_CASE), with the reason."""
     lines = []
@@ -310,6 +314,8 @@ def describe_validation_error(error: ValidationError) -> str:
         else:
             variable = "configuration"
         value = item.get("input")
+        if isinstance(value, str):
+            value = _URL_PASSWORD.sub(r"\1***@", value)  # a database URL's password
         shown = (
             ""
             if variable.endswith(("KEY", "KEYS", "SECRET")) or isinstance(value, dict)
