@@ -118,6 +118,7 @@ def test_stop_start_delete_and_conflict_is_exit_4(service) -> None:
         "instanceId": instance_id,
         "status": "deleting",
         "message": parsed(deleted)["message"],
+        "requestSeq": 3,  # stop, start, delete
     }
 
 
