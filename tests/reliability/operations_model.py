@@ -46,9 +46,7 @@ import httpx
 from hypothesis import HealthCheck, Phase, seed, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
-    Bundle,
     RuleBasedStateMachine,
-    multiple,
     precondition,
     rule,
     run_state_machine_as_test,
@@ -453,6 +451,7 @@ class OperationsRun:
         )
         self.pool = ThreadPoolExecutor(max_workers=16, thread_name_prefix="ops")
         self.known: set[str] = set()
+        self.progress: Callable[[str], None] | None = None
         self._lock = threading.Lock()
         self._examples = itertools.count()
 
@@ -519,6 +518,11 @@ class OperationsRun:
         found += check_ownership(models, self.known, snapshot)
         found += check_webhooks(snapshot, self.report)
         self.report.novita_instances = len(snapshot.novita)
+        if self.progress is not None:
+            self.progress(
+                f"example {trace[0]}: {self.report.steps} steps, {len(found)} violations, "
+                f"quiescent after {self.report.quiescence_seconds[-1]:.1f} s"
+            )
         if found:
             steps = "\n    ".join(trace)
             self.report.violations += [f"[{self.tag} example {trace[0]}] {v}" for v in found]
@@ -530,8 +534,6 @@ def make_machine(run: OperationsRun) -> type[RuleBasedStateMachine]:
     example; the service and simulator stay up across examples)."""
 
     class OperationsMachine(RuleBasedStateMachine):
-        instances = Bundle("instances")
-
         def __init__(self) -> None:
             super().__init__()
             self.example = run.next_example()
@@ -548,20 +550,31 @@ def make_machine(run: OperationsRun) -> type[RuleBasedStateMachine]:
             sent = run.send(self.models[instance_id], operation, rule_name)
             self.trace.append(f"  → {operation} {instance_id[:8]}: {sent.status} seq={sent.seq}")
 
-        @rule(target=instances)
-        def create(self) -> Any:
-            return self._create("create")
+        def _alive(self) -> list[str]:
+            """Instances with no accepted delete yet."""
+            return sorted(
+                i
+                for i, m in self.models.items()
+                if all(s.operation != "delete" for s in m.accepted())
+            )
 
-        @rule(target=instances)
-        def create_running(self) -> Any:
-            """Create and wait (at most 15 s) until it runs, so requests also meet running
-            instances (a stop on a creating one is refused by older services)."""
-            created = self._create("create_running")
-            if isinstance(created, str):
+        def _pick(self, data: st.DataObject) -> str:
+            """An instance of this example: mostly one not yet asked to delete (a request on a
+            deleted one only tests the 409), sometimes any."""
+            alive = self._alive()
+            any_one = not alive or data.draw(st.integers(0, 4), label="any instance") == 0
+            pool = sorted(self.models) if any_one else alive
+            return str(data.draw(st.sampled_from(pool), label="instance"))
+
+        @rule(running=st.booleans())
+        def create(self, running: bool) -> None:
+            """Create; with `running`, wait (at most 15 s) until it runs, so requests also meet
+            running instances (a stop on a creating one is refused by older services)."""
+            created = self._create("create_running" if running else "create")
+            if created is not None and running:
                 self._settle(created, 15)
-            return created
 
-        def _create(self, rule_name: str) -> Any:
+        def _create(self, rule_name: str) -> str | None:
             name = f"ops-{run.tag}-{self.example}-{self.created}"
             self.created += 1
             self._step(f"{rule_name} {name}")
@@ -571,13 +584,13 @@ def make_machine(run: OperationsRun) -> type[RuleBasedStateMachine]:
             except httpx.TransportError as error:
                 run.count("create no answer")
                 run.report.violations.append(f"create {name}: no answer ({error!r})")
-                return multiple()
+                return None
             run.count(f"create {response.status_code}")
             if response.status_code != 201:
                 run.report.violations.append(
                     f"create {name}: {response.status_code} {response.text[:300]}"
                 )
-                return multiple()
+                return None
             instance_id = str(response.json()["instanceId"])
             self.models[instance_id] = ModelInstance(instance_id, name)
             run.known.add(instance_id)
@@ -585,27 +598,35 @@ def make_machine(run: OperationsRun) -> type[RuleBasedStateMachine]:
             self.trace[-1] += f" → {instance_id}"
             return instance_id
 
-        @rule(instance=instances)
-        def start(self, instance: str) -> None:
+        @precondition(lambda self: self.models)
+        @rule(data=st.data())
+        def start(self, data: st.DataObject) -> None:
+            instance = self._pick(data)
             self._step(f"start {instance[:8]}")
             self._one(instance, "start", "start")
 
-        @rule(instance=instances)
-        def stop(self, instance: str) -> None:
+        @precondition(lambda self: self.models)
+        @rule(data=st.data())
+        def stop(self, data: st.DataObject) -> None:
+            instance = self._pick(data)
             self._step(f"stop {instance[:8]}")
             self._one(instance, "stop", "stop")
 
-        @rule(instance=instances)
-        def delete(self, instance: str) -> None:
+        @precondition(lambda self: self.models)
+        @rule(data=st.data())
+        def delete(self, data: st.DataObject) -> None:
+            instance = self._pick(data)
             self._step(f"delete {instance[:8]}")
             self._one(instance, "delete", "delete")
 
+        @precondition(lambda self: self.models)
         @rule(
-            instance=instances,
+            data=st.data(),
             operations=st.lists(st.sampled_from(OPERATIONS), min_size=2, max_size=4),
         )
-        def burst(self, instance: str, operations: list[str]) -> None:
+        def burst(self, data: st.DataObject, operations: list[str]) -> None:
             """2-4 operations on one instance at the same moment."""
+            instance = self._pick(data)
             self._step(f"burst {instance[:8]} {'+'.join(operations)}")
             barrier = threading.Barrier(len(operations))
             model = self.models[instance]
@@ -618,22 +639,19 @@ def make_machine(run: OperationsRun) -> type[RuleBasedStateMachine]:
                 self.trace.append(f"  → {sent.operation}: {sent.status} seq={sent.seq}")
 
         @precondition(lambda self: len(self.models) >= 1)
-        @rule(data=st.data())
-        def stop_then_delete_in_parallel(self, data: st.DataObject) -> None:
+        @rule(data=st.data(), settled=st.booleans())
+        def stop_then_delete_in_parallel(self, data: st.DataObject, settled: bool) -> None:
             """Issue 13's reproduction: on several instances at once, stop and right after it
-            delete."""
+            delete; with `settled`, once each rests (running, as in the issue)."""
             # Preferably instances not yet asked to delete (those would just answer 409).
-            alive = sorted(
-                i
-                for i, m in self.models.items()
-                if all(s.operation != "delete" for s in m.accepted())
-            )
-            pool = alive or sorted(self.models)
+            pool = self._alive() or sorted(self.models)
             chosen = data.draw(
                 st.lists(st.sampled_from(pool), min_size=1, max_size=6, unique=True),
                 label="instances",
             )
-            self._step(f"stop_then_delete {' '.join(i[:8] for i in chosen)}")
+            self._step(f"stop_then_delete {' '.join(i[:8] for i in chosen)} settled={settled}")
+            for instance in chosen if settled else []:
+                self._settle(instance, 15)
             barrier = threading.Barrier(len(chosen))
 
             def both(instance_id: str) -> tuple[Sent, Sent]:
@@ -655,10 +673,12 @@ def make_machine(run: OperationsRun) -> type[RuleBasedStateMachine]:
             self._step(f"wait {seconds}")
             time.sleep(seconds)
 
-        @rule(instance=instances)
-        def settle(self, instance: str) -> None:
+        @precondition(lambda self: self.models)
+        @rule(data=st.data())
+        def settle(self, data: st.DataObject) -> None:
             """Wait (at most 10 s) until this instance is in no transitional status, so that
             later requests also start from running, stopped and deleted."""
+            instance = self._pick(data)
             self._step(f"settle {instance[:8]}")
             self._settle(instance, 10)
 
@@ -706,6 +726,7 @@ def run_operations(
     report = OperationsReport(database=database)
     report.live_floor_ms = live_floor(target.base_url)
     run = OperationsRun(target, report, tag)
+    run.progress = progress
     began = time.monotonic()
     try:
         machine = make_machine(run)
