@@ -129,6 +129,7 @@ def run_operations(args: argparse.Namespace, work: Path) -> tuple[str, str]:
 def operations_row(kind: str, report: Any) -> str:
     answers = ", ".join(f"{k}: {v}" for k, v in sorted(report.answers.items()))
     outcomes = ", ".join(f"{k} {v}" for k, v in sorted(report.outcomes.items()))
+    reasons = "; ".join(f"{k} ({v})" for k, v in sorted(report.reasons.items())) or "none"
     waits = sorted(report.quiescence_seconds) or [0.0]
     floor = report.live_floor_ms or (float("nan"), float("nan"))
     violations = sum(1 for v in report.problems() if "steps of that example" not in v)
@@ -137,7 +138,8 @@ def operations_row(kind: str, report: Any) -> str:
     return (
         f"| {name} | {report.steps} steps in {report.examples} examples | {report.seconds:.0f} s "
         f"| {report.instances} instances, {report.requests} requests ({answers}); accepted "
-        f"requests by recorded outcome: {outcomes}; {report.terminal_changes} terminal changes, "
+        f"requests by recorded outcome: {outcomes} (reasons: {reasons}); "
+        f"{report.terminal_changes} terminal changes, "
         f"{report.deliveries} webhook deliveries; {report.novita_instances} Novita instances; "
         f"quiescence after each example p50 {waits[len(waits) // 2]:.1f} s, max "
         f"{waits[-1]:.1f} s; idle `/health/live` p50 {floor[0]:.1f} ms, p99 {floor[1]:.1f} ms "

@@ -108,6 +108,7 @@ class OperationsReport:
     rules: Counter[str] = field(default_factory=Counter)
     answers: Counter[str] = field(default_factory=Counter)  # "stop 202", "delete 409", ...
     outcomes: Counter[str] = field(default_factory=Counter)  # recorded state of each 202
+    reasons: Counter[str] = field(default_factory=Counter)  # "refused: <reason, #N → #n>"
     terminal_changes: int = 0
     deliveries: int = 0
     novita_instances: int = 0
@@ -275,6 +276,9 @@ def check_instance(model: ModelInstance, snapshot: Snapshot, report: OperationsR
     by_seq = {r.get("seq"): r for r in records}
     for record in records:
         report.outcomes[str(record.get("state"))] += 1
+        if record.get("state") in ("failed", "refused", "superseded"):
+            reason = re.sub(r"#\d+", "#n", str(record.get("reason")))
+            report.reasons[f"{record.get('operation')} {record.get('state')}: {reason}"] += 1
     seen_seqs: dict[int, Sent] = {}
     for sent in accepted:
         if not isinstance(sent.seq, int):
@@ -760,7 +764,8 @@ def summary(report: OperationsReport) -> str:
     return (
         f"{report.database}: {report.steps} steps in {report.examples} examples, "
         f"{report.instances} instances, {report.requests} requests ({dict(report.answers)}), "
-        f"outcomes {dict(report.outcomes)}, {report.terminal_changes} terminal changes, "
+        f"outcomes {dict(report.outcomes)}, reasons {dict(report.reasons)}, "
+        f"{report.terminal_changes} terminal changes, "
         f"{report.deliveries} deliveries, {len(report.violations)} violation lines, "
         f"{report.seconds:.0f} s"
     )
