@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import typer
 
-from novita_manager.cli import demo, instances, servers
+from novita_manager.cli import demo, doctor, instances, servers
 from novita_manager.cli.exit_codes import EPILOG, SERVE_EPILOG
 
 app = typer.Typer(
@@ -31,6 +31,7 @@ app.command()(demo.demo)
 app.add_typer(instances.app, name="instances")
 app.command(epilog=SERVE_EPILOG)(servers.serve)
 app.command()(servers.simulator)
+app.command(epilog=doctor.DOCTOR_EPILOG)(doctor.doctor)
 
 
 def main() -> None:
