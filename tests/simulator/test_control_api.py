@@ -5,6 +5,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
+from novita_manager.simulator.config import DEFAULT_PROFILE
 from novita_manager.simulator.server import SimulatorServer
 from tests.simulator.helpers import CREATE, assert_error, create, create_body, get, wait_status
 
@@ -25,7 +26,13 @@ def test_config_changes_time_scale_and_autostart(simulator: SimulatorServer) -> 
     assert config["autostart"] is False
     assert config["timeScale"] == 0.5
     config = simulator.control.reset(autostart=True, time_scale=0.01)
-    assert config == {"seed": 42, "timeScale": 0.01, "autostart": True, "apiKeyRequired": False}
+    assert config == {
+        "seed": 42,
+        "timeScale": 0.01,
+        "autostart": True,
+        "apiKeyRequired": False,
+        "profile": DEFAULT_PROFILE,
+    }
 
 
 def test_capacity_exhaustion(simulator: SimulatorServer, simulator_http: httpx.Client) -> None:

@@ -63,21 +63,48 @@ def simulator(
         typer.Option(help="New instances run by themselves (else they wait in `exited`)."),
     ] = True,
     log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
+    profile: Annotated[
+        str | None,
+        typer.Option(
+            help="Readings of Novita's ambiguous API to play: adverse, lenient or classic "
+            "(default: the simulator's default profile; see docs/simulator.md)."
+        ),
+    ] = None,
+    reading: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Override one reading of the profile, as key=value "
+            "(e.g. page_size_cap=50, tools_required=false); repeatable."
+        ),
+    ] = None,
 ) -> None:
     """Run the Novita simulator: Novita's GPU-instance API v1 with faults, for tests and demos.
 
     Point the service at it with NOVITA_API_BASE_URL=http://HOST:PORT/gpu-instance/openapi.
-    Control it (reset, faults, capacity, reclaim, stats) under /_simulator.
+    Control it (reset, faults, capacity, reclaim, profile, stats) under /_simulator.
     """
     import uvicorn
 
     from novita_manager.logging import configure_logging
     from novita_manager.simulator.app import create_simulator_app
-    from novita_manager.simulator.config import SimulatorConfig
+    from novita_manager.simulator.config import (
+        DEFAULT_PROFILE,
+        ReadingError,
+        SimulatorConfig,
+        parse_reading,
+    )
 
     configure_logging(log_level, "console", [api_key] if api_key else [])
-    config = SimulatorConfig(seed=seed, time_scale=time_scale, api_key=api_key, autostart=autostart)
+    try:
+        overrides = dict(parse_reading(text) for text in reading or [])
+        config = SimulatorConfig(
+            seed=seed, time_scale=time_scale, api_key=api_key, autostart=autostart
+        )
+        config.use_profile(profile or DEFAULT_PROFILE, overrides)
+    except ReadingError as exc:
+        raise typer.BadParameter(str(exc)) from None
     typer.echo(f"NOVITA_API_BASE_URL=http://{host}:{port}/gpu-instance/openapi")
+    typer.echo(f"profile: {config.profile} {config.overrides() or ''}".rstrip())
     uvicorn.run(
         create_simulator_app(config),
         host=host,

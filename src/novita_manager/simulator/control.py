@@ -1,7 +1,8 @@
 """The `/_simulator` control API (no auth; not part of Novita's surface).
 
 Tests, the demo and benchmarks use it to reset state, script faults, limit capacity, reclaim or
-fail instances and read call counts and billing.
+fail instances, choose the readings of Novita's API the simulator plays (`/profile`) and read
+call counts and billing.
 """
 
 from __future__ import annotations
@@ -52,6 +53,16 @@ def _opt_number(body: dict[str, Any], key: str) -> float | None:
     return None if value is None else float(value)
 
 
+def _profile_args(body: dict[str, Any]) -> tuple[str | None, dict[str, Any] | None]:
+    """`profile` (a name) and `readings` (an object of overrides) of a control body."""
+    profile, readings = body.get("profile"), body.get("readings")
+    if profile is not None and not isinstance(profile, str):
+        raise invalid_param("profile", "must be a string")
+    if readings is not None and not isinstance(readings, dict):
+        raise invalid_param("readings", "must be an object of reading: value")
+    return profile, readings
+
+
 def control_router() -> APIRouter:
     router = APIRouter(prefix=PREFIX)
 
@@ -65,13 +76,29 @@ def control_router() -> APIRouter:
         seed = body.get("seed")
         if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
             raise invalid_param("seed", "must be an integer")
+        profile, readings = _profile_args(body)
         state = _state(request)
         state.reset(
             seed=seed,
             autostart=_opt_bool(body, "autostart"),
             time_scale=_opt_number(body, "timeScale"),
+            profile=profile,
+            readings=readings,
         )
         return json_response(state.config_json())
+
+    @router.get("/profile")
+    async def get_profile(request: Request) -> Response:
+        return json_response(_state(request).profile_json())
+
+    @router.post("/profile")
+    async def set_profile(request: Request) -> Response:
+        # Body: {"profile": NAME, "readings": {reading: value}}; both optional. The readings
+        # are the named profile's (default: the current one) with the overrides on top.
+        profile, readings = _profile_args(await _body(request))
+        state = _state(request)
+        state.engine.set_profile(profile, readings)
+        return json_response(state.profile_json())
 
     @router.get("/config")
     async def get_config(request: Request) -> Response:

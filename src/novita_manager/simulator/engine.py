@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from itertools import islice
 from typing import Any
 
@@ -29,6 +29,7 @@ from novita_manager.simulator.config import (
     DURATIONS,
     SPOT_RECLAIM_GRACE,
     SPOT_RECLAIMING,
+    ReadingError,
     SimulatorConfig,
 )
 from novita_manager.simulator.errors import (
@@ -78,8 +79,15 @@ class Simulator:
         seed: int | None = None,
         autostart: bool | None = None,
         time_scale: float | None = None,
+        profile: str | None = None,
+        readings: Mapping[str, Any] | None = None,
     ) -> None:
-        """Forget every instance and capacity limit; reseed (same seed unless one is given)."""
+        """Forget every instance and capacity limit; reseed (same seed unless one is given).
+
+        With `profile` or `readings`, switch readings first (nothing changes if they are
+        invalid); without them the readings in force stay."""
+        if profile is not None or readings is not None:
+            self.set_profile(profile, readings)
         if seed is not None:
             self.config.seed = seed
         self.configure(autostart=autostart, time_scale=time_scale)
@@ -99,6 +107,20 @@ class Simulator:
             if time_scale < 0:
                 raise invalid_param("timeScale", "must be >= 0")
             self.config.time_scale = time_scale
+
+    def set_profile(
+        self, profile: str | None = None, readings: Mapping[str, Any] | None = None
+    ) -> dict[str, Any]:
+        """Play `profile` (default: the one in force) with `readings` overriding it.
+
+        Later answers follow the new readings at once, existing instances included; plans
+        already under way keep their steps. 400 VALIDATOR_PARAM on an unknown profile or
+        reading, or a value a reading does not take."""
+        try:
+            self.config.use_profile(profile or self.config.profile, readings)
+        except ReadingError as exc:
+            raise invalid_param(exc.field, exc.message) from None
+        return self.config.readings()
 
     def set_capacity(
         self, product_id: str | None, cluster_id: str | None, available: int | None

@@ -16,6 +16,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Mapping
 from types import TracebackType
 from typing import Any, Self
 
@@ -37,7 +38,11 @@ def free_port(host: str = "127.0.0.1") -> int:
 
 
 def _reset_body(
-    seed: int | None, autostart: bool | None, time_scale: float | None
+    seed: int | None,
+    autostart: bool | None,
+    time_scale: float | None,
+    profile: str | None = None,
+    readings: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     body: dict[str, Any] = {}
     if seed is not None:
@@ -46,6 +51,16 @@ def _reset_body(
         body["autostart"] = autostart
     if time_scale is not None:
         body["timeScale"] = time_scale
+    body.update(_profile_body(profile, readings))
+    return body
+
+
+def _profile_body(profile: str | None, readings: Mapping[str, Any] | None) -> dict[str, Any]:
+    body: dict[str, Any] = {}
+    if profile is not None:
+        body["profile"] = profile
+    if readings:
+        body["readings"] = dict(readings)
     return body
 
 
@@ -100,8 +115,24 @@ class SimulatorControl:
         seed: int | None = None,
         autostart: bool | None = None,
         time_scale: float | None = None,
+        profile: str | None = None,
+        readings: Mapping[str, Any] | None = None,
     ) -> dict[str, Any]:
-        return _json(self._http.post("/reset", json=_reset_body(seed, autostart, time_scale)))  # type: ignore[no-any-return]
+        """Fresh state; with `profile`/`readings`, also switch readings (else they stay)."""
+        body = _reset_body(seed, autostart, time_scale, profile, readings)
+        return _json(self._http.post("/reset", json=body))  # type: ignore[no-any-return]
+
+    def set_profile(
+        self, profile: str | None = None, readings: Mapping[str, Any] | None = None
+    ) -> dict[str, Any]:
+        """Play `profile` (default: the current one) with `readings` overriding it; answers
+        `{profile, readings, overrides}`. State (instances, faults) is kept."""
+        body = _profile_body(profile, readings)
+        return _json(self._http.post("/profile", json=body))  # type: ignore[no-any-return]
+
+    def profile(self) -> dict[str, Any]:
+        """`{profile, readings, overrides}`: the readings in force."""
+        return _json(self._http.get("/profile"))  # type: ignore[no-any-return]
 
     def set_config(
         self, autostart: bool | None = None, time_scale: float | None = None
@@ -164,8 +195,20 @@ class AsyncSimulatorControl:
         seed: int | None = None,
         autostart: bool | None = None,
         time_scale: float | None = None,
+        profile: str | None = None,
+        readings: Mapping[str, Any] | None = None,
     ) -> dict[str, Any]:
-        return _json(await self._http.post("/reset", json=_reset_body(seed, autostart, time_scale)))  # type: ignore[no-any-return]
+        body = _reset_body(seed, autostart, time_scale, profile, readings)
+        return _json(await self._http.post("/reset", json=body))  # type: ignore[no-any-return]
+
+    async def set_profile(
+        self, profile: str | None = None, readings: Mapping[str, Any] | None = None
+    ) -> dict[str, Any]:
+        body = _profile_body(profile, readings)
+        return _json(await self._http.post("/profile", json=body))  # type: ignore[no-any-return]
+
+    async def profile(self) -> dict[str, Any]:
+        return _json(await self._http.get("/profile"))  # type: ignore[no-any-return]
 
     async def set_config(
         self, autostart: bool | None = None, time_scale: float | None = None
@@ -330,8 +373,17 @@ class SimulatorProcess(_Endpoints):
             sys.executable, "-c", "from novita_manager.cli import main; main()", "simulator",
             "--host", self.host, "--port", str(self.port), "--seed", str(cfg.seed),
             "--time-scale", repr(cfg.time_scale), "--log-level", self.log_level,
-            "--autostart" if cfg.autostart else "--no-autostart",
+            "--autostart" if cfg.autostart else "--no-autostart", "--profile", cfg.profile,
         ]  # fmt: skip
+        for name, value in cfg.overrides().items():
+            text = (
+                "none"
+                if value is None
+                else str(value).lower()
+                if isinstance(value, bool)
+                else value
+            )
+            args += ["--reading", f"{name}={text}"]
         if cfg.api_key:
             args += ["--api-key", cfg.api_key]
         return args

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from novita_manager.simulator.config import SimulatorConfig
 from novita_manager.simulator.engine import Simulator
@@ -22,9 +23,20 @@ class SimulatorState:
         seed: int | None = None,
         autostart: bool | None = None,
         time_scale: float | None = None,
+        profile: str | None = None,
+        readings: Mapping[str, Any] | None = None,
     ) -> None:
-        """Back to a fresh account: no instances, faults, counts or capacity limits."""
-        self.engine.reset(seed=seed, autostart=autostart, time_scale=time_scale)
+        """Back to a fresh account: no instances, faults, counts or capacity limits.
+
+        `profile`/`readings` switch the readings too (see `Simulator.set_profile`); without
+        them the readings in force stay."""
+        self.engine.reset(
+            seed=seed,
+            autostart=autostart,
+            time_scale=time_scale,
+            profile=profile,
+            readings=readings,
+        )
         self.faults.reset(self.config.seed)
         self.stats.reset()
 
@@ -34,4 +46,13 @@ class SimulatorState:
             "timeScale": self.config.time_scale,
             "autostart": self.config.autostart,
             "apiKeyRequired": self.config.api_key is not None,
+            "profile": self.config.profile,
+        }
+
+    def profile_json(self) -> dict[str, Any]:
+        """The profile's name, every reading in force and those overriding the profile."""
+        return {
+            "profile": self.config.profile,
+            "readings": self.config.readings(),
+            "overrides": self.config.overrides(),
         }
