@@ -7,8 +7,9 @@ Routers reach it through `api.deps.get_runtime`.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from novita_manager.config import Settings
@@ -21,6 +22,7 @@ from novita_manager.logging import get_logger
 from novita_manager.metrics import Metrics
 from novita_manager.novita.client import NovitaClient
 from novita_manager.services.catalogue import Catalogue
+from novita_manager.services.health import KeyCheck, check_key_once
 from novita_manager.store.db import Database
 from novita_manager.store.models import Instance, WebhookDelivery
 from novita_manager.store.startup import open_database
@@ -40,6 +42,8 @@ class Runtime:
     webhook_pipeline: Pipeline[WebhookDelivery]
     webhook_sender: WebhookSender
     status_sync: StatusSync
+    key_check: KeyCheck = field(default_factory=KeyCheck)
+    _key_task: asyncio.Task[None] | None = None
 
     @classmethod
     async def open(cls, settings: Settings, *, background: bool = True) -> Runtime:
@@ -99,10 +103,17 @@ class Runtime:
             await runtime.provisioning.start()
             await runtime.webhook_pipeline.start()
             await runtime.status_sync.start()
+            # The key is checked once, in the background: start-up neither waits for Novita
+            # nor fails when it is unreachable (services/health.py check_key_once).
+            runtime._key_task = asyncio.create_task(check_key_once(runtime))
         return runtime
 
     async def close(self) -> None:
         """Stop taking work, let in-flight steps finish, then close connections."""
+        if self._key_task is not None:
+            self._key_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._key_task
         for stop in (
             self.status_sync.stop,
             self.provisioning.stop,

@@ -7,6 +7,10 @@ evidence (it lists the account every interval) or the circuit is open; otherwise
 `GET /clusters` probe runs at most every `PROBE_INTERVAL` seconds, shared by concurrent callers, so
 a health check never adds upstream load per call.
 
+The key is checked once at start-up, in the background (`check_key_once`): a refused key is one
+log line (`novita_key_refused`) and /health's Novita check says "API key refused by Novita" until
+a later call succeeds; Novita merely unreachable at start-up neither blocks nor fails start-up.
+
 Overall status: `unhealthy` (503) when the database is unreachable (nothing can be stored);
 `degraded` (200: the service still accepts and stores work) when Novita is unreachable or the
 circuit is not closed, a pipeline's oldest due row waits longer than `BACKLOG_MAX_AGE`, or a
@@ -31,7 +35,7 @@ from novita_manager.domain.statuses import Status
 from novita_manager.engine.leases import LeasedModel
 from novita_manager.engine.pipeline import Pipeline
 from novita_manager.logging import get_logger
-from novita_manager.novita.errors import NovitaError, is_transient
+from novita_manager.novita.errors import NovitaError, NovitaUnauthorized, is_transient
 from novita_manager.store import migrate
 from novita_manager.store.models import Instance, WebhookAttempt, WebhookDelivery
 from novita_manager.store.types import utcnow
@@ -49,6 +53,57 @@ PROBE_INTERVAL = 30.0  # at most one upstream probe per this many seconds
 PROBE_TIMEOUT = 5.0
 BACKLOG_MAX_AGE = 120.0  # claims take milliseconds; a row due this long means stuck workers
 WEBHOOK_FAILURE_WINDOW = timedelta(hours=1)
+KEY_REFUSED_REASON = "API key refused by Novita"
+
+
+@dataclass
+class KeyCheck:
+    """What Novita said about NOVITA_API_KEY: `pending` until the start-up check answers, then
+    `accepted`, `refused` (401/403) or `unknown` (Novita unreachable: the key is not judged)."""
+
+    state: str = "pending"
+    at: datetime | None = None
+    status: int | None = None
+
+    def record(self, state: str, status: int | None = None) -> None:
+        self.state, self.at, self.status = state, utcnow(), status
+
+    def refused_since(self, last_success: datetime | None) -> bool:
+        """Refused, and no upstream call has succeeded since (which would prove it wrong)."""
+        if self.state != "refused" or self.at is None:
+            return False
+        return last_success is None or last_success < self.at
+
+    def to_json(self) -> dict[str, Any]:
+        return {"status": self.state, "checkedAt": iso(self.at), "httpStatus": self.status}
+
+
+async def check_key_once(runtime: Runtime) -> None:
+    """The start-up key check: one GET /clusters (with the client's usual retries).
+
+    Why at start-up: a wrong key otherwise shows only as failing creates and a sync that cannot
+    list, and the operator has to read the tail of a log to learn why. Never raises: a refusal is
+    recorded and logged once (without the key); an unreachable Novita is logged and left to the
+    status sync and the health probe.
+    """
+    key = runtime.key_check
+    try:
+        await runtime.client.list_clusters()
+    except NovitaUnauthorized as error:
+        key.record("refused", error.status)
+        log.error(
+            "novita_key_refused",
+            status=error.status,
+            reason=error.reason,
+            base_url=runtime.settings.novita_api_base_url,
+            hint="set NOVITA_API_KEY to a valid key (run `novita-manager doctor`)",
+        )
+    except Exception as error:
+        key.record("unknown")
+        log.warning("novita_key_unchecked", error=describe(error)[:300])
+    else:
+        key.record("accepted")
+        log.info("novita_key_accepted")
 
 
 @dataclass
@@ -239,6 +294,10 @@ class HealthChecker:
                 body["error"] = probe.error
         if circuit == "half_open":
             body.setdefault("error", "circuit half-open: probing the upstream")
+        key = self.runtime.key_check
+        body["key"] = key.to_json()
+        if key.refused_since(sync.health.last_success_at):
+            body.update(status="degraded", reachable=True, error=KEY_REFUSED_REASON)
         return body
 
     async def check_pipelines(self, now: datetime) -> dict[str, Any]:
@@ -320,6 +379,11 @@ class HealthChecker:
             try:
                 await asyncio.wait_for(self.runtime.client.list_clusters(), PROBE_TIMEOUT)
                 probe = Probe(at, started, ok=True, reachable=True, error=None)
+                if self.runtime.key_check.state == "refused":
+                    self.runtime.key_check.record("accepted")
+            except NovitaUnauthorized as error:
+                self.runtime.key_check.record("refused", error.status)
+                probe = Probe(at, started, False, True, KEY_REFUSED_REASON)
             except NovitaError as error:
                 reachable = not is_transient(error)  # e.g. 401: the upstream answered
                 probe = Probe(at, started, False, reachable, (self._scrub(str(error)) or "")[:300])
