@@ -9,6 +9,11 @@ structure and prices are fixed, which lets other tests rely on them:
   uses the older bare region form `"US-CA-06"`.
 - `A100-80GB.14c240g` has `regions: []` (every cluster), on-demand "160000".
 - Some entries offer no spot (`spotPrice` missing or "0", no `spot` in `billingMethods`).
+- `A6000.8c45g.sgp2` ("RTX A6000 48GB") is spot-only (`billingMethods: ["spot"]`), so a listing
+  limited to on-demand offers leaves it out (reading `products_default_billing`).
+Under the reading `product_ids: spanning` the per-cluster entries of one offer form a *family*
+whose id drops the cluster suffix (`4090.16c62g` spans HK, SGP, US-CA, IN and AU); each entry
+stays the offer of its cluster (price, stock, billing methods, capacity).
 The seed only changes template `createdAt` times here; it drives instance ids, cluster picks
 and fault draws elsewhere.
 """
@@ -20,6 +25,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 CATALOGUE_EPOCH = 1_735_689_600  # 2025-01-01T00:00:00Z; templates were created after it
+# Cluster suffixes of per-cluster product ids; a family id is the id without one.
+CLUSTER_SUFFIXES = frozenset({"hk1", "sgp2", "usca6", "in1", "au1"})
+BILLING_ORDER = ("onDemand", "monthly", "spot")
+INVENTORY_RANK = {"high": 3, "normal": 2, "low": 1, "none": 0}
 
 
 @dataclass(frozen=True)
@@ -66,33 +75,76 @@ class Product:
     def supports_spot(self) -> bool:
         return "spot" in self.billing_methods and bool(self.spot_price)
 
-    def to_json(self, *, deployable: bool = True) -> dict[str, Any]:
-        available = self.available_deploy and deployable
-        body: dict[str, Any] = {
-            "id": self.id,
-            "name": self.name,
-            "cpuPerGpu": self.cpu_per_gpu,
-            "memoryPerGpu": self.memory_per_gpu,
-            "diskPerGpu": self.disk_per_gpu,
-            "availableDeploy": available,
-            "canBuy": available,
-            "minRootFS": self.min_rootfs,
-            "maxRootFS": self.max_rootfs,
-            "minLocalStorage": 0,
-            "maxLocalStorage": self.disk_per_gpu * self.max_gpu_num,
-            "regions": list(self.regions),
-            "price": str(self.price),
-            "monthlyPrice": (
-                [{"price": self.price * 24 * 30 * 8 // 10, "month": 1}]
-                if "monthly" in self.billing_methods
-                else []
-            ),
-            "billingMethods": list(self.billing_methods),
-            "inventoryState": self.inventory_state if deployable else "none",
-        }
-        if self.spot_price is not None:
-            body["spotPrice"] = str(self.spot_price)
-        return body
+    @property
+    def family(self) -> str:
+        """The id shared by this offer's entries in every cluster (`4090.16c62g`)."""
+        stem, _, suffix = self.id.rpartition(".")
+        return stem if stem and suffix in CLUSTER_SUFFIXES else self.id
+
+    def offers(self, billing_method: str | None) -> bool:
+        """Whether a `billingMethod` filter keeps this entry (spot needs a spot price too)."""
+        if not billing_method:
+            return True
+        if billing_method not in self.billing_methods:
+            return False
+        return billing_method != "spot" or self.supports_spot
+
+
+def product_json(
+    public_id: str,
+    family: tuple[Product, ...],
+    shown: list[Product],
+    deployable: list[Product],
+    *,
+    hide_spot: bool = False,
+) -> dict[str, Any]:
+    """One `/products` item for `public_id`, merged over the entries `shown` (those of the
+    family left by the filters); `deployable` are the shown entries with capacity left.
+
+    Regions list every cluster of the family. With one entry shown this is that entry as it
+    is; with several, prices are the lowest (`from ...`), `availableDeploy` and
+    `inventoryState` say whether any cluster has stock (product-wide, novita-api.md §12 #3).
+    `hide_spot` answers `spotPrice` "0", as a listing limited to on-demand offers may.
+    """
+    first = shown[0]
+    regions: list[str] = []
+    for entry in family:
+        if not entry.regions:
+            regions = []
+            break
+        regions += [region for region in entry.regions if region not in regions]
+    available = any(entry.available_deploy for entry in deployable)
+    states = [entry.inventory_state for entry in deployable]
+    inventory = max(states, key=lambda state: INVENTORY_RANK.get(state, 0)) if states else "none"
+    spot = [entry.spot_price for entry in shown if entry.supports_spot and entry.spot_price]
+    spot_price = min(spot) if spot else first.spot_price
+    methods = [m for m in BILLING_ORDER if any(m in entry.billing_methods for entry in shown)]
+    monthly = [entry.price for entry in shown if "monthly" in entry.billing_methods]
+    body: dict[str, Any] = {
+        "id": public_id,
+        "name": first.name,
+        "cpuPerGpu": first.cpu_per_gpu,
+        "memoryPerGpu": first.memory_per_gpu,
+        "diskPerGpu": first.disk_per_gpu,
+        "availableDeploy": available,
+        "canBuy": available,
+        "minRootFS": min(entry.min_rootfs for entry in shown),
+        "maxRootFS": max(entry.max_rootfs for entry in shown),
+        "minLocalStorage": 0,
+        "maxLocalStorage": first.disk_per_gpu * max(entry.max_gpu_num for entry in shown),
+        "regions": regions,
+        "price": str(min(entry.price for entry in shown)),
+        "monthlyPrice": [{"price": min(monthly) * 24 * 30 * 8 // 10, "month": 1}]
+        if monthly
+        else [],
+        "billingMethods": methods,
+        "inventoryState": inventory,
+    }
+    if hide_spot:
+        spot_price = 0
+    if spot_price is not None:
+        body["spotPrice"] = str(spot_price)
+    return body
 
 
 @dataclass(frozen=True)
@@ -156,6 +208,7 @@ GPU_3090 = "RTX 3090 24GB"
 GPU_A100 = "A100 80GB"
 GPU_H100 = "H100 80GB"
 GPU_L40S = "L40S 48GB"
+GPU_A6000 = "RTX A6000 48GB"
 
 ALL = ("onDemand", "monthly", "spot")
 NO_SPOT = ("onDemand", "monthly")
@@ -169,7 +222,14 @@ CLUSTERS: tuple[Cluster, ...] = (
         True,
         True,
     ),
-    Cluster("as-sgp-2", "AS-SGP-02", "Singapore", (GPU_4090, GPU_A100, GPU_L40S), True, False),
+    Cluster(
+        "as-sgp-2",
+        "AS-SGP-02",
+        "Singapore",
+        (GPU_4090, GPU_A100, GPU_L40S, GPU_A6000),
+        True,
+        False,
+    ),
     Cluster(
         "us-ca-6", "US-CA-06", "California", (GPU_4090, GPU_A100, GPU_H100, GPU_L40S), True, True
     ),
@@ -291,6 +351,18 @@ PRODUCTS: tuple[Product, ...] = (
         ("onDemand",),
         "high",
     ),
+    Product(
+        "A6000.8c45g.sgp2",
+        GPU_A6000,
+        8,
+        45,
+        200,
+        (SGP.labelled,),
+        30000,
+        12000,
+        ("spot",),
+        "normal",
+    ),
 )
 
 REGISTRY_AUTHS: tuple[RegistryAuth, ...] = (
@@ -396,15 +468,31 @@ class Catalogue:
     auths: tuple[RegistryAuth, ...]
     _product_by_id: dict[str, Product] = field(default_factory=dict)
     _cluster_by_key: dict[str, Cluster] = field(default_factory=dict)
+    _families: dict[str, tuple[Product, ...]] = field(default_factory=dict)
+    _singles: dict[str, tuple[Product, ...]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self._product_by_id = {product.id: product for product in self.products}
+        self._singles = {product.id: (product,) for product in self.products}
+        families: dict[str, list[Product]] = {}
+        for product in self.products:
+            families.setdefault(product.family, []).append(product)
+        self._families = {key: tuple(entries) for key, entries in families.items()}
         for cluster in self.clusters:
             for key in (cluster.id, cluster.name, cluster.labelled):
                 self._cluster_by_key[key.lower()] = cluster
 
     def product(self, product_id: str) -> Product | None:
         return self._product_by_id.get(product_id)
+
+    def groups(self, spanning: bool) -> dict[str, tuple[Product, ...]]:
+        """Public product id → its per-cluster entries: one entry per id (`per_cluster`) or
+        one id per family spanning its clusters (`spanning`)."""
+        return self._families if spanning else self._singles
+
+    def known_product(self, product_id: str) -> bool:
+        """Whether a capacity limit may name this id (an entry's id or a family id)."""
+        return product_id in self._product_by_id or product_id in self._families
 
     def cluster(self, key: str) -> Cluster | None:
         """A cluster by id, bare name or labelled name, case-insensitively."""

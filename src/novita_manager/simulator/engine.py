@@ -14,6 +14,11 @@ Choices where novita-api.md leaves room (documented for the client's authors):
 - A failed instance (`/_simulator/instances/{id}/fail`) ends `exited` with `statusError`; the
   next start clears `statusError`.
 - Listing order is newest first. `pageSize` 0 or absent means 10; above 500 is capped at 500.
+
+Readings (config.py, docs/simulator.md) change answers where Novita's docs are ambiguous: the
+first `pageNum`, a silent `pageSize` cap, list items' shape, `node`'s shape, the default
+`billingMethod` of /products, product ids spanning clusters, how a capacity refusal is told,
+transient `statusError`, whether Jupyter needs the create's `tools`, and the name rule.
 """
 
 from __future__ import annotations
@@ -24,7 +29,13 @@ from collections.abc import Callable, Iterator, Mapping
 from itertools import islice
 from typing import Any
 
-from novita_manager.simulator.catalogue import Catalogue, Cluster, Product, build_catalogue
+from novita_manager.simulator.catalogue import (
+    Catalogue,
+    Cluster,
+    Product,
+    build_catalogue,
+    product_json,
+)
 from novita_manager.simulator.config import (
     DURATIONS,
     SPOT_RECLAIM_GRACE,
@@ -38,7 +49,7 @@ from novita_manager.simulator.errors import (
     invalid_param,
     invalid_state_change,
 )
-from novita_manager.simulator.instances import Instance, Step
+from novita_manager.simulator.instances import Instance, Step, View
 from novita_manager.simulator.validation import validate_create
 
 DEFAULT_PAGE_SIZE = 10
@@ -51,17 +62,36 @@ MIGRATABLE = frozenset({"running", "exited"})
 Capacity = dict[tuple[str | None, str | None], int]
 
 
-def _insufficient(message: str, **metadata: Any) -> SimulatorError:
-    return SimulatorError(400, "INSUFFICIENT_RESOURCE", message, metadata)
+# Reason of a capacity refusal under the reading `capacity_error: message`, whose message then
+# alone says INSUFFICIENT_RESOURCE (novita-api.md §12 #5).
+CAPACITY_OTHER_REASON = "FAILED_PRECONDITION"
 
 
-def _page_args(page_num: int | None, page_size: int | None, default: int) -> tuple[int, int]:
+def page_window(
+    config: SimulatorConfig, page_num: int | None, page_size: int | None, default: int
+) -> tuple[int, int, int, int]:
+    """(offset, items on the page, requested size, page number echoed) under the paging
+    readings: `page_base` (0: pageNum=0 is the first page; 1: pageNum=1 is), `page_zero`
+    (base 1: pageNum=0 is the first page or 400) and `page_size_cap` (a silent cap).
+    An absent pageNum is the first page."""
     if page_num is not None and page_num < 0:
         raise invalid_param("pageNum", "must be >= 0")
     if page_size is not None and page_size < 0:
         raise invalid_param("pageSize", "must be >= 0")
     size = min(page_size or default, MAX_PAGE_SIZE)
-    return max(page_num or 1, 1), size
+    served = min(size, config.page_size_cap) if config.page_size_cap else size
+    base = config.page_base
+    if page_num is None:
+        index = 0
+    elif base == 0:
+        index = page_num
+    elif page_num == 0:
+        if config.page_zero == "refused":
+            raise invalid_param("pageNum", "must be >= 1")
+        index = 0
+    else:
+        index = page_num - 1
+    return index * served, served, size, index + base
 
 
 class Simulator:
@@ -131,7 +161,7 @@ class Simulator:
             if cluster is None:
                 raise invalid_param("clusterId", "unknown cluster")
             cluster_id = cluster.id
-        if product_id and self.catalogue.product(product_id) is None:
+        if product_id and not self.catalogue.known_product(product_id):
             raise invalid_param("productId", "unknown product")
         key = (product_id or None, cluster_id or None)
         if available is None:
@@ -161,30 +191,42 @@ class Simulator:
                 return {"data": []}
         if gpu_num is not None and not 0 <= gpu_num <= 8:
             raise invalid_param("gpuNum", "must be between 0 and 8")
+        # Reading `products_default_billing`: without billingMethod, on-demand offers only,
+        # and an on-demand listing does not tell spot prices.
+        on_demand_default = self.config.products_default_billing == "onDemand"
+        method = billing_method or ("onDemand" if on_demand_default else None)
+        hide_spot = on_demand_default and method == "onDemand"
+        spanning = self.config.product_ids == "spanning"
         needle = (product_name or "").lower()
         data = []
-        for product in self.catalogue.products:
-            clusters = self.catalogue.product_clusters(product)
-            if cluster is not None:
-                if cluster not in clusters:
-                    continue
-                clusters = [cluster]
-            if needle and needle not in product.name.lower():
+        for public_id, family in self.catalogue.groups(spanning).items():
+            spec = family[0]
+            if needle and needle not in spec.name.lower():
                 continue
-            if gpu_num and gpu_num > product.max_gpu_num:
+            pairs = [
+                (entry, where)
+                for entry in family
+                if entry.offers(method)
+                for where in self.catalogue.product_clusters(entry)
+                if cluster is None or where == cluster
+            ]
+            if not pairs:
                 continue
-            if billing_method and billing_method not in product.billing_methods:
+            shown = list(dict.fromkeys(entry for entry, _ in pairs))
+            if gpu_num and gpu_num > max(entry.max_gpu_num for entry in shown):
                 continue
-            if billing_method == "spot" and not product.supports_spot:
+            if min_cpu_per_gpu and spec.cpu_per_gpu < min_cpu_per_gpu:
                 continue
-            if min_cpu_per_gpu and product.cpu_per_gpu < min_cpu_per_gpu:
+            if min_memory_per_gpu and spec.memory_per_gpu < min_memory_per_gpu:
                 continue
-            if min_memory_per_gpu and product.memory_per_gpu < min_memory_per_gpu:
+            if min_rootfs_size and max(entry.max_rootfs for entry in shown) < min_rootfs_size:
                 continue
-            if min_rootfs_size and product.max_rootfs < min_rootfs_size:
-                continue
-            deployable = any(self._capacity_left(product, c) != 0 for c in clusters)
-            data.append(product.to_json(deployable=deployable))
+            deployable = list(
+                dict.fromkeys(
+                    entry for entry, where in pairs if self._capacity_left(entry, where) != 0
+                )
+            )
+            data.append(product_json(public_id, family, shown, deployable, hide_spot=hide_spot))
         return {"data": data}
 
     def templates(
@@ -195,7 +237,9 @@ class Simulator:
         channel: str | None = None,
         type_: str | None = None,
     ) -> dict[str, Any]:
-        page, size = _page_args(page_num, page_size, DEFAULT_TEMPLATE_PAGE_SIZE)
+        offset, served, size, echoed = page_window(
+            self.config, page_num, page_size, DEFAULT_TEMPLATE_PAGE_SIZE
+        )
         channels = {c.strip() for c in (channel or "").split(",") if c.strip()}
         needle = (name or "").lower()
         matches = [
@@ -205,12 +249,12 @@ class Simulator:
             and (not needle or needle in tpl.name.lower())
             and (not type_ or type_ == "instance")
         ]
-        chunk = matches[(page - 1) * size : page * size]
+        chunk = matches[offset : offset + served]
         return {
             "template": [tpl.to_json() for tpl in chunk],
             "total": len(matches),
             "pageSize": size,
-            "pageNum": page,
+            "pageNum": echoed,
         }
 
     def template(self, template_id: str | None) -> dict[str, Any]:
@@ -231,7 +275,9 @@ class Simulator:
     ) -> Iterator[tuple[str | None, str | None]]:
         for key in self.capacity:
             pid, cid = key
-            if (pid is None or pid == product.id) and (cid is None or cid == cluster.id):
+            if (pid is None or pid in (product.id, product.family)) and (
+                cid is None or cid == cluster.id
+            ):
                 yield key
 
     def _capacity_left(self, product: Product, cluster: Cluster) -> int | None:
@@ -251,39 +297,62 @@ class Simulator:
             if candidate not in self.instances:
                 return candidate
 
-    def _pick_cluster(self, product: Product, cluster_key: str) -> Cluster:
-        offered = self.catalogue.product_clusters(product)
+    def _insufficient(
+        self, message: str, *, start: bool = False, **metadata: Any
+    ) -> SimulatorError:
+        """A capacity refusal as the reading `capacity_error` tells it: by reason, or by a
+        message alone (`start instance error` first when a start is refused)."""
+        if self.config.capacity_error == "reason":
+            return SimulatorError(400, "INSUFFICIENT_RESOURCE", message, metadata)
+        text = f"INSUFFICIENT_RESOURCE: {message}"
+        if start:
+            text = f"start instance error: {text}"
+        return SimulatorError(400, CAPACITY_OTHER_REASON, text, metadata)
+
+    def _pick_offer(
+        self, public_id: str, family: tuple[Product, ...], cluster_key: str
+    ) -> tuple[Product, Cluster]:
+        """The entry and cluster a create lands on: the named cluster's entry (refused when
+        the product is not offered there), else a random cluster with capacity left."""
+        pairs = [
+            (entry, where) for entry in family for where in self.catalogue.product_clusters(entry)
+        ]
         if cluster_key:
             cluster = self.catalogue.cluster(cluster_key)
             if cluster is None:
                 raise SimulatorError(
                     400, "RESOURCE_NOT_FOUND", "cluster not found", {"clusterId": cluster_key}
                 )
-            if cluster not in offered:
-                raise _insufficient(
+            here = [pair for pair in pairs if pair[1] == cluster]
+            if not here:
+                raise self._insufficient(
                     "product is not available in this cluster",
-                    productId=product.id,
+                    productId=public_id,
                     clusterId=cluster.id,
                 )
-            return cluster
-        open_clusters = [c for c in offered if self._capacity_left(product, c) != 0]
-        return self.rng.choice(open_clusters or offered)
+            return here[0]
+        open_pairs = [pair for pair in pairs if self._capacity_left(*pair) != 0]
+        return self.rng.choice(open_pairs or pairs)
 
     def create(self, body: Any) -> dict[str, str]:
         """POST /gpu/instance/create: validate, check stock and capacity, start the plan."""
-        req = validate_create(body)
-        product = self.catalogue.product(req.product_id)
-        if product is None:
+        req = validate_create(body, strict_names=self.config.name_rule == "strict")
+        spanning = self.config.product_ids == "spanning"
+        family = self.catalogue.groups(spanning).get(req.product_id)
+        if family is None:
             raise SimulatorError(
                 400, "RESOURCE_NOT_FOUND", "product not found", {"productId": req.product_id}
             )
-        if req.rootfs_size > product.max_rootfs:
-            raise invalid_param(
-                "rootfsSize", f"must be at most {product.max_rootfs} for this product"
-            )
+        max_rootfs = max(entry.max_rootfs for entry in family)
+        if req.rootfs_size > max_rootfs:
+            raise invalid_param("rootfsSize", f"must be at most {max_rootfs} for this product")
         if req.image_auth_id and self.catalogue.auth(req.image_auth_id) is None:
             raise invalid_param("imageAuthId", "unknown registry credential")
-        cluster = self._pick_cluster(product, req.cluster_id)
+        product, cluster = self._pick_offer(req.product_id, family, req.cluster_id)
+        if req.rootfs_size > product.max_rootfs:
+            raise invalid_param(
+                "rootfsSize", f"must be at most {product.max_rootfs} in this cluster"
+            )
         if req.billing_mode not in product.billing_methods or (
             req.billing_mode == "spot" and not product.supports_spot
         ):
@@ -291,15 +360,17 @@ class Simulator:
                 400,
                 "UNSUPPORTED_BILLING_MODE",
                 f"billing mode {req.billing_mode} is not supported by this product",
-                {"productId": product.id, "billingMode": req.billing_mode},
+                {"productId": req.product_id, "billingMode": req.billing_mode},
             )
         if req.gpu_num > product.max_gpu_num:
-            raise _insufficient("not enough GPUs on one node", productId=product.id)
+            raise self._insufficient("not enough GPUs on one node", productId=req.product_id)
         if not product.available_deploy or product.inventory_state == "none":
-            raise _insufficient("insufficient resource", productId=product.id)
+            raise self._insufficient("insufficient resource", productId=req.product_id)
         limits = list(self._limits(product, cluster))
         if any(self.capacity[key] <= 0 for key in limits):
-            raise _insufficient("insufficient resource", productId=product.id, clusterId=cluster.id)
+            raise self._insufficient(
+                "insufficient resource", productId=req.product_id, clusterId=cluster.id
+            )
         for key in limits:
             self.capacity[key] -= 1
 
@@ -343,9 +414,20 @@ class Simulator:
             raise instance_not_found(instance_id or "")
         return instance
 
+    def view(self, listing: bool = False) -> View:
+        """How instances are shown under the readings in force (`listing`: list items)."""
+        cfg = self.config
+        return View(
+            reduced=listing and cfg.list_shape == "reduced",
+            node_object=cfg.node_shape == "object",
+            tools_required=cfg.tools_required,
+            transient_errors=cfg.status_error == "transient",
+            family_ids=cfg.product_ids == "spanning",
+        )
+
     def get(self, instance_id: str | None) -> dict[str, Any]:
         now = self.clock()
-        return self._live(instance_id, now).to_json(now)
+        return self._live(instance_id, now).to_json(now, self.view())
 
     def _page(
         self,
@@ -359,8 +441,7 @@ class Simulator:
         """One page of matches, newest first, and the number of matches: O(page) without
         filters, O(instances) with them."""
         self._settle_removals(now)
-        page, size = _page_args(page_num, page_size, DEFAULT_PAGE_SIZE)
-        offset = (page - 1) * size
+        offset, size, _, _ = page_window(self.config, page_num, page_size, DEFAULT_PAGE_SIZE)
         newest_first = reversed(self.active.values())
         if not (name or status or product_name):
             return list(islice(newest_first, offset, offset + size)), len(self.active)
@@ -386,7 +467,8 @@ class Simulator:
         """GET /gpu/instances as a dict: `{"instances": [...], "total": n}`."""
         now = self.clock()
         chunk, total = self._page(page_num, page_size, name, status, product_name, now)
-        return {"instances": [i.to_json(now) for i in chunk], "total": total}
+        view = self.view(listing=True)
+        return {"instances": [i.to_json(now, view) for i in chunk], "total": total}
 
     def list_instances_bytes(
         self,
@@ -399,12 +481,13 @@ class Simulator:
         """The same answer serialised, from each instance's cached JSON (the HTTP fast path)."""
         now = self.clock()
         chunk, total = self._page(page_num, page_size, name, status, product_name, now)
-        items = b",".join(instance.json_bytes(now) for instance in chunk)
+        view = self.view(listing=True)
+        items = b",".join(instance.json_bytes(now, view) for instance in chunk)
         return b'{"instances":[' + items + b'],"total":' + str(total).encode() + b"}"
 
     def get_bytes(self, instance_id: str | None) -> bytes:
         now = self.clock()
-        return self._live(instance_id, now).json_bytes(now)
+        return self._live(instance_id, now).json_bytes(now, self.view())
 
     def _transition(
         self,
@@ -431,8 +514,9 @@ class Simulator:
         if status != "exited":
             raise invalid_state_change(instance.id, status, "start")
         if instance.is_spot and instance.spot_status(now) == "terminated":
-            raise _insufficient(
+            raise self._insufficient(
                 "the node's resources were reclaimed; migrate the instance",
+                start=True,
                 instanceId=instance.id,
             )
         instance.status_error = None
@@ -513,8 +597,9 @@ class Simulator:
         now = self.clock()
         self._settle_removals(now)
         result = []
+        view = self.view()
         for instance in self.instances.values():
-            body = instance.to_json(now)
+            body = instance.to_json(now, view)
             body["removed"] = instance.removed
             body["billedSeconds"] = round(instance.billed_seconds(now), 3)
             body["accruedCostUsd"] = instance.accrued_cost_usd(now)

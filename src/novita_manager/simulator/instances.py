@@ -19,6 +19,45 @@ from novita_manager.simulator.validation import CreateRequest
 BILLABLE = frozenset({"pulling", "running", "toStop", "stopping", "toRestart", "restarting"})
 PROXY_DOMAIN = "proxy.sim.novita.local"
 LOG_HOST = "https://logs.sim.novita.local"
+# Reading `status_error: transient`: what `statusError` says while the instance is in one of
+# these states and nothing fatal happened (it is gone again once the instance runs).
+TRANSIENT_ERRORS: dict[str, dict[str, str]] = {
+    "pulling": {"state": "pulling", "message": "retrying image pull"},
+    "starting": {"state": "starting", "message": "waiting for the container to start"},
+}
+# Fields of GET only: a list item in the docs' reduced shape has none of them.
+GET_ONLY = (
+    "network",
+    "node",
+    "jobs",
+    "connectComponentSSH",
+    "connectComponentWebTerminal",
+    "connectComponentJupyter",
+    "connectComponentLog",
+    "freeStorageSize",
+    "keepDataDay",
+)
+
+
+@dataclass(frozen=True)
+class View:
+    """How an instance is shown: the readings that shape its JSON (defaults: classic GET).
+
+    `reduced`: a list item in the docs' shape (portMappings `{port, type}`, no GET-only
+    fields); `node_object`: `node` as `{maxRootfsSize}` rather than `[{...}]`;
+    `tools_required`: connectComponentJupyter only when the create sent a Jupyter tool;
+    `transient_errors`: `statusError` while pulling or starting; `family_ids`: `productId`
+    is the id spanning clusters.
+    """
+
+    reduced: bool = False
+    node_object: bool = False
+    tools_required: bool = False
+    transient_errors: bool = False
+    family_ids: bool = False
+
+
+FULL = View()
 
 
 @dataclass(frozen=True)
@@ -46,7 +85,7 @@ class Instance:
     spot_reclaim_time: int = 0
     removed: bool = False  # set once the removal finished and the instance left the listings
     version: int = 0  # bumped on every change that is not derived from the clock
-    _json_cache: tuple[int, int, bytes] | None = field(default=None, repr=False)
+    _json_cache: dict[View, tuple[int, int, bytes]] = field(default_factory=dict, repr=False)
 
     @property
     def is_spot(self) -> bool:
@@ -123,25 +162,35 @@ class Instance:
             mappings.append({"port": port, "endpoint": endpoint, "type": kind})
         return mappings
 
-    def json_bytes(self, now: float) -> bytes:
-        """`to_json` serialised, cached while the fields and the current step stay the same
-        (listing pages of 100 is the simulator's hot path)."""
+    def json_bytes(self, now: float, view: View = FULL) -> bytes:
+        """`to_json` serialised, cached per view while the fields and the current step stay
+        the same (listing pages of 100 is the simulator's hot path)."""
         step = self._position(now)[0]
-        cached = self._json_cache
+        cached = self._json_cache.get(view)
         if cached is not None and cached[0] == self.version and cached[1] == step:
             return cached[2]
-        data = dumps(self.to_json(now))
-        self._json_cache = (self.version, step, data)
+        data = dumps(self.to_json(now, view))
+        self._json_cache[view] = (self.version, step, data)
         return data
 
-    def to_json(self, now: float) -> dict[str, Any]:
-        """The union of the list-item and GET fields (novita-api.md §3.4, §3.5)."""
+    def _jupyter_port(self, view: View) -> int | None:
+        """The port Jupyter answers on: any port 8888 mapping, or under the reading
+        `tools_required` only the port of a Jupyter tool the create sent."""
+        if not view.tools_required:
+            return 8888
+        tool = next((t for t in self.request.tools if t.get("name") == "Jupyter"), None)
+        return int(tool["port"]) if tool is not None else None
+
+    def to_json(self, now: float, view: View = FULL) -> dict[str, Any]:
+        """The union of the list-item and GET fields (novita-api.md §3.4, §3.5), shaped by
+        `view` (a reduced list item, node object, Jupyter, transient errors, family ids)."""
         req = self.request
         status = self.status(now)
         running = status == "running"
         mappings = self.port_mappings(running)
         ssh = next((m for m in mappings if m["port"] == 22 and m["type"] == "tcp"), None)
-        jupyter = next((m for m in mappings if m["port"] == 8888), None)
+        jupyter_port = self._jupyter_port(view)
+        jupyter = next((m for m in mappings if m["port"] == jupyter_port), None)
         end_time = (
             str(int(self.created_at) + req.month * 30 * 86_400)
             if req.billing_mode == "monthly" and req.month > 0
@@ -161,7 +210,7 @@ class Instance:
             "memory": str(self.product.memory_per_gpu * req.gpu_num),
             "gpuNum": str(req.gpu_num),
             "portMappings": mappings,
-            "productId": self.product.id,
+            "productId": self.product.family if view.family_ids else self.product.id,
             "productName": self.product.name,
             "rootfsSize": req.rootfs_size,
             "volumeMounts": [
@@ -178,7 +227,11 @@ class Instance:
             "gpuIds": list(range(req.gpu_num)),
             "templateId": "",
             "network": {"id": req.network_id, "ip": self.ip if req.network_id else ""},
-            "node": [{"maxRootfsSize": self.product.max_rootfs}],
+            "node": (
+                {"maxRootfsSize": self.product.max_rootfs}
+                if view.node_object
+                else [{"maxRootfsSize": self.product.max_rootfs}]
+            ),
             "jobs": [],
             "connectComponentSSH": {
                 "sshCommand": f"ssh root@{self.ip} -p {ssh['endpoint'].rsplit(':', 1)[1]}"
@@ -206,6 +259,14 @@ class Instance:
             "freeStorageSize": max(req.rootfs_size - 4, 0),
             "keepDataDay": 7,
         }
+        if view.tools_required and jupyter is None:
+            del body["connectComponentJupyter"]
         if self.status_error is not None:
             body["statusError"] = dict(self.status_error)
+        elif view.transient_errors and status in TRANSIENT_ERRORS:
+            body["statusError"] = dict(TRANSIENT_ERRORS[status])
+        if view.reduced:
+            for key in GET_ONLY:
+                body.pop(key, None)
+            body["portMappings"] = [{"port": m["port"], "type": m["type"]} for m in mappings]
         return body

@@ -6,6 +6,7 @@ Every failure is 400 `VALIDATOR_PARAM` with the field name in the message and in
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -14,6 +15,8 @@ from novita_manager.simulator.errors import invalid_param
 RESERVED_PORTS = frozenset({2222, 2223, 2224})
 BILLING_MODES = ("onDemand", "monthly", "spot")
 MAX_PORTS = 15
+# Reading `name_rule: strict` (the MCP server's documentation): letters, digits and `-` only.
+STRICT_NAME = re.compile(r"[A-Za-z0-9-]*")
 
 
 @dataclass(frozen=True)
@@ -148,12 +151,14 @@ def _parse_storages(value: Any) -> list[dict[str, str]]:
     return storages
 
 
-def validate_create(body: Any) -> CreateRequest:
+def validate_create(body: Any, *, strict_names: bool = False) -> CreateRequest:
     """Check a create body against §3.3; raise `SimulatorError` (VALIDATOR_PARAM) on the first
-    bad field, in the table's order."""
+    bad field, in the table's order. `strict_names`: the reading `name_rule: strict`."""
     if not isinstance(body, dict):
         raise invalid_param("body", "must be a JSON object")
     name = _str(body, "name")
+    if strict_names and not STRICT_NAME.fullmatch(name):
+        raise invalid_param("name", "may contain only letters, digits and '-'")
     product_id = _str(body, "productId", required=True)
     gpu_num = _int(body, "gpuNum", required=True)
     if not 1 <= gpu_num <= 8:
