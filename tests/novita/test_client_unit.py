@@ -213,48 +213,6 @@ async def test_open_circuit_fails_fast_without_sending() -> None:
     assert 'endpoint="GET /gpu/instance",outcome="circuit_open"} 1.0' in text
 
 
-def paging_server(total: int, *, ignore_paging: bool = False) -> Handler:
-    def handle(request: httpx.Request) -> httpx.Response:
-        size = int(request.url.params["pageSize"])
-        num = 1 if ignore_paging else int(request.url.params["pageNum"])
-        ids = range((num - 1) * size, min(num * size, total))
-        return ok({"instances": [{"id": f"i{n}"} for n in ids], "total": total})
-
-    return handle
-
-
-@pytest.mark.parametrize(("total", "calls"), [(0, 1), (10, 1), (25, 3), (30, 3)])
-async def test_paging_stops_at_total(total: int, calls: int) -> None:
-    recorder = Recorder(paging_server(total))
-    async with make_client(recorder) as client:
-        ids = [i.id async for i in client.list_instances(page_size=10)]
-    assert ids == [f"i{n}" for n in range(total)]
-    assert len(recorder.requests) == calls
-    assert [r.url.params["pageNum"] for r in recorder.requests] == [
-        str(n) for n in range(1, calls + 1)
-    ]
-
-
-async def test_paging_survives_a_server_that_ignores_paging() -> None:
-    recorder = Recorder(paging_server(25, ignore_paging=True))
-    async with make_client(recorder) as client:
-        ids = [i.id async for i in client.list_instances(page_size=10)]
-    assert ids == [f"i{n}" for n in range(10)]
-    assert len(recorder.requests) == 2
-
-
-async def test_paging_is_bounded_when_pages_come_back_short() -> None:
-    def trickle(request: httpx.Request) -> httpx.Response:
-        num = int(request.url.params["pageNum"])
-        return ok({"instances": [{"id": f"p{num}"}], "total": 20})  # one new item per page
-
-    recorder = Recorder(trickle)
-    async with make_client(recorder) as client:
-        pages = [page async for page in client.list_instance_pages(page_size=10)]
-    assert len(pages) == 4  # total/page_size + 2
-    assert len(recorder.requests) == 4
-
-
 async def test_from_settings() -> None:
     settings = load_settings(
         novita_api_base_url="http://127.0.0.1:1/gpu-instance/openapi",

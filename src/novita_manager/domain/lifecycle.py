@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from novita_manager.domain.observations import status_error_text
+from novita_manager.domain.observations import status_error_since, status_error_text
 from novita_manager.domain.statuses import (
     NOVITA_EXITED,
     NOVITA_REMOVING,
@@ -21,6 +21,7 @@ from novita_manager.domain.statuses import (
     Operation,
     Status,
 )
+from novita_manager.novita.readings import STATUS_ERROR_GRACE_SECONDS
 
 
 class Action(StrEnum):
@@ -67,13 +68,39 @@ def _fail(reason: str) -> Decision:
     return Decision(Action.TRANSITION, Status.FAILED, Event.FAILED, reason)
 
 
-def decide(snapshot: Snapshot, *, now: datetime, timeout: float, recheck_after: float) -> Decision:
+def _error_left(
+    observation: dict[str, Any] | None, observed_at: datetime | None, now: datetime, grace: float
+) -> float | None:
+    """Seconds until a statusError counts as a failure: None when there is no error, 0 when it
+    does now (the instance is exited with it, or it persisted for `grace`).
+
+    Novita may set statusError transiently while pulling or starting and clear it when the
+    instance runs (readings `status_error`), so an error on an instance still on its way up is
+    given `grace` seconds from when it was first seen.
+    """
+    if not status_error_text(observation):
+        return None
+    assert observation is not None
+    if observation.get("status") == NOVITA_EXITED or observation.get("gone"):
+        return 0.0
+    since = status_error_since(observation) or observed_at or now
+    return max(0.0, grace - (now - since).total_seconds())
+
+
+def decide(
+    snapshot: Snapshot,
+    *,
+    now: datetime,
+    timeout: float,
+    recheck_after: float,
+    status_error_grace: float = STATUS_ERROR_GRACE_SECONDS,
+) -> Decision:
     """The next step. A WAIT lasts until the deadline or `recheck_after`, whichever is first:
     the status sync wakes the row as soon as an observation needs a reaction, so waiting rows
     cost nothing in between."""
     operation = snapshot.operation
     if operation is None:
-        return _watch(snapshot)
+        return _watch(snapshot, now, status_error_grace)
     if operation is Operation.CREATE and not snapshot.has_upstream:
         return Decision(Action.CREATE)
     started = snapshot.operation_started_at or now
@@ -113,9 +140,11 @@ def decide(snapshot: Snapshot, *, now: datetime, timeout: float, recheck_after: 
         return wait
 
     # CREATE (with an upstream instance) or START: wait for running, starting it if needed.
-    error = status_error_text(observation)
-    if error:
-        return _fail(error)
+    error_left = _error_left(observation, snapshot.observed_at, now, status_error_grace)
+    if error_left == 0.0:
+        return _fail(status_error_text(observation) or "instance reported an error")
+    if error_left is not None:
+        wait = Decision(Action.WAIT, wait_seconds=min(wait.wait_seconds or 0.0, error_left))
     if gone:
         return _fail("the instance disappeared upstream before it was running")
     if novita_status == NOVITA_RUNNING:
@@ -134,7 +163,7 @@ def decide(snapshot: Snapshot, *, now: datetime, timeout: float, recheck_after: 
     return wait
 
 
-def _watch(snapshot: Snapshot) -> Decision:
+def _watch(snapshot: Snapshot, now: datetime, grace: float) -> Decision:
     """No operation under way: follow changes made outside the service (reclaim, removal)."""
     observation = snapshot.observation
     if observation is None:
@@ -145,9 +174,8 @@ def _watch(snapshot: Snapshot) -> Decision:
             return Decision(
                 Action.TRANSITION, Status.DELETED, Event.DELETED, "instance removed upstream"
             )
-        error = status_error_text(observation)
-        if error:
-            return _fail(error)
+        if _error_left(observation, snapshot.observed_at, now, grace) == 0.0:
+            return _fail(status_error_text(observation) or "instance reported an error")
         if status == NOVITA_EXITED:
             reclaimed = observation.get("spotReclaimTime") not in (None, "", "0")
             reason = "spot instance reclaimed" if reclaimed else "instance stopped upstream"

@@ -4,7 +4,12 @@ Rules (CONTRACT.md "Offer selection"): among products whose name matches, that a
 region and deployable now (`availableDeploy` true and `inventoryState` not `none`), that offer the
 billing mode and fit the requested root disk, take the lowest price (`spotPrice` for spot, `price`
 for on-demand). Ties go to the better-stocked product, then the smaller product id, so the choice
-is deterministic.
+is deterministic. `rank_offers` gives the whole order: when Novita refuses the cheapest for
+capacity, the engine tries the next.
+
+Availability is judged per cluster: the products given here must have been listed with the
+chosen cluster's `clusterId` (readings `product_ids`: one product id may span clusters, and its
+`availableDeploy` describes the whole product unless `clusterId` is sent).
 """
 
 from __future__ import annotations
@@ -96,15 +101,20 @@ def fits_rootfs(product: ProductLike, rootfs_size: int) -> bool:
     return (not low or rootfs_size >= low) and (not high or rootfs_size <= high)
 
 
-def select_offer(
+def rank_offers(
     products: Sequence[ProductLike],
     *,
     product_name: str,
     cluster: ClusterLike,
     billing_mode: str,
     rootfs_size: int,
-) -> Offer:
-    """The cheapest offer for the request, or NoOffer saying precisely why there is none."""
+) -> list[Offer]:
+    """Every offer that can serve the request in the cluster, cheapest first (never empty).
+
+    The engine tries them in order when Novita refuses a create for capacity
+    (INSUFFICIENT_RESOURCE), so a request fails only when no offer in the region has room.
+    Raises NoOffer saying precisely why there is none.
+    """
     named = matching_products(products, product_name)
     if not named:
         raise NoOffer("unknown_product", f"No GPU product matches {product_name!r}")
@@ -125,7 +135,7 @@ def select_offer(
             f"rootfsSize {rootfs_size} GB does not fit {product_name!r} (allowed: "
             f"{', '.join(ranges)} GB)",
         )
-    product, price = min(
+    ranked = sorted(
         fitting,
         key=lambda item: (
             item[1],
@@ -133,10 +143,31 @@ def select_offer(
             item[0].id,
         ),
     )
-    return Offer(
-        product_id=product.id,
-        product_name=product.name or product_name,
-        cluster_id=cluster.id,
-        price_per_hour=price,
+    return [
+        Offer(
+            product_id=product.id,
+            product_name=product.name or product_name,
+            cluster_id=cluster.id,
+            price_per_hour=price,
+            billing_mode=billing_mode,
+        )
+        for product, price in ranked
+    ]
+
+
+def select_offer(
+    products: Sequence[ProductLike],
+    *,
+    product_name: str,
+    cluster: ClusterLike,
+    billing_mode: str,
+    rootfs_size: int,
+) -> Offer:
+    """The cheapest offer for the request, or NoOffer saying precisely why there is none."""
+    return rank_offers(
+        products,
+        product_name=product_name,
+        cluster=cluster,
         billing_mode=billing_mode,
-    )
+        rootfs_size=rootfs_size,
+    )[0]

@@ -22,13 +22,24 @@ from sqlalchemy import case, select, update
 
 from novita_manager.config import Settings
 from novita_manager.domain import observations
-from novita_manager.domain.create_request import build_create_request, carries_marker
+from novita_manager.domain.create_request import (
+    UnacceptableName,
+    build_create_request,
+    carries_marker,
+    novita_name,
+)
 from novita_manager.domain.lifecycle import Action, Decision, Snapshot, decide
-from novita_manager.domain.offers import NoOffer, Offer, select_offer
+from novita_manager.domain.offers import NoOffer, Offer, rank_offers
 from novita_manager.domain.payloads import webhook_payload
 from novita_manager.domain.regions import resolve_cluster
 from novita_manager.domain.requests import Pending, RequestState, outcome_of, plan_requests
-from novita_manager.domain.statuses import OPERATION_STATUS, Event, Operation, Status
+from novita_manager.domain.statuses import (
+    NOVITA_RUNNING,
+    OPERATION_STATUS,
+    Event,
+    Operation,
+    Status,
+)
 from novita_manager.engine.leases import Lease, LeaseLost, write_with_lease
 from novita_manager.engine.retry import backoff_delay, truncate_error
 from novita_manager.logging import bound_context, get_logger
@@ -41,7 +52,6 @@ from novita_manager.novita.errors import (
     NovitaOutcomeUnknown,
     is_transient,
 )
-from novita_manager.novita.models import Instance as NovitaInstance
 from novita_manager.services.catalogue import Catalogue
 from novita_manager.services.views import instance_view
 from novita_manager.store.db import Database
@@ -61,6 +71,10 @@ _REACHED_AT = {
     Status.STOPPED: "stopped_at",
     Status.DELETED: "deleted_at",
 }
+
+
+class IncompleteListing(Exception):
+    """Novita's listing could not be proved complete, so absence proves nothing (a retry)."""
 
 
 class Provisioner:
@@ -198,22 +212,65 @@ class Provisioner:
         )
 
     async def _find_earlier_create(self, lease: Lease, row: Instance) -> bool:
-        """After an unknown create outcome: adopt the instance it made, or learn there is none."""
-        found: NovitaInstance | None = None
-        async for candidate in self.client.list_instances(name=row.name):
-            if carries_marker(candidate.envs, row.id):
-                found = candidate
-                break
-        if found is None:
+        """After an unknown create outcome: adopt the instance it made, or learn there is none.
+
+        "None" needs a listing proved complete (readings `page_base`, `page_size_cap`): from an
+        incomplete one the row keeps `create_state` unknown and looks again later, and at the
+        startup deadline a create fails safe without creating (the status sync keeps looking
+        for a late instance with our marker and deletes it). Returns whether to go on.
+        """
+        try:
+            name = novita_name(row.name)
+        except UnacceptableName:
+            name = row.name  # no create can have been sent under this name
+        listing = await self.client.list_all_instances(name=name)
+        found = next(
+            (
+                candidate
+                for candidate in listing.instances
+                if carries_marker(candidate.envs, row.id)
+            ),
+            None,
+        )
+        if found is None and listing.complete:
             log.info("earlier_create_not_found", create_attempts=row.create_attempts)
             return await self._write(lease, row, {"create_state": "pending"}, release=False)
+        if found is None:
+            log.warning(
+                "earlier_create_search_incomplete",
+                seen=len(listing.instances),
+                total=listing.progress.total,
+            )
+            started = row.operation_started_at or row.created_at
+            late = (utcnow() - started).total_seconds() > self.settings.instance_startup_timeout
+            if late and row.operation != Operation.CREATE.value:
+                return True  # e.g. a delete: go on; a late instance is swept as a stray
+            if late:
+                await self._fail(
+                    lease,
+                    row,
+                    "the outcome of a create is unknown and Novita's listing could not be proved "
+                    "complete before the startup timeout; not creating again",
+                    extra={"create_state": "unknown"},
+                )
+                return False
+            await self._retry(
+                lease,
+                row,
+                IncompleteListing(
+                    "looking for an earlier create: Novita's listing was not proved complete "
+                    f"({len(listing.instances)} of {listing.progress.total} seen); will look again"
+                ),
+                extra={"create_state": "unknown"},
+            )
+            return False
         log.warning("adopting_instance_from_unknown_create", novita_instance_id=found.id)
         now = utcnow()
         values: dict[str, Any] = {
             "novita_instance_id": found.id,
             "create_state": "done",
             "novita_status": found.status or None,
-            "observation": observations.summarize(found),
+            "observation": observations.merge(row.observation, observations.summarize(found), now),
             "observed_at": now,
         }
         also = []
@@ -223,6 +280,8 @@ class Provisioner:
         return await self._write(lease, row, values, release=False, also=also)
 
     async def _create(self, lease: Lease, row: Instance) -> None:
+        """Create on Novita with the cheapest offer; on a capacity refusal (by reason or message,
+        readings `capacity_error`) the next-cheapest offer in the region, before failing."""
         now = utcnow()
         started = row.operation_started_at or row.created_at
         if (now - started).total_seconds() > self.settings.instance_startup_timeout:
@@ -230,7 +289,7 @@ class Provisioner:
             await self._fail(lease, row, f"instance was not created in time: {reason}")
             return
         try:
-            offer = await self._offer(row)
+            offers = await self._offers(row)
             template = await self.catalogue.template(row.template_id)
         except NoOffer as no_offer:
             await self._fail(lease, row, no_offer.message)
@@ -241,47 +300,96 @@ class Provisioner:
             else:
                 await self._fail(lease, row, f"template {row.template_id!r}: {error.message}")
             return
-        request = build_create_request(
-            instance_id=row.id,
-            name=row.name,
-            gpu_num=row.gpu_num,
-            rootfs_size=row.rootfs_size,
-            offer=offer,
-            template=template,
-        )
-        marked = await self._write(
+        refused: list[str] = []
+        for offer in offers:
+            try:
+                request = build_create_request(
+                    instance_id=row.id,
+                    name=row.name,
+                    gpu_num=row.gpu_num,
+                    rootfs_size=row.rootfs_size,
+                    offer=offer,
+                    template=template,
+                )
+            except UnacceptableName as bad_name:
+                await self._fail(lease, row, str(bad_name))
+                return
+            marked = await self._write(
+                lease,
+                row,
+                {
+                    "create_state": "in_flight",
+                    "create_attempts": row.create_attempts + 1,
+                    "product_id": offer.product_id,
+                    "cluster_id": offer.cluster_id,
+                    "price_per_hour": round(offer.price_per_hour * row.gpu_num, 6),
+                },
+                release=False,
+            )
+            if not marked:
+                return
+            try:
+                novita_id = await self.client.create_instance(request)
+            except NovitaOutcomeUnknown as error:
+                log.warning("create_outcome_unknown", error=str(error))
+                await self._retry(lease, row, error, extra={"create_state": "unknown"})
+                return
+            except NovitaInsufficientResource as error:
+                # Refused, so nothing was created: the next offer may have room.
+                log.info(
+                    "create_refused_for_capacity",
+                    product_id=offer.product_id,
+                    cluster_id=offer.cluster_id,
+                    error=str(error),
+                )
+                refused.append(f"{offer.product_id} in {offer.cluster_id}: {error.message}")
+                if not await self._write(lease, row, {"create_state": "pending"}, release=False):
+                    return
+                continue
+            except NovitaError as error:
+                if is_transient(error):  # refused before it was processed: nothing was created
+                    await self._retry(lease, row, error, extra={"create_state": "pending"})
+                else:
+                    await self._fail(
+                        lease,
+                        row,
+                        f"Novita rejected the create: {error}",
+                        extra={"create_state": "pending"},
+                    )
+                return
+            await self._created(lease, row, novita_id, offer, refused)
+            return
+        await self._fail(
             lease,
             row,
-            {
-                "create_state": "in_flight",
-                "create_attempts": row.create_attempts + 1,
-                "product_id": offer.product_id,
-                "cluster_id": offer.cluster_id,
-                "price_per_hour": round(offer.price_per_hour * row.gpu_num, 6),
-            },
-            release=False,
+            "no offer in the region has capacity (INSUFFICIENT_RESOURCE): " + "; ".join(refused),
+            extra={"create_state": "pending"},
         )
-        if not marked:
-            return
-        try:
-            novita_id = await self.client.create_instance(request)
-        except NovitaOutcomeUnknown as error:
-            log.warning("create_outcome_unknown", error=str(error))
-            await self._retry(lease, row, error, extra={"create_state": "unknown"})
-            return
-        except NovitaError as error:
-            if is_transient(error):  # refused before it was processed: nothing was created
-                await self._retry(lease, row, error, extra={"create_state": "pending"})
-            else:
-                await self._fail(
-                    lease,
-                    row,
-                    f"Novita rejected the create: {error}",
-                    extra={"create_state": "pending"},
-                )
-            return
+
+    async def _created(
+        self, lease: Lease, row: Instance, novita_id: str, offer: Offer, refused: list[str]
+    ) -> None:
+        """Record the created instance and the offer it was created with (history and log)."""
         now = utcnow()
-        log.info("instance_created_upstream", novita_instance_id=novita_id)
+        price = round(offer.price_per_hour * row.gpu_num, 6)
+        reason = (
+            f"created on Novita: {offer.product_id} in {offer.cluster_id}, "
+            f"{offer.billing_mode} at ${price:g}/h"
+        )
+        if refused:
+            reason += (
+                f" (the next-cheapest offer: {len(refused)} refused for capacity: "
+                + "; ".join(refused)
+                + ")"
+            )
+        log.info(
+            "instance_created_upstream",
+            novita_instance_id=novita_id,
+            product_id=offer.product_id,
+            cluster_id=offer.cluster_id,
+            price_per_hour=price,
+            offers_refused=len(refused),
+        )
         await self._write(
             lease,
             row,
@@ -295,29 +403,52 @@ class Provisioner:
                 "next_attempt_at": now + timedelta(seconds=self.settings.instance_poll_interval),
             },
             release=True,
-            also=[_history(row, Status.STARTING, "created on Novita", now)],
+            also=[_history(row, Status.STARTING, reason, now)],
         )
         self.on_upstream_change()
 
-    async def _offer(self, row: Instance) -> Offer:
+    async def _offers(self, row: Instance) -> list[Offer]:
+        """The offers to try, in order: the one chosen when the request was accepted (its price
+        was quoted) first, then every other offer in the region, cheapest first.
+
+        Products are listed with the request's billing method and the region's cluster
+        (readings `products_default_billing`, `product_ids`), so availability is the cluster's.
+        When the catalogue cannot be reached, the chosen offer alone is tried.
+        """
+        chosen: Offer | None = None
         if row.product_id and row.cluster_id and row.price_per_hour is not None:
-            return Offer(
+            chosen = Offer(
                 product_id=row.product_id,
                 product_name=row.product_name,
                 cluster_id=row.cluster_id,
                 price_per_hour=row.price_per_hour / max(row.gpu_num, 1),
                 billing_mode=row.billing_mode,
             )
-        cluster = resolve_cluster(row.region, await self.catalogue.clusters())
-        if cluster is None:
-            raise NoOffer("unknown_region", f"Unknown region {row.region!r}")
-        return select_offer(
-            await self.catalogue.products(),
-            product_name=row.product_name,
-            cluster=cluster,
-            billing_mode=row.billing_mode,
-            rootfs_size=row.rootfs_size,
-        )
+        try:
+            cluster = resolve_cluster(row.region, await self.catalogue.clusters())
+            if cluster is None:
+                raise NoOffer("unknown_region", f"Unknown region {row.region!r}")
+            ranked = rank_offers(
+                await self.catalogue.products(
+                    billing_method=row.billing_mode, cluster_id=cluster.id
+                ),
+                product_name=row.product_name,
+                cluster=cluster,
+                billing_mode=row.billing_mode,
+                rootfs_size=row.rootfs_size,
+            )
+        except (NoOffer, NovitaError) as error:
+            if chosen is None or (isinstance(error, NovitaError) and not is_transient(error)):
+                raise
+            return [chosen]
+        if chosen is None:
+            return ranked
+        others = [
+            offer
+            for offer in ranked
+            if (offer.product_id, offer.cluster_id) != (chosen.product_id, chosen.cluster_id)
+        ]
+        return [chosen, *others]
 
     async def _call(self, lease: Lease, row: Instance, operation: Operation) -> None:
         assert row.novita_instance_id is not None
@@ -366,7 +497,47 @@ class Provisioner:
         if decision.to_status is Status.FAILED:
             await self._fail(lease, row, decision.reason or "failed")
             return
-        await self._finish(lease, row, decision.to_status, decision.event, decision.reason)
+        extra: dict[str, Any] | None = None
+        if decision.to_status is Status.RUNNING and row.novita_instance_id is not None:
+            extra = await self._details(lease, row)
+            if extra is None:
+                return
+        await self._finish(lease, row, decision.to_status, decision.event, decision.reason, extra)
+
+    async def _details(self, lease: Lease, row: Instance) -> dict[str, Any] | None:
+        """Connection details from one GET of an instance that reached running.
+
+        List items may lack endpoints and connectComponent* (readings `list_shape`), so the
+        running webhook and the view take them from the instance itself. Returns the values to
+        write with the transition, or None when the step ended otherwise (the GET failed, or
+        showed the instance no longer running: then that observation is written and the row
+        decides again at once).
+        """
+        assert row.novita_instance_id is not None
+        now = utcnow()
+        try:
+            instance = await self.client.get_instance(row.novita_instance_id)
+        except NovitaNotFound:
+            observation = observations.gone()
+        except NovitaError as error:
+            if not is_transient(error):
+                raise
+            await self._retry(lease, row, error)
+            return None
+        else:
+            observation = observations.merge(row.observation, observations.summarize(instance), now)
+        values: dict[str, Any] = {
+            "observation": observation,
+            "observed_at": now,
+            "novita_status": observation.get("status"),
+            "port_mappings": observation.get("portMappings", []),
+            "connection_details": observation.get("connectionDetails", {}),
+            "cluster_id": observation.get("clusterId") or row.cluster_id,
+        }
+        if observation.get("status") != NOVITA_RUNNING or observation.get("gone"):
+            await self._write(lease, row, {**values, "next_attempt_at": now}, release=True)
+            return None
+        return values
 
     async def _fail(
         self, lease: Lease, row: Instance, reason: str, extra: dict[str, Any] | None = None

@@ -2,7 +2,10 @@
 
 Polling each instance with its own GET costs N calls per interval; listing the account page by
 page costs one call per page, whatever the number of instances. A single GET is the fallback for
-a managed instance the listing did not show (it may just have been removed: 404 means gone).
+a managed instance the listing did not show (it may just have been removed: 404 means gone), but
+only when the listing was proved complete (readings `page_base`, `page_size_cap`): absence from
+an incomplete listing proves nothing. List items may lack connection details (`list_shape`);
+`observations.merge` keeps those of the last GET while the instance runs.
 Observations are written without taking leases (they touch only observation columns), and a row
 whose observation changed in a way that needs a reaction is made due at once, so the
 provisioning pipeline reacts within milliseconds of the sync. With several replicas a service
@@ -35,9 +38,10 @@ from novita_manager.engine.service_lease import (
 )
 from novita_manager.logging import get_logger
 from novita_manager.metrics import Metrics
-from novita_manager.novita.client import NovitaClient
+from novita_manager.novita.client import ListingProgress, NovitaClient
 from novita_manager.novita.errors import NovitaError, NovitaNotFound
 from novita_manager.novita.models import Instance as NovitaInstance
+from novita_manager.novita.readings import REQUESTED_PAGE_SIZE
 from novita_manager.store.db import Database
 from novita_manager.store.models import Instance
 from novita_manager.store.types import utcnow
@@ -45,7 +49,10 @@ from novita_manager.store.types import utcnow
 log = get_logger(__name__)
 
 LEASE_NAME = "status-sync"
-PAGE_SIZE = 100
+PAGE_SIZE = REQUESTED_PAGE_SIZE
+# After a listing that could not be proved complete, at most this many rows the listing did not
+# show are looked up with a GET (only rows with an operation under way).
+INCOMPLETE_FALLBACK_GETS = 20
 # Rows in these statuses adopt an instance that carries their marker; others have it deleted.
 _ADOPTING = frozenset({Status.CREATING.value, Status.STARTING.value})
 # How long after a request an instance from a create with an unknown outcome is looked for.
@@ -59,6 +66,7 @@ class SyncReport:
     rows: int = 0
     changed: int = 0
     strays: int = 0
+    complete: bool = True  # whether the listing proved it saw every instance
 
 
 @dataclass
@@ -205,8 +213,11 @@ class StatusSync:
         managed = {row.novita_instance_id for row in rows}
         seen: dict[str, NovitaInstance] = {}
         strays: dict[str, tuple[str, NovitaInstance]] = {}
+        progress = ListingProgress()
         try:
-            async for page in self.client.list_instance_pages(page_size=PAGE_SIZE):
+            async for page in self.client.list_instance_pages(
+                page_size=PAGE_SIZE, progress=progress
+            ):
                 report.pages += 1
                 if self.metrics is not None:
                     self.metrics.status_sync_pages.inc()
@@ -220,7 +231,8 @@ class StatusSync:
                 for row in rows
                 if row.novita_instance_id in seen
             }
-            missing = [nid for nid in managed if nid not in seen]
+            missing = self._fallbacks(rows, seen, complete=progress.complete)
+            report.complete = progress.complete
             report.fallback_gets = len(missing)
             found.update(await self._fetch_missing(missing))
             if strays:
@@ -324,6 +336,25 @@ class StatusSync:
                     )
         return settled
 
+    def _fallbacks(
+        self, rows: Any, seen: dict[str, NovitaInstance], *, complete: bool
+    ) -> list[str]:
+        """Managed instances the listing did not show that get one GET each.
+
+        After a complete listing, every such row (it may just have been removed: 404 is gone).
+        After an incomplete one (a capped page size, a listing that shifted, a server that
+        ignores paging) absence proves nothing: only rows with an operation under way are
+        looked up, at most INCOMPLETE_FALLBACK_GETS of them, and the others keep their last
+        observation until a later listing shows them (never marked gone, no GET storm).
+        """
+        missing = [row for row in rows if row.novita_instance_id not in seen]
+        if complete:
+            return [row.novita_instance_id for row in missing]
+        if missing:
+            log.info("status_sync_listing_incomplete", missing=len(missing))
+        busy = [row.novita_instance_id for row in missing if row.operation is not None]
+        return busy[:INCOMPLETE_FALLBACK_GETS]
+
     async def _fetch_missing(self, missing: list[str]) -> dict[str, dict[str, Any]]:
         async def fetch(novita_id: str) -> tuple[str, dict[str, Any]]:
             try:
@@ -346,6 +377,7 @@ class StatusSync:
             observation = found.get(row.novita_instance_id)
             if observation is None:
                 continue
+            observation = observations.merge(row.observation, observation, started)
             react = needs_reaction(row, observation, started, now, self.startup_timeout)
             changed += observation != row.observation
             if observation == row.observation and not react:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator, Callable, Mapping
+from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, Self, TypeVar
 
@@ -27,6 +28,7 @@ from novita_manager.logging import get_logger
 from novita_manager.metrics import Metrics
 from novita_manager.novita.circuit import CircuitBreaker, CircuitState
 from novita_manager.novita.errors import (
+    NovitaBadRequest,
     NovitaError,
     NovitaOutcomeUnknown,
     NovitaRateLimited,
@@ -45,15 +47,48 @@ from novita_manager.novita.models import (
     Template,
 )
 from novita_manager.novita.ratelimit import TokenBucket
+from novita_manager.novita.readings import REQUESTED_PAGE_SIZE
 from novita_manager.novita.retry import backoff_delay, parse_retry_after
 
 T = TypeVar("T")
 Params = Mapping[str, str | int]
 
 API_VERSION_PREFIX = "/v1"
+MAX_LISTING_PAGES = 2000  # 40,000 instances at a cap of 20 per page
 DEFAULT_MAX_RETRY_AFTER = 60.0  # a longer Retry-After is raised to the engine, not slept on
 
 log = get_logger(__name__)
+
+
+@dataclass
+class ListingProgress:
+    """What one walk over GET /gpu/instances learnt (filled while it runs)."""
+
+    pages: int = 0  # pages received
+    distinct: int = 0  # distinct instance ids seen
+    total: int = 0  # `total` of the last page
+    total_reported: bool = True
+    ended: bool = False  # an empty or short page proved the end
+    first_page_num: int = 0  # 1 when pageNum=0 was refused
+    zero_is_one: bool = False  # pageNum=0 answered like pageNum=1
+    capped_page_size: int | None = None  # the size the server actually gave, when capped
+
+    @property
+    def complete(self) -> bool:
+        """Provably every match: `total` distinct ids seen (when a total was reported), or the
+        end reached without a total to compare with."""
+        if self.total_reported:
+            return self.distinct >= self.total
+        return self.ended
+
+
+@dataclass(frozen=True)
+class Listing:
+    """The result of listing instances: each id once, and whether that is provably all."""
+
+    instances: list[Instance]
+    complete: bool
+    progress: ListingProgress = field(default_factory=ListingProgress)
 
 
 def _json(response: httpx.Response) -> Any:
@@ -243,36 +278,96 @@ class NovitaClient:
         name: str | None = None,
         status: str | None = None,
         product_name: str | None = None,
-        page_size: int = 100,
+        page_size: int = REQUESTED_PAGE_SIZE,
+        progress: ListingProgress | None = None,
     ) -> AsyncIterator[InstancePage]:
-        """Yield non-empty pages (pageNum from 1) until `total` items are seen or a page is empty.
+        """Yield pages of GET /gpu/instances, each with only ids not yielded before.
 
-        Guards against a server that ignores paging: stops when a page brings no new instance ids
-        or after total/page_size + 2 pages.
+        Correct whichever page base applies (readings `page_base`, `page_zero`) and when the
+        server silently caps pageSize (`page_size_cap`): starts at pageNum=0 (restarts at 1 when
+        0 is refused), drops items already seen (a shifted list, or pageNum 0 answering like 1),
+        continues with the page size actually returned, and stops when `total` distinct ids
+        were seen, a page is empty or short, or a page brings nothing new twice (a server that
+        ignores paging). Whether the walk proved it saw everything ends up in `progress`.
         """
         if page_size < 1:
             raise ValueError("page_size must be at least 1")
+        state = progress if progress is not None else ListingProgress()
         seen: set[str] = set()
-        count = 0
-        page_num = 1
+        page_num = 0
+        size = page_size
+        repeats = 0
         while True:
             params = _params(
                 name=name,
                 status=status,
                 productName=product_name,
-                pageSize=page_size,
+                pageSize=size,
                 pageNum=page_num,
             )
-            page = await self._call("GET", "/gpu/instances", _parse_page, params=params)
-            ids = {instance.id for instance in page.instances}
-            if not page.instances or ids <= seen:
-                return
-            seen |= ids
-            count += len(page.instances)
-            yield page
-            if count >= page.total or page_num >= page.total // page_size + 2:
-                return
+            try:
+                page = await self._call("GET", "/gpu/instances", _parse_page, params=params)
+            except NovitaBadRequest:
+                if page_num == 0 and state.pages == 0:
+                    page_num = 1  # base 1 with pageNum=0 refused
+                    state.first_page_num = 1
+                    continue
+                raise
+            state.pages += 1
+            state.total = page.total
+            state.total_reported = page.total_reported
+            items = page.instances
+            if state.pages == 1 and len(items) < size and len(items) < page.total:
+                size = max(len(items), 1)  # a silent cap: continue with what the server gives
+                state.capped_page_size = size
+            fresh = [item for item in items if item.id not in seen]
+            if items and not fresh:
+                repeats += 1
+                if page_num == 1 and state.first_page_num == 0 and repeats == 1:
+                    state.zero_is_one = True  # base 1 with pageNum=0 answering page 1
+                else:
+                    break  # the server ignores paging: stop, not proved complete
+            seen.update(item.id for item in fresh)
+            state.distinct = len(seen)
+            if fresh:
+                yield page.model_copy(update={"instances": fresh})
+            if not items:
+                state.ended = True
+                break
+            if page.total_reported and len(seen) >= page.total:
+                break
+            if len(items) < size and not (page_num == 1 and state.zero_is_one and not fresh):
+                state.ended = True  # a short page is the last one
+                break
+            if state.pages >= MAX_LISTING_PAGES or (
+                page.total_reported and state.pages > page.total // size + 3
+            ):
+                break  # bounded: a server that keeps bringing a trickle of new ids
             page_num += 1
+
+    async def list_all_instances(
+        self,
+        *,
+        name: str | None = None,
+        status: str | None = None,
+        product_name: str | None = None,
+        page_size: int = REQUESTED_PAGE_SIZE,
+    ) -> Listing:
+        """Every instance over all pages, each id once, and whether that is provably all.
+
+        Callers must never conclude that an instance is absent unless `complete` is True.
+        """
+        progress = ListingProgress()
+        instances: list[Instance] = []
+        async for page in self.list_instance_pages(
+            name=name,
+            status=status,
+            product_name=product_name,
+            page_size=page_size,
+            progress=progress,
+        ):
+            instances.extend(page.instances)
+        return Listing(instances=instances, complete=progress.complete, progress=progress)
 
     async def list_instances(
         self,
@@ -280,18 +375,16 @@ class NovitaClient:
         name: str | None = None,
         status: str | None = None,
         product_name: str | None = None,
-        page_size: int = 100,
+        page_size: int = REQUESTED_PAGE_SIZE,
     ) -> AsyncIterator[Instance]:
-        """Every instance over all pages, each id once (lists can shift between pages)."""
-        yielded: set[str] = set()
+        """Every instance over all pages, each id once (see `list_all_instances` for whether
+        the walk proved it saw them all)."""
         pages = self.list_instance_pages(
             name=name, status=status, product_name=product_name, page_size=page_size
         )
         async for page in pages:
             for instance in page.instances:
-                if instance.id not in yielded:
-                    yielded.add(instance.id)
-                    yield instance
+                yield instance
 
     async def get_instance(self, instance_id: str) -> Instance:
         params = {"instanceId": instance_id}

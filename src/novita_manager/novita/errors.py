@@ -10,6 +10,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from novita_manager.novita.readings import CAPACITY_MESSAGE_MARKERS
+
 MAX_MESSAGE_CHARS = 500
 NOT_FOUND_REASONS = frozenset({"RESOURCE_NOT_FOUND", "INSTANCE_NOT_FOUND"})
 INSUFFICIENT_REASONS = frozenset({"INSUFFICIENT_RESOURCE", "MIGRATE_INSUFFICIENT_RESOURCE"})
@@ -56,7 +58,11 @@ class NovitaInvalidStateChange(NovitaError):
 
 
 class NovitaInsufficientResource(NovitaError):
-    """No capacity (INSUFFICIENT_RESOURCE): pick another offer or migrate."""
+    """No capacity (INSUFFICIENT_RESOURCE): pick another offer or migrate.
+
+    Recognised by `reason` or, when the reason says something else, by the message text
+    (readings.py `capacity_error`).
+    """
 
 
 class NovitaUnauthorized(NovitaError):
@@ -123,6 +129,14 @@ def is_transient(error: BaseException) -> bool:
     return isinstance(error, _TRANSIENT)
 
 
+def is_capacity_refusal(reason: str | None, message: str) -> bool:
+    """Whether a 4xx says "no capacity": by reason, or by message whatever the reason."""
+    if reason in INSUFFICIENT_REASONS:
+        return True
+    lowered = message.lower()
+    return any(marker in lowered for marker in CAPACITY_MESSAGE_MARKERS)
+
+
 def parse_error_body(text: str) -> tuple[str | None, str, dict[str, Any]]:
     """Read `{code, reason, message, metadata}` leniently: (reason, message, metadata).
 
@@ -176,7 +190,7 @@ def error_for_status(
         return NovitaRateLimited(message, retry_after=retry_after, **kwargs)
     elif status >= 500:
         return NovitaServerError(message, retry_after=retry_after, **kwargs)
-    elif reason in INSUFFICIENT_REASONS:
+    elif is_capacity_refusal(reason, message):
         cls = NovitaInsufficientResource
     elif "invalid state change" in lowered:
         cls = NovitaInvalidStateChange

@@ -169,6 +169,20 @@ class EnvVar(NovitaModel):
 EnvList = Annotated[list[EnvVar], BeforeValidator(_list_or_empty)]
 
 
+class TemplateTool(NovitaModel):
+    """A tool of an official template (e.g. Jupyter); its port goes to create as a string."""
+
+    name: OptStr = None
+    port: OptInt = None
+    type: OptStr = None
+
+
+def _tools(value: Any) -> Any:
+    if not isinstance(value, list):
+        return []
+    return [item for item in value if isinstance(item, dict) and item.get("name")]
+
+
 class Template(NovitaModel):
     id: Ident = Field(validation_alias=AliasChoices("Id", "id"), serialization_alias="Id")
     name: OptStr = None
@@ -181,6 +195,7 @@ class Template(NovitaModel):
         default_factory=list
     )
     envs: EnvList = Field(default_factory=list)
+    tools: Annotated[list[TemplateTool], BeforeValidator(_tools)] = Field(default_factory=list)
     channel: OptStr = None
     min_cuda_version: OptStr = None
 
@@ -236,6 +251,17 @@ def _status_error(value: Any) -> Any:
     return value if any(item not in (None, "") for item in value.values()) else None
 
 
+def _node(value: Any) -> Any:
+    """`node` as the docs' array `[{maxRootfsSize}]` or the SDK's object (readings `node_shape`)."""
+    if isinstance(value, list):
+        value = next((item for item in value if isinstance(item, dict)), None)
+    return value if isinstance(value, dict) else None
+
+
+class Node(NovitaModel):
+    max_rootfs_size: OptInt = None
+
+
 def _port_mappings(value: Any) -> Any:
     if not isinstance(value, list):
         return []
@@ -280,6 +306,20 @@ class Instance(NovitaModel):
     connect_component_web_terminal: Annotated[
         WebTerminalComponent | None, BeforeValidator(_dict_or_none)
     ] = None
+    node: Annotated[Node | None, BeforeValidator(_node)] = None
+
+    @property
+    def has_connection_details(self) -> bool:
+        """Whether this object carries connectComponent* at all (GET does; list items may not,
+        readings `list_shape`)."""
+        return any(
+            component is not None
+            for component in (
+                self.connect_component_ssh,
+                self.connect_component_jupyter,
+                self.connect_component_web_terminal,
+            )
+        )
 
 
 class InstancePage(NovitaModel):
@@ -289,16 +329,18 @@ class InstancePage(NovitaModel):
         default_factory=list
     )
     total: int = 0
+    total_reported: bool = True  # False: no usable `total`; only an empty page proves the end
 
     @model_validator(mode="before")
     @classmethod
     def _lenient_total(cls, data: Any) -> Any:
         if isinstance(data, dict):
             total = _lenient_int(data.get("total"))
+            reported = total is not None
             if total is None:  # missing: the page is all we know of
                 items = data.get("instances")
                 total = len(items) if isinstance(items, list) else 0
-            data = {**data, "total": total}
+            data = {**data, "total": total, "total_reported": reported}
         return data
 
 
@@ -323,6 +365,7 @@ class CreateInstanceRequest(NovitaModel):
     command: str | None = None
     entrypoint: str | None = None
     min_cuda_version: str | None = None
+    tools: list[dict[str, str]] | None = None  # [{name, port (a string), type}]
 
     def to_body(self) -> dict[str, Any]:
         """The JSON body: camelCase keys, None fields left out (the upstream treats "" oddly)."""

@@ -2,6 +2,11 @@
 
 A burst of 1,000 creates needs the catalogue once, not 1,000 times: concurrent misses for one key
 wait for a single upstream call (single flight). Hits and misses are counted for /metrics.
+
+Products are always asked with `billingMethod` (Novita may list only on-demand offers without it,
+readings `products_default_billing`) and, when a region is chosen, its `clusterId` (one product id
+may span clusters, and its availability describes the whole product unless `clusterId` is sent,
+readings `product_ids`); the cache key holds both.
 """
 
 from __future__ import annotations
@@ -62,8 +67,16 @@ class Catalogue:
     async def clusters(self) -> list[Cluster]:
         return await self._cache.get("clusters", "all", self._client.list_clusters)
 
-    async def products(self) -> list[Product]:
-        return await self._cache.get("products", "all", self._client.list_products)
+    async def products(self, *, billing_method: str, cluster_id: str | None) -> list[Product]:
+        """Products offered with `billing_method` (spot or onDemand), in `cluster_id` when given;
+        their availability is then that cluster's."""
+        return await self._cache.get(
+            "products",
+            f"{billing_method}|{cluster_id or '*'}",
+            lambda: self._client.list_products(
+                billing_method=billing_method, cluster_id=cluster_id
+            ),
+        )
 
     async def template(self, template_id: str) -> Template:
         return await self._cache.get(

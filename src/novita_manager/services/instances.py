@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import func, or_, select, update
 
 from novita_manager.api.schemas import CreateInstanceBody
+from novita_manager.domain.create_request import UnacceptableName, novita_name
 from novita_manager.domain.offers import NoOffer, Offer, select_offer
 from novita_manager.domain.regions import resolve_cluster
 from novita_manager.domain.requests import RequestState, acceptance_refusal
@@ -80,7 +81,9 @@ async def _check_catalogue(runtime: Runtime, body: CreateInstanceBody, region: s
             if cluster is None:
                 known = ", ".join(sorted(c.name or c.id for c in clusters))
                 raise _field_error("region", f"Unknown region {region!r} (known regions: {known})")
-            products = await catalogue.products()
+            products = await catalogue.products(
+                billing_method=body.billingMode, cluster_id=cluster.id
+            )
             try:
                 offer = select_offer(
                     products,
@@ -120,6 +123,10 @@ async def create_instance(
     webhook_url = body.webhookUrl or settings.webhook_url
     check_webhook_url(runtime, body.webhookUrl)
     region = body.region or settings.default_region
+    try:
+        novita_name(body.name)  # readings `name_rule`: `_` is sent as `-`; anything else is a 400
+    except UnacceptableName as bad_name:
+        raise _field_error("name", str(bad_name)) from None
     offer = await _check_catalogue(runtime, body, region)
 
     now = utcnow()
