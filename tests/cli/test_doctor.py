@@ -189,3 +189,33 @@ def test_help_documents_the_exit_codes(tmp_path) -> None:
     assert result.returncode == 0
     for text in ("Exit codes", "6 Novita unreachable", "--json", "--region"):
         assert text in result.stdout, result.stdout
+
+
+def test_rate_limit_headers_are_reported(simulator, tmp_path) -> None:
+    """A 429 with Retry-After (retried once by the client) shows up in the report."""
+    simulator.control.set_faults(
+        [{"endpoint": "GET /clusters", "kind": "rate_limit", "retryAfter": 1, "times": 1}]
+    )
+    result = doctor(simulator.base_url, tmp_path, "--json")
+    assert result.returncode == 0, explain(result)
+    checks = {check["id"]: check for check in parsed(result)["checks"]}
+    assert "retry-after: 1" in checks["rate_limit_headers"]["observed"]
+
+
+def test_novita_errors_are_unavailable_not_a_finding(simulator, tmp_path) -> None:
+    """5xx on every /products call: those lines fail, but the exit code says "try later" (5),
+    not "an assumption does not hold" (1)."""
+    simulator.control.set_faults([{"endpoint": "GET /products", "kind": "error", "status": 500}])
+    result = doctor(simulator.base_url, tmp_path, "--json")
+    assert result.returncode == DoctorExitCode.UNAVAILABLE, explain(result)
+    report = parsed(result)
+    assert report["outcome"] == "unavailable"
+    checks = {check["id"]: check for check in report["checks"]}
+    assert checks["key"]["status"] == "ok"
+    assert checks["spot_offers"]["status"] == "fail"
+    assert "could not ask" in checks["spot_offers"]["observed"]
+
+    simulator.control.set_faults([{"endpoint": "*", "kind": "error", "status": 503}])
+    first = doctor(simulator.base_url, tmp_path, "--json")
+    assert first.returncode == DoctorExitCode.UNAVAILABLE, explain(first)
+    assert "answered only with errors" in parsed(first)["unreachable"]

@@ -84,8 +84,9 @@ def doctor(
 
 async def _run(settings: Settings, region: str, timeout: float) -> Report:
     from novita_manager.novita.client import NovitaClient
-    from novita_manager.novita.probes import run_probes
+    from novita_manager.novita.probes import HeaderRecorder, run_probes
 
+    recorder = HeaderRecorder()
     client = NovitaClient(
         base_url=settings.novita_api_base_url,
         api_key=settings.novita_key,
@@ -93,9 +94,12 @@ async def _run(settings: Settings, region: str, timeout: float) -> Report:
         max_retries=1,  # one retry of a 429/5xx/network error; a doctor should answer quickly
         backoff_base=0.5,
         max_concurrency=4,
+        transport=recorder,
     )
     async with client:
-        return await run_probes(client, base_url=settings.novita_api_base_url, region=region)
+        return await run_probes(
+            client, base_url=settings.novita_api_base_url, region=region, recorder=recorder
+        )
 
 
 def render(body: dict[str, Any]) -> str:

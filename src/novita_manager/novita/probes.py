@@ -385,17 +385,43 @@ def rate_limit_headers(headers: httpx.Headers) -> dict[str, str]:
 # ----- fetching ------------------------------------------------------------------------------
 
 
+class HeaderRecorder(httpx.AsyncBaseTransport):
+    """Wraps the real transport to see the rate-limit headers of every answer, 429s included:
+    the client hands only successful replies to a parser, and a 429's Retry-After is the most
+    telling header of all."""
+
+    def __init__(self, inner: httpx.AsyncBaseTransport | None = None) -> None:
+        self.inner = inner or httpx.AsyncHTTPTransport()
+        self.seen: dict[str, str] = {}
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        response = await self.inner.handle_async_request(request)
+        self.seen.update(rate_limit_headers(response.headers))
+        return response
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+
 class Prober:
     """Runs the probes over one client; remembers rate-limit headers of every answer."""
 
-    def __init__(self, client: NovitaClient) -> None:
+    def __init__(self, client: NovitaClient, recorder: HeaderRecorder | None = None) -> None:
         self.client = client
-        self.rate_headers: dict[str, str] = {}
+        self.recorder = recorder
+        self._rate_headers: dict[str, str] = {}
         self.calls = 0
+
+    @property
+    def rate_headers(self) -> dict[str, str]:
+        seen = dict(self._rate_headers)
+        if self.recorder is not None:
+            seen.update(self.recorder.seen)
+        return seen
 
     async def get(self, path: str, **params: str | int) -> Any:
         def parse(response: httpx.Response) -> Any:
-            self.rate_headers.update(rate_limit_headers(response.headers))
+            self._rate_headers.update(rate_limit_headers(response.headers))
             return response.json()
 
         self.calls += 1
@@ -461,11 +487,14 @@ def _line(ident: str, verdict: Verdict, actions: Mapping[str, str], relied: bool
     )
 
 
-async def run_probes(client: NovitaClient, *, base_url: str, region: str) -> Report:
-    """Every read-only check against the account behind `client`, in a fixed order."""
+async def run_probes(
+    client: NovitaClient, *, base_url: str, region: str, recorder: HeaderRecorder | None = None
+) -> Report:
+    """Every read-only check against the account behind `client`, in a fixed order. Pass the
+    `recorder` the client was built on to see rate-limit headers of failed answers too."""
     actions = _actions()
     report = Report(base_url=base_url, region=region)
-    prober = Prober(client)
+    prober = Prober(client, recorder)
 
     # 1. The key, and reachability: nothing else is worth asking when this fails.
     try:
