@@ -57,12 +57,12 @@ def doctor(
         float, typer.Option(help="Seconds to wait for each Novita answer.", min=0.1)
     ] = 15.0,
 ) -> None:
-    """Check the configured Novita account, read-only: key, clusters, region, offers, and
-    which reading of each open point of Novita's API the account shows.
+    """Check the configured Novita account, read-only, before real use.
 
-    Uses NOVITA_API_KEY and NOVITA_API_BASE_URL (environment or .env), like `serve`. Only GET
-    requests are sent; the API key is never printed. Run it before pointing the service at a
-    real account (docs/real-novita.md).
+    Checks the key, the clusters, the region and its offers, and shows which reading of each
+    open point of Novita's API the account has (docs/real-novita.md). Uses NOVITA_API_KEY and
+    NOVITA_API_BASE_URL (environment or .env), like `serve`. Only GET requests are sent; the
+    API key is never printed.
     """
     from novita_manager.config import load_settings_or_exit
     from novita_manager.logging import configure_logging
