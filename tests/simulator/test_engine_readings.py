@@ -89,3 +89,13 @@ def test_spanning_catalogue_prices_per_cluster() -> None:
     sim.set_capacity("4090.16c62g.sgp2", None, 0)
     sgp = sim.products(cluster_id="as-sgp-2", billing_method="spot")["data"]
     assert {p["id"]: p["availableDeploy"] for p in sgp}["4090.16c62g"] is False
+
+
+def test_create_without_cluster_lands_where_there_is_stock() -> None:
+    sim = Simulator(SimulatorConfig(profile="adverse"), Clock())
+    clusters = {
+        sim.get(sim.create(body(productId="4090.16c62g", billingMode="spot"))["id"])["clusterId"]
+        for _ in range(40)
+    }
+    assert clusters <= {"cn-hongkong-1", "as-sgp-2", "us-ca-6"}  # never IN (none) or AU
+    assert len(clusters) > 1

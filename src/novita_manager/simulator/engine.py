@@ -313,7 +313,7 @@ class Simulator:
         self, public_id: str, family: tuple[Product, ...], cluster_key: str
     ) -> tuple[Product, Cluster]:
         """The entry and cluster a create lands on: the named cluster's entry (refused when
-        the product is not offered there), else a random cluster with capacity left."""
+        the product is not offered there), else a random cluster with stock and capacity."""
         pairs = [
             (entry, where) for entry in family for where in self.catalogue.product_clusters(entry)
         ]
@@ -331,7 +331,13 @@ class Simulator:
                     clusterId=cluster.id,
                 )
             return here[0]
-        open_pairs = [pair for pair in pairs if self._capacity_left(*pair) != 0]
+        open_pairs = [
+            (entry, where)
+            for entry, where in pairs
+            if entry.available_deploy
+            and entry.inventory_state != "none"
+            and self._capacity_left(entry, where) != 0
+        ]
         return self.rng.choice(open_pairs or pairs)
 
     def create(self, body: Any) -> dict[str, str]:
