@@ -6,6 +6,12 @@ FastAPI under `/gpu-instance/openapi/v1`, with fault injection and a `/_simulato
 `server` runs it for tests, the demo and benchmarks.
 """
 
-from novita_manager.simulator.config import SimulatorConfig
+from novita_manager.simulator.config import (
+    DEFAULT_PROFILE,
+    PROFILES,
+    READINGS,
+    SimulatorConfig,
+    readings_for,
+)
 
-__all__ = ["SimulatorConfig"]
+__all__ = ["DEFAULT_PROFILE", "PROFILES", "READINGS", "SimulatorConfig", "readings_for"]

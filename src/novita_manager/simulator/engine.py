@@ -3,7 +3,8 @@
 Choices where novita-api.md leaves room (documented for the client's authors):
 - Unknown `productId` or `clusterId` on create: 400 `RESOURCE_NOT_FOUND`.
 - Product not offered in the cluster, not deployable, out of stock, too many GPUs, or capacity
-  exhausted: 400 `INSUFFICIENT_RESOURCE`. Spot/monthly on a product without it:
+  exhausted: 400 `INSUFFICIENT_RESOURCE` (or, under the reading `capacity_error: message`,
+  `FAILED_PRECONDITION` with the message saying it). Spot/monthly on a product without it:
   400 `UNSUPPORTED_BILLING_MODE`.
 - Unknown instance (or one whose removal finished): 404 `RESOURCE_NOT_FOUND`, "instance not
   found". Transition not allowed: 400 `INVALID_STATE_CHANGE`, "invalid state change".
