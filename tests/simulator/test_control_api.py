@@ -5,7 +5,6 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from novita_manager.simulator.config import DEFAULT_PROFILE
 from novita_manager.simulator.server import SimulatorServer
 from tests.simulator.helpers import CREATE, assert_error, create, create_body, get, wait_status
 
@@ -31,7 +30,7 @@ def test_config_changes_time_scale_and_autostart(simulator: SimulatorServer) -> 
         "timeScale": 0.01,
         "autostart": True,
         "apiKeyRequired": False,
-        "profile": DEFAULT_PROFILE,
+        "profile": "classic",
     }
 
 

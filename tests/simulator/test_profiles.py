@@ -118,7 +118,7 @@ def test_reset_switches_profile_or_keeps_it(simulator: SimulatorServer) -> None:
 def test_control_api_refuses_bad_profiles(simulator: SimulatorServer, body: dict[str, Any]) -> None:
     reply = httpx.post(f"{simulator.root_url}/_simulator/profile", json=body)
     assert_error(reply, 400, "VALIDATOR_PARAM")
-    assert simulator.control.profile()["profile"] == DEFAULT_PROFILE
+    assert simulator.control.profile()["profile"] == "classic"  # tests/simulator/conftest.py
     reset = httpx.post(f"{simulator.root_url}/_simulator/reset", json=body)
     assert_error(reset, 400, "VALIDATOR_PARAM")
 
