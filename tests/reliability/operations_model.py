@@ -2,8 +2,9 @@
 
 `OperationsMachine` (built by `make_machine`) drives random sequences of create, start, stop and
 delete against the REAL service and simulator over HTTP on 127.0.0.1: single requests, bursts of
-2-4 concurrent requests on one instance, stop-then-delete on up to 6 instances in parallel, and
-short waits. It keeps a model (the instances it created, every answer, the `requestSeq` of each
+2-4 concurrent requests on one instance, stop-then-delete on up to 6 instances in parallel,
+stop-then-start (restarts) on up to 4, and short waits. It keeps a model (the instances it
+created, every answer, the `requestSeq` of each
 202). At the end of every example (teardown) it waits for quiescence (bounded) and checks:
 
 (a) every request answered 202 took effect, or is recorded in `GET /api/instances/{id}/operations`
@@ -325,6 +326,18 @@ def check_instance(model: ModelInstance, snapshot: Snapshot, report: OperationsR
                 f"{label}: request {_describe(record)} is in the history but no "
                 "request was answered 202 with that seq"
             )
+    # The same operation asked again joins the request before it and shares its outcome.
+    ordered = sorted(records, key=lambda r: int(r.get("seq") or 0))
+    for before, after in itertools.pairwise(ordered):
+        if (
+            before.get("operation") == after.get("operation")
+            and before.get("state") != after.get("state")
+            and not {before.get("state"), after.get("state")} & OPEN_STATES
+        ):
+            found.append(
+                f"{label}: request {_describe(after)} joined {_describe(before)} but does "
+                "not share its outcome"
+            )
     # Requests run in order of acceptance; after a delete succeeded nothing but deletes that
     # joined it can succeed.
     done = [r for r in records if r.get("state") in ("succeeded", "failed")]
@@ -576,7 +589,7 @@ def make_machine(run: OperationsRun) -> type[RuleBasedStateMachine]:
             running instances (a stop on a creating one is refused by older services)."""
             created = self._create("create_running" if running else "create")
             if created is not None and running:
-                self._settle(created, 15)
+                self._settle([created], 15)
 
         def _create(self, rule_name: str) -> str | None:
             name = f"ops-{run.tag}-{self.example}-{self.created}"
@@ -654,8 +667,8 @@ def make_machine(run: OperationsRun) -> type[RuleBasedStateMachine]:
                 label="instances",
             )
             self._step(f"stop_then_delete {' '.join(i[:8] for i in chosen)} settled={settled}")
-            for instance in chosen if settled else []:
-                self._settle(instance, 15)
+            if settled:
+                self._settle(chosen, 15)
             barrier = threading.Barrier(len(chosen))
 
             def both(instance_id: str) -> tuple[Sent, Sent]:
@@ -672,6 +685,35 @@ def make_machine(run: OperationsRun) -> type[RuleBasedStateMachine]:
                     f"seq={stop.seq}, delete {delete.status} seq={delete.seq}"
                 )
 
+        @precondition(lambda self: len(self.models) >= 1)
+        @rule(data=st.data(), settled=st.booleans())
+        def stop_then_start_in_parallel(self, data: st.DataObject, settled: bool) -> None:
+            """A restart: on 1-4 instances at once, stop and right after it start (both are
+            accepted on a running instance; the start waits for the stop)."""
+            pool = self._alive() or sorted(self.models)
+            chosen = data.draw(
+                st.lists(st.sampled_from(pool), min_size=1, max_size=4, unique=True),
+                label="instances",
+            )
+            self._step(f"stop_then_start {' '.join(i[:8] for i in chosen)} settled={settled}")
+            if settled:
+                self._settle(chosen, 15)
+            barrier = threading.Barrier(len(chosen))
+
+            def both(instance_id: str) -> tuple[Sent, Sent]:
+                barrier.wait(timeout=10)
+                model = self.models[instance_id]
+                return (
+                    run.send(model, "stop", "stop_then_start"),
+                    run.send(model, "start", "stop_then_start"),
+                )
+
+            for stop, start in run.pool.map(both, chosen):
+                self.trace.append(
+                    f"  → {stop.instance_id[:8]}: stop {stop.status} "
+                    f"seq={stop.seq}, start {start.status} seq={start.seq}"
+                )
+
         @rule(seconds=st.sampled_from(WAITS))
         def wait(self, seconds: float) -> None:
             self._step(f"wait {seconds}")
@@ -684,15 +726,21 @@ def make_machine(run: OperationsRun) -> type[RuleBasedStateMachine]:
             later requests also start from running, stopped and deleted."""
             instance = self._pick(data)
             self._step(f"settle {instance[:8]}")
-            self._settle(instance, 10)
+            self._settle([instance], 10)
 
-        def _settle(self, instance: str, timeout: float) -> None:
+        def _settle(self, instances: list[str], timeout: float) -> None:
+            """Wait until none of these instances is in a transitional status (one deadline
+            for all; what is still moving then is noted in the trace)."""
             deadline = time.monotonic() + timeout
-            while time.monotonic() < deadline:
-                view = run.http.get(f"/api/instances/{instance}")
+            moving = list(instances)
+            while moving and time.monotonic() < deadline:
+                view = run.http.get(f"/api/instances/{moving[0]}")
                 if view.status_code != 200 or view.json().get("status") not in TRANSITIONAL:
-                    break
-                time.sleep(0.1)
+                    moving.pop(0)
+                else:
+                    time.sleep(0.1)
+            if moving:
+                self.trace.append(f"  (still moving after {timeout:.0f} s: {moving})")
 
         def teardown(self) -> None:
             run.report.examples += 1

@@ -21,7 +21,7 @@ from tests.reliability.operations_model import OperationsReport, summary
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]
 
-STEPS, STEP_COUNT, SEED = 80, 15, 13  # ~8 examples: ~25 s on 2 cores
+STEPS, STEP_COUNT, SEED = 80, 15, 21  # ~8 examples: ~25 s on 2 cores
 
 
 def _assert_held(report: OperationsReport) -> None:
