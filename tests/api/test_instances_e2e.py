@@ -1,5 +1,11 @@
 """The instance lifecycle end to end: the service and the simulator as real servers on 127.0.0.1,
-a real webhook receiver, fast timings."""
+a real webhook receiver, fast timings.
+
+Every test runs under two opposite readings of Novita's API (issue 14, novita-api.md §12): the
+simulator profiles `adverse` (pageNum 0 first with a cap of 20, reduced list items, spanning
+product ids, on-demand-only default /products, capacity by message, transient statusError,
+tools required, strict names) and `lenient` (the opposite on every point).
+"""
 
 from __future__ import annotations
 
@@ -48,6 +54,12 @@ def events(receiver: WebhookReceiver) -> list[dict[str, Any]]:
     import json
 
     return [json.loads(request.body) for request in receiver.requests()]
+
+
+@pytest.fixture(params=["adverse", "lenient"])
+def simulator_profile(request: pytest.FixtureRequest) -> str:
+    """The simulator profile of every test here (overrides tests/fixtures/simulator.py's)."""
+    return str(request.param)
 
 
 @pytest.fixture
@@ -352,12 +364,19 @@ def test_spot_reclaim_is_noticed_and_notified(service, simulator, webhook_receiv
 
 
 def _create_upstream(simulator, marker: str) -> str:
+    # The product id depends on the profile (`4090.16c62g` spans clusters under `adverse`).
+    products = httpx.get(
+        f"{simulator.base_url}/v1/products",
+        params={"clusterId": "cn-hongkong-1", "billingMethod": "spot"},
+        headers={"Authorization": f"Bearer {simulator.api_key}"},
+    ).json()["data"]
+    product_id = next(p["id"] for p in products if p["id"].startswith("4090.16c62g"))
     response = httpx.post(
         f"{simulator.base_url}/v1/gpu/instance/create",
         headers={"Authorization": f"Bearer {simulator.api_key}"},
         json={
             "name": "stray",
-            "productId": "4090.16c62g.hk1",
+            "productId": product_id,
             "clusterId": "cn-hongkong-1",
             "gpuNum": 1,
             "rootfsSize": 60,

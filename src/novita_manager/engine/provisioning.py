@@ -29,7 +29,7 @@ from novita_manager.domain.create_request import (
     novita_name,
 )
 from novita_manager.domain.lifecycle import Action, Decision, Snapshot, decide
-from novita_manager.domain.offers import NoOffer, Offer, rank_offers
+from novita_manager.domain.offers import NoOffer, Offer
 from novita_manager.domain.payloads import webhook_payload
 from novita_manager.domain.regions import resolve_cluster
 from novita_manager.domain.requests import Pending, RequestState, outcome_of, plan_requests
@@ -428,10 +428,7 @@ class Provisioner:
             cluster = resolve_cluster(row.region, await self.catalogue.clusters())
             if cluster is None:
                 raise NoOffer("unknown_region", f"Unknown region {row.region!r}")
-            ranked = rank_offers(
-                await self.catalogue.products(
-                    billing_method=row.billing_mode, cluster_id=cluster.id
-                ),
+            ranked = await self.catalogue.ranked_offers(
                 product_name=row.product_name,
                 cluster=cluster,
                 billing_mode=row.billing_mode,

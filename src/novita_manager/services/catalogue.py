@@ -16,6 +16,8 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
+from novita_manager.domain.offers import NoOffer, Offer, matching_products, rank_offers
+from novita_manager.domain.regions import ClusterLike
 from novita_manager.metrics import Metrics
 from novita_manager.novita.client import NovitaClient
 from novita_manager.novita.models import Cluster, Product, Template
@@ -77,6 +79,38 @@ class Catalogue:
                 billing_method=billing_method, cluster_id=cluster_id
             ),
         )
+
+    async def ranked_offers(
+        self, *, product_name: str, cluster: ClusterLike, billing_mode: str, rootfs_size: int
+    ) -> list[Offer]:
+        """The offers for a request in `cluster`, cheapest first (domain.offers.rank_offers),
+        from products listed for that cluster and billing mode.
+
+        A product that the cluster's listing leaves out but that exists elsewhere (or with
+        the other billing mode) is "no offer in the region", not "unknown product".
+        """
+        products = await self.products(billing_method=billing_mode, cluster_id=cluster.id)
+        try:
+            return rank_offers(
+                products,
+                product_name=product_name,
+                cluster=cluster,
+                billing_mode=billing_mode,
+                rootfs_size=rootfs_size,
+            )
+        except NoOffer as no_offer:
+            if no_offer.kind != "unknown_product":
+                raise
+            for method in (billing_mode, "onDemand" if billing_mode == "spot" else "spot"):
+                if matching_products(
+                    await self.products(billing_method=method, cluster_id=None), product_name
+                ):
+                    raise NoOffer(
+                        "no_offer_in_region",
+                        f"No deployable {billing_mode} offer for {product_name!r} in region "
+                        f"{cluster.name} ({cluster.id}) right now",
+                    ) from None
+            raise
 
     async def template(self, template_id: str) -> Template:
         return await self._cache.get(

@@ -18,7 +18,7 @@ from sqlalchemy import func, or_, select, update
 
 from novita_manager.api.schemas import CreateInstanceBody
 from novita_manager.domain.create_request import UnacceptableName, novita_name
-from novita_manager.domain.offers import NoOffer, Offer, select_offer
+from novita_manager.domain.offers import NoOffer, Offer
 from novita_manager.domain.regions import resolve_cluster
 from novita_manager.domain.requests import RequestState, acceptance_refusal
 from novita_manager.domain.statuses import OPERATION_STATUS, Operation, Status
@@ -81,12 +81,8 @@ async def _check_catalogue(runtime: Runtime, body: CreateInstanceBody, region: s
             if cluster is None:
                 known = ", ".join(sorted(c.name or c.id for c in clusters))
                 raise _field_error("region", f"Unknown region {region!r} (known regions: {known})")
-            products = await catalogue.products(
-                billing_method=body.billingMode, cluster_id=cluster.id
-            )
             try:
-                offer = select_offer(
-                    products,
+                [offer, *_] = await catalogue.ranked_offers(
                     product_name=body.productName,
                     cluster=cluster,
                     billing_mode=body.billingMode,
