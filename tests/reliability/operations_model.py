@@ -69,6 +69,7 @@ EXPECTED_AFTER = {
     "delete": ("deleted", None),
 }
 WAITS = (0.05, 0.2, 0.6)
+INDEX_MAX = 1 << 16  # instance choices: an index into the pool at the time of the step
 
 
 # -- the model ---------------------------------------------------------------------------------
@@ -577,11 +578,21 @@ def make_machine(run: OperationsRun) -> type[RuleBasedStateMachine]:
 
         def _pick(self, data: st.DataObject) -> str:
             """An instance of this example: mostly one not yet asked to delete (a request on a
-            deleted one only tests the 409), sometimes any."""
+            deleted one only tests the 409), sometimes any. The draws never depend on the
+            service's answers (hypothesis requires the same choices to draw the same way)."""
+            any_one = data.draw(st.integers(0, 4), label="any instance") == 0
+            index = data.draw(st.integers(0, INDEX_MAX), label="instance")
             alive = self._alive()
-            any_one = not alive or data.draw(st.integers(0, 4), label="any instance") == 0
-            pool = sorted(self.models) if any_one else alive
-            return str(data.draw(st.sampled_from(pool), label="instance"))
+            pool = sorted(self.models) if any_one or not alive else alive
+            return pool[index % len(pool)]
+
+        def _pick_several(self, data: st.DataObject, most: int) -> list[str]:
+            """1..most distinct instances, preferably not yet asked to delete."""
+            indexes = data.draw(
+                st.lists(st.integers(0, INDEX_MAX), min_size=1, max_size=most), label="instances"
+            )
+            pool = self._alive() or sorted(self.models)
+            return list(dict.fromkeys(pool[i % len(pool)] for i in indexes))
 
         @rule(running=st.booleans())
         def create(self, running: bool) -> None:
@@ -660,12 +671,7 @@ def make_machine(run: OperationsRun) -> type[RuleBasedStateMachine]:
         def stop_then_delete_in_parallel(self, data: st.DataObject, settled: bool) -> None:
             """Issue 13's reproduction: on several instances at once, stop and right after it
             delete; with `settled`, once each rests (running, as in the issue)."""
-            # Preferably instances not yet asked to delete (those would just answer 409).
-            pool = self._alive() or sorted(self.models)
-            chosen = data.draw(
-                st.lists(st.sampled_from(pool), min_size=1, max_size=6, unique=True),
-                label="instances",
-            )
+            chosen = self._pick_several(data, 6)
             self._step(f"stop_then_delete {' '.join(i[:8] for i in chosen)} settled={settled}")
             if settled:
                 self._settle(chosen, 15)
@@ -690,11 +696,7 @@ def make_machine(run: OperationsRun) -> type[RuleBasedStateMachine]:
         def stop_then_start_in_parallel(self, data: st.DataObject, settled: bool) -> None:
             """A restart: on 1-4 instances at once, stop and right after it start (both are
             accepted on a running instance; the start waits for the stop)."""
-            pool = self._alive() or sorted(self.models)
-            chosen = data.draw(
-                st.lists(st.sampled_from(pool), min_size=1, max_size=4, unique=True),
-                label="instances",
-            )
+            chosen = self._pick_several(data, 4)
             self._step(f"stop_then_start {' '.join(i[:8] for i in chosen)} settled={settled}")
             if settled:
                 self._settle(chosen, 15)
