@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable
+from collections.abc import Callable, Container
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -101,6 +101,24 @@ def needs_reaction(
     )
     decision = decide(snapshot, now=now, timeout=timeout, recheck_after=timeout)
     return decision.action not in (Action.WAIT, Action.IDLE)
+
+
+def fallback_ids(rows: Any, seen: Container[str], *, complete: bool) -> list[str]:
+    """Managed instances the listing did not show that get one GET each.
+
+    After a complete listing, every such row (it may just have been removed: 404 is gone).
+    After an incomplete one (a capped page size, a listing that shifted, a server that ignores
+    paging) absence proves nothing: only rows with an operation under way are looked up, at most
+    INCOMPLETE_FALLBACK_GETS of them, and the others keep their last observation until a later
+    listing shows them (never marked gone, no GET per instance).
+    """
+    missing = [row for row in rows if row.novita_instance_id not in seen]
+    if complete:
+        return [row.novita_instance_id for row in missing]
+    if missing:
+        log.info("status_sync_listing_incomplete", missing=len(missing))
+    busy = [row.novita_instance_id for row in missing if row.operation is not None]
+    return busy[:INCOMPLETE_FALLBACK_GETS]
 
 
 class StatusSync:
@@ -231,7 +249,7 @@ class StatusSync:
                 for row in rows
                 if row.novita_instance_id in seen
             }
-            missing = self._fallbacks(rows, seen, complete=progress.complete)
+            missing = fallback_ids(rows, seen, complete=progress.complete)
             report.complete = progress.complete
             report.fallback_gets = len(missing)
             found.update(await self._fetch_missing(missing))
@@ -335,25 +353,6 @@ class StatusSync:
                         .execution_options(synchronize_session=False)
                     )
         return settled
-
-    def _fallbacks(
-        self, rows: Any, seen: dict[str, NovitaInstance], *, complete: bool
-    ) -> list[str]:
-        """Managed instances the listing did not show that get one GET each.
-
-        After a complete listing, every such row (it may just have been removed: 404 is gone).
-        After an incomplete one (a capped page size, a listing that shifted, a server that
-        ignores paging) absence proves nothing: only rows with an operation under way are
-        looked up, at most INCOMPLETE_FALLBACK_GETS of them, and the others keep their last
-        observation until a later listing shows them (never marked gone, no GET storm).
-        """
-        missing = [row for row in rows if row.novita_instance_id not in seen]
-        if complete:
-            return [row.novita_instance_id for row in missing]
-        if missing:
-            log.info("status_sync_listing_incomplete", missing=len(missing))
-        busy = [row.novita_instance_id for row in missing if row.operation is not None]
-        return busy[:INCOMPLETE_FALLBACK_GETS]
 
     async def _fetch_missing(self, missing: list[str]) -> dict[str, dict[str, Any]]:
         async def fetch(novita_id: str) -> tuple[str, dict[str, Any]]:
