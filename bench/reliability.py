@@ -219,11 +219,13 @@ The hypothesis state machine of `tests/reliability/operations_model.py` (CI runs
 steps): seeded ({args.seed}), examples of up to {args.step_count} steps, no shrinking. Steps:
 create (alone, or waiting until it runs), start, stop, delete on a random instance of the
 example, bursts of 2-4 concurrent operations on one instance, stop-then-delete on 1-6 instances
-in parallel, settle (wait until an instance rests) and short waits. The service is one process
+in parallel (optionally once they rest), stop-then-start restarts on 1-4, settle (wait until an
+instance rests) and short waits. The service is one process
 (fast test timings, `INSTANCE_STARTUP_TIMEOUT=600`), the simulator another (time scale 0.01),
 the webhook receiver always answers 200. After each example, once quiescent (bounded 60 s),
 every invariant is checked: (a) every 202 took effect or is recorded superseded/refused with a
-reason, and the final state (row and Novita) agrees with the last request that succeeded; (b)
+reason, a request that joined the one before it shares its outcome, and the final state (row
+and Novita) agrees with the last request that succeeded; (b)
 every live Novita instance's `NOVITA_MANAGER_ID` belongs to a live row pointing at it, at most
 one per row; (c) every change into running/failed/stopped/deleted in `instance_events` has
 exactly one webhook delivery of that type, delivered and received. A violation is one broken
