@@ -149,6 +149,7 @@ def test_a_refusal_answers_409_and_records_nothing(simulator, make_service) -> N
     ops = wait_for(lambda: settled(service, iid), 30, "deletes done")
     if repeated.status_code == 202:
         assert [(op["seq"], op["state"]) for op in ops] == [(1, "succeeded"), (2, "succeeded")]
+        assert [op["joins"] for op in ops] == [None, 1]
     else:
         assert repeated.status_code == 409
         assert "deleted" in repeated.json()["error"]["message"]

@@ -153,6 +153,38 @@ def test_a_request_that_no_longer_applies_is_refused_with_the_reason() -> None:
     assert plan.adopt == Pending(2, DELETE)
 
 
+def test_a_request_whose_goal_was_reached_meanwhile_succeeds_with_nothing_to_do() -> None:
+    plan = plan_requests(Status.STOPPED, None, True, pend(STOP), 0)  # reclaimed meanwhile
+    assert plan.adopt is None
+    assert plan.outcomes == {
+        1: (RequestState.SUCCEEDED, "nothing to do: the instance was already stopped")
+    }
+
+
+def test_a_join_shares_the_outcome_of_the_request_it_joined() -> None:
+    """A second delete accepted while the first was finishing: the first succeeded before the
+    pipeline saw the second, which must succeed too (it was refused as 'no longer applies')."""
+    done = (RequestState.SUCCEEDED, None)
+    plan = plan_requests(Status.DELETED, None, True, [Pending(2, DELETE, done, 1)], 1)
+    assert plan.outcomes == {2: done}
+    assert plan.consumed_seq == 2
+    failed = (RequestState.FAILED, "Novita refused stop: boom")
+    plan = plan_requests(Status.FAILED, None, True, [Pending(4, STOP, failed, 3)], 3)
+    assert plan.outcomes == {4: failed}
+    # joined within the same plan: a request resolved at once passes its outcome on
+    plan = plan_requests(
+        Status.STOPPED, None, True, [Pending(1, STOP), Pending(2, STOP, None, 1)], 0
+    )
+    assert plan.outcomes[2] == plan.outcomes[1]
+    assert plan.outcomes[1][0] is RequestState.SUCCEEDED
+    # joined within the same plan while it runs: both in progress, one operation
+    plan = plan_requests(
+        Status.RUNNING, None, True, [Pending(1, STOP), Pending(2, STOP, None, 1)], 0
+    )
+    assert plan.outcomes == {1: (IN_PROGRESS, None), 2: (IN_PROGRESS, None)}
+    assert plan.adopt == Pending(1, STOP)
+
+
 def test_every_pending_request_ends_resolved_taken_or_waiting_in_order() -> None:
     """Whatever the queue, the plan consumes a prefix: nothing is skipped or lost."""
     operations = [START, STOP, DELETE]
@@ -166,7 +198,10 @@ def test_every_pending_request_ends_resolved_taken_or_waiting_in_order() -> None
                 plan = plan_requests(status, under_way, True, pending, 0)
                 assert set(plan.outcomes) == {p.seq for p in pending if p.seq <= plan.consumed_seq}
                 for state, reason in plan.outcomes.values():
-                    assert (reason is None) is (state is IN_PROGRESS)
+                    if state in (SUPERSEDED, REFUSED):
+                        assert reason
+                    if state is IN_PROGRESS:
+                        assert reason is None
 
 
 def test_the_outcome_is_success_only_at_the_operations_resting_status() -> None:

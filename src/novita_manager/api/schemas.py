@@ -192,6 +192,11 @@ class OperationRequestView(BaseModel):
         )
     )
     reason: str | None = None
+    joins: int | None = Field(
+        default=None,
+        description="The seq of the request this one joined (the same operation asked again); "
+        "it shares that request's outcome.",
+    )
     requestedAt: str
     resolvedAt: str | None = None
     requestId: str | None = Field(default=None, description="X-Request-ID of the request.")

@@ -9,12 +9,14 @@ in exactly one recorded outcome. The rules, in the order a user sees them:
 - Whether a request is allowed is judged against the status the instance will rest in once the
   work already accepted is done (`expected_status`): stop then start on a running instance are
   both accepted and run as a restart. A refusal at this point is a 409 and records nothing.
-- A request for the same operation as the last one accepted joins it and shares its outcome.
+- A request for the same operation as the last one accepted joins it and shares its outcome,
+  also when that one finished before the pipeline saw the join (`Pending.joined`).
 - A delete supersedes every earlier start and stop not yet done, and interrupts one under way.
 - A stop supersedes a start under way (the user wants the GPU off; the start's outcome is
   `superseded`). A start waits for a stop under way, and a stop waits for a create under way.
-- When a request's turn comes and it no longer applies (the instance failed, or was removed
-  upstream, in between), it is `refused` with the reason.
+- When a request's turn comes and the instance already rests where it leads (a stop on an
+  instance reclaimed meanwhile), it `succeeded` with nothing to do; when it no longer applies
+  (the instance failed, or was removed upstream, in between), it is `refused` with the reason.
 """
 
 from __future__ import annotations
@@ -66,6 +68,9 @@ _PREEMPTS: dict[Operation, frozenset[Operation]] = {
 class Pending:
     seq: int
     operation: Operation
+    # The final outcome of the request this one joined at acceptance, once that one is done.
+    joined: tuple[RequestState, str | None] | None = None
+    joins: int | None = None  # the seq it joined, when that one is pending too
 
 
 def expected_status(
@@ -105,12 +110,19 @@ def acceptance_refusal(
     return None
 
 
-def turn_refusal(operation: Operation, status: Status, has_upstream: bool) -> str | None:
-    """Why a request whose turn has come no longer applies to the idle instance, or None."""
+def turn_outcome(
+    operation: Operation, status: Status, has_upstream: bool
+) -> tuple[RequestState, str] | None:
+    """How a request whose turn has come on the idle instance ends at once, or None to run it."""
+    if status is REST_STATUS[operation]:
+        return RequestState.SUCCEEDED, f"nothing to do: the instance was already {status.value}"
     if status not in ALLOWED_FROM[operation]:
-        return f"no longer applies: the instance is {status.value} when its turn came"
+        return (
+            RequestState.REFUSED,
+            f"no longer applies: the instance is {status.value} when its turn came",
+        )
     if operation is not Operation.DELETE and not has_upstream:
-        return "no longer applies: the instance was never created on Novita"
+        return RequestState.REFUSED, "no longer applies: the instance was never created on Novita"
     return None
 
 
@@ -142,6 +154,15 @@ def plan_requests(
     group: list[int] = []  # requests taken up in this plan for `current`
     first_delete = next((p for p in pending if p.operation is Operation.DELETE), None)
     for request in pending:
+        joined = request.joined
+        if joined is None and request.joins is not None:
+            joined = plan.outcomes.get(request.joins)
+            if joined is not None and joined[0] is RequestState.IN_PROGRESS:
+                joined = None  # it runs now: the rules below join it
+        if joined is not None:  # the request it joined is done: the same outcome
+            plan.outcomes[request.seq] = joined
+            plan.consumed_seq = request.seq
+            continue
         if first_delete is not None and request.seq < first_delete.seq:
             reason = f"superseded by delete #{first_delete.seq}"
             plan.outcomes[request.seq] = (RequestState.SUPERSEDED, reason)
@@ -161,9 +182,9 @@ def plan_requests(
             for seq in group:
                 plan.outcomes[seq] = (RequestState.SUPERSEDED, reason)
         else:
-            refusal = turn_refusal(request.operation, status, has_upstream)
-            if refusal is not None:
-                plan.outcomes[request.seq] = (RequestState.REFUSED, refusal)
+            ends = turn_outcome(request.operation, status, has_upstream)
+            if ends is not None:
+                plan.outcomes[request.seq] = ends
                 plan.consumed_seq = request.seq
                 continue
         plan.adopt = request

@@ -18,7 +18,8 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import case, select, update
+from sqlalchemy import and_, case, select, update
+from sqlalchemy.orm import aliased
 
 from novita_manager.config import Settings
 from novita_manager.domain import observations
@@ -32,7 +33,13 @@ from novita_manager.domain.lifecycle import Action, Decision, Snapshot, decide
 from novita_manager.domain.offers import NoOffer, Offer
 from novita_manager.domain.payloads import webhook_payload
 from novita_manager.domain.regions import resolve_cluster
-from novita_manager.domain.requests import Pending, RequestState, outcome_of, plan_requests
+from novita_manager.domain.requests import (
+    FINAL_STATES,
+    Pending,
+    RequestState,
+    outcome_of,
+    plan_requests,
+)
 from novita_manager.domain.statuses import (
     NOVITA_RUNNING,
     OPERATION_STATUS,
@@ -143,6 +150,7 @@ class Provisioner:
         Only requests read here are resolved, by seq, and `consumed_seq` moves past exactly
         those, so a request accepted meanwhile stays pending and wakes the row again.
         """
+        joined = aliased(OperationRequest)
         async with self.db.session() as session:
             pending = (
                 await session.execute(
@@ -150,6 +158,16 @@ class Provisioner:
                         OperationRequest.seq,
                         OperationRequest.operation,
                         OperationRequest.webhook_url,
+                        OperationRequest.joins_seq,
+                        joined.state,
+                        joined.reason,
+                    )
+                    .outerjoin(
+                        joined,
+                        and_(
+                            joined.instance_id == OperationRequest.instance_id,
+                            joined.seq == OperationRequest.joins_seq,
+                        ),
                     )
                     .where(
                         OperationRequest.instance_id == row.id,
@@ -166,7 +184,10 @@ class Provisioner:
             Status(row.status),
             under_way,
             row.novita_instance_id is not None,
-            [Pending(seq, Operation(operation)) for seq, operation, _ in pending],
+            [
+                Pending(seq, Operation(operation), _final_outcome(joined_state, reason), joins_seq)
+                for seq, operation, _, joins_seq, joined_state, reason in pending
+            ],
             row.consumed_seq,
         )
         now = utcnow()
@@ -185,7 +206,7 @@ class Provisioner:
             )
             if state is not RequestState.IN_PROGRESS:
                 log.info("request_resolved", seq=seq, state=state.value, reason=reason)
-        for seq, _, webhook_url in pending:
+        for seq, _, webhook_url, _, _, _ in pending:
             taken = plan.outcomes.get(seq, (None, None))[0] is RequestState.IN_PROGRESS
             if taken and webhook_url:
                 values["webhook_url"] = webhook_url
@@ -689,6 +710,13 @@ def _apply(row: Instance, values: dict[str, Any]) -> Instance:
         if not _is_sql(value):
             setattr(copy, key, value)
     return copy
+
+
+def _final_outcome(state: str | None, reason: str | None) -> tuple[RequestState, str | None] | None:
+    """The outcome of a joined request if it is final (else the joiner waits its turn)."""
+    if state is None or RequestState(state) not in FINAL_STATES:
+        return None
+    return RequestState(state), reason
 
 
 def _resolve_in_progress(

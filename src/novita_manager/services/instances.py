@@ -308,23 +308,29 @@ async def request_operation(
         if bumped is None:  # purged meanwhile
             raise InstanceNotFound(f"Instance {row.id!r} not found")
         seq, status, under_way, novita_id = bumped
-        pending = (
+        open_requests = (
             await session.execute(
-                select(OperationRequest.operation)
+                select(OperationRequest.seq, OperationRequest.operation, OperationRequest.state)
                 .where(
                     OperationRequest.instance_id == row.id,
-                    OperationRequest.state == RequestState.PENDING.value,
+                    OperationRequest.state.in_(
+                        (RequestState.PENDING.value, RequestState.IN_PROGRESS.value)
+                    ),
                 )
                 .order_by(OperationRequest.seq)
             )
-        ).scalars()
+        ).all()
+        pending = [Operation(op) for _, op, state in open_requests if state == "pending"]
         refusal = acceptance_refusal(
             operation,
             status=Status(status),
             under_way=Operation(under_way) if under_way else None,
-            pending=[Operation(name) for name in pending],
+            pending=pending,
             has_upstream=novita_id is not None,
         )
+        # Asked again: it joins the last open request when that is the same operation.
+        last = open_requests[-1] if open_requests else None
+        joins = last[0] if last is not None and last[1] == operation.value else None
         if refusal is not None:
             raise InvalidState(refusal, details={"status": status})  # rolls the bump back
         session.add(
@@ -333,6 +339,7 @@ async def request_operation(
                 seq=seq,
                 operation=operation.value,
                 state=RequestState.PENDING.value,
+                joins_seq=joins,
                 webhook_url=webhook_url,
                 request_id=current_request_id(),
                 requested_at=now,

@@ -46,6 +46,7 @@ def operation_view(request: OperationRequest) -> dict[str, Any]:
         "operation": request.operation,
         "state": request.state,
         "reason": request.reason,
+        "joins": request.joins_seq,
         "requestedAt": iso(request.requested_at),
         "resolvedAt": iso(request.resolved_at),
         "requestId": request.request_id,

@@ -140,6 +140,9 @@ class OperationRequest(Base):
     operation: Mapped[str] = mapped_column(String(20))
     state: Mapped[str] = mapped_column(String(20))
     reason: Mapped[str | None] = mapped_column(Text)
+    # The seq of the request this one joined (the same operation, asked again): it shares that
+    # request's outcome.
+    joins_seq: Mapped[int | None] = mapped_column(Integer)
     webhook_url: Mapped[str | None] = mapped_column(Text)
     request_id: Mapped[str | None] = mapped_column(String(128))
     requested_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)

@@ -28,6 +28,7 @@ def upgrade() -> None:
         sa.Column("operation", sa.String(length=20), nullable=False),
         sa.Column("state", sa.String(length=20), nullable=False),
         sa.Column("reason", sa.Text(), nullable=True),
+        sa.Column("joins_seq", sa.Integer(), nullable=True),
         sa.Column("webhook_url", sa.Text(), nullable=True),
         sa.Column("request_id", sa.String(length=128), nullable=True),
         sa.Column("requested_at", sa.DateTime(timezone=True), nullable=False),
