@@ -89,7 +89,8 @@ def test_running_webhook_and_view_carry_connection_details(
     view = wait_status(service, created["instanceId"], "running")
     assert view["portMappings"]
     assert all(mapping["endpoint"] for mapping in view["portMappings"])
-    assert {"ssh", "webTerminal"} <= set(view["connectionDetails"])
+    assert view["connectionDetails"].get("ssh")
+    assert view["connectionDetails"].get("webTerminal")
     webhook_receiver.wait_for(1)
     [event] = events(webhook_receiver)
     assert event["type"] == "instance.running"
@@ -108,9 +109,7 @@ def test_jupyter_is_enabled_by_sending_the_templates_tools(service, simulator) -
     with_tools = next(t for t in templates if t.get("tools"))
     created = create(service, templateId=with_tools["Id"]).json()
     view = wait_status(service, created["instanceId"], "running")
-    assert "jupyter" in view["connectionDetails"]
-    [upstream] = simulator.control.instances()
-    assert upstream.get("tools") or any(m["port"] == 8888 for m in upstream["portMappings"])
+    assert view["connectionDetails"].get("jupyter")
 
 
 @BOTH
