@@ -1,5 +1,11 @@
 """SIGKILL the service at several points of provisioning; every request still ends with exactly
-one Novita instance and one `instance.running` notification at least."""
+one Novita instance and one `instance.running` notification at least.
+
+Run under two opposite readings of Novita's API (issue 14): `adverse` (pageNum 0 first with a
+page-size cap of 20, reduced list items, spanning product ids, capacity by message, transient
+statusError, strict names) and `lenient`. Under `adverse` the old search after an unknown create
+(from pageNum 1) saw an empty account and created again.
+"""
 
 from __future__ import annotations
 
@@ -15,6 +21,7 @@ from tests.api.test_instances_e2e import wait_for
 pytestmark = pytest.mark.slow
 
 
+@pytest.mark.parametrize("simulator_profile", ["adverse", "lenient"], indirect=True)
 def test_sigkill_during_provisioning_never_duplicates(
     simulator, make_service_process, webhook_receiver
 ) -> None:
