@@ -185,9 +185,23 @@ async def test_commit_then_fail_create_is_sent_once(
         assert [i.name for i in found] == [f"nm-commit-{then}"]
 
 
+@pytest.mark.parametrize(
+    ("simulator_profile", "expected_calls"),
+    [
+        # pageNum 0, 1, 2, 3: classic answers 0 like 1 (a repeat, skipped).
+        ("classic", {"200": 4}),
+        # pageNum 0 (100 asked, 20 given: the cap), then 1..12 with pageSize 20.
+        ("adverse", {"200": 13}),
+        # pageNum 0 refused, then 1, 2, 3.
+        ("lenient", {"200": 3, "400": 1}),
+    ],
+    indirect=["simulator_profile"],
+)
 async def test_paging_returns_every_instance_of_a_250_instance_account(
-    client: NovitaClient, control: AsyncSimulatorControl
+    client: NovitaClient, control: AsyncSimulatorControl, expected_calls: dict[str, int]
 ) -> None:
+    """page_base=0 with a cap of 20: the old client (from pageNum 1, advancing by the 100 asked)
+    missed the first page and stopped after total/100 + 2 pages."""
     request = await create_request(client, "nm-bulk")
     created = await asyncio.gather(
         *(
@@ -196,10 +210,10 @@ async def test_paging_returns_every_instance_of_a_250_instance_account(
         )
     )
     assert len(set(created)) == 250
-    listed = [i async for i in client.list_instances(page_size=100)]
-    assert sorted(i.id for i in listed) == sorted(created)
-    # pageNum 0, 1, 2, 3: the classic simulator answers 0 like 1 (a repeat, skipped).
-    assert await calls(control, "GET /gpu/instances") == {"200": 4}
+    listing = await client.list_all_instances(page_size=100)
+    assert sorted(i.id for i in listing.instances) == sorted(created)
+    assert listing.complete
+    assert await calls(control, "GET /gpu/instances") == expected_calls
 
 
 async def test_calls_run_concurrently(
