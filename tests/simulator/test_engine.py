@@ -41,7 +41,7 @@ def clock() -> Clock:
 
 @pytest.fixture
 def sim(clock: Clock) -> Simulator:
-    return Simulator(SimulatorConfig(seed=7), clock)
+    return Simulator(SimulatorConfig(seed=7, profile="classic"), clock)
 
 
 def walk(sim: Simulator, clock: Clock, instance_id: str, statuses: list[str]) -> None:
@@ -59,7 +59,7 @@ def test_autostart_goes_to_running(sim: Simulator, clock: Clock) -> None:
 
 
 def test_without_autostart_waits_in_exited_then_starts(clock: Clock) -> None:
-    sim = Simulator(SimulatorConfig(autostart=False), clock)
+    sim = Simulator(SimulatorConfig(autostart=False, profile="classic"), clock)
     iid = sim.create(body())["id"]
     walk(sim, clock, iid, ["toCreate", "creating", "exited"])
     clock.advance(1000)
@@ -264,7 +264,7 @@ def test_cluster_chosen_for_everywhere_product(sim: Simulator) -> None:
 
 def test_deterministic_for_a_seed(clock: Clock) -> None:
     def run(seed: int) -> list[dict[str, Any]]:
-        sim = Simulator(SimulatorConfig(seed=seed), clock)
+        sim = Simulator(SimulatorConfig(seed=seed, profile="classic"), clock)
         for _ in range(5):
             sim.create(body(productId="A100-80GB.14c240g", ports="22/tcp"))
         return sim.all_instances()
@@ -293,7 +293,7 @@ def test_list_filters_and_paging(sim: Simulator, clock: Clock) -> None:
 
 
 def test_time_scale_shortens_durations(clock: Clock) -> None:
-    sim = Simulator(SimulatorConfig(time_scale=0.1), clock)
+    sim = Simulator(SimulatorConfig(time_scale=0.1, profile="classic"), clock)
     iid = sim.create(body())["id"]
     clock.advance((2 + 5 + 45) * 0.1 + 0.001)
     assert sim.get(iid)["status"] == "running"

@@ -46,7 +46,7 @@ def test_page_zero_refused_only_under_base_one() -> None:
 
 def test_switching_profile_changes_answers_for_existing_instances() -> None:
     clock = Clock()
-    sim = Simulator(SimulatorConfig(seed=7), clock)
+    sim = Simulator(SimulatorConfig(seed=7, profile="classic"), clock)
     iid = sim.create(body(ports="8888/http,22/tcp"))["id"]
     clock.advance(1_000)
     classic = sim.get(iid)
@@ -66,13 +66,13 @@ def test_switching_profile_changes_answers_for_existing_instances() -> None:
 
 
 def test_a_refused_profile_changes_nothing() -> None:
-    sim = Simulator(SimulatorConfig(), Clock())
+    sim = Simulator(SimulatorConfig(profile="classic"), Clock())
     with pytest.raises(SimulatorError):
         sim.set_profile("adverse", {"page_size_cap": -1})
     assert sim.config.profile == "classic"
     with pytest.raises(SimulatorError):
         sim.reset(profile="hostile")
-    assert sim.config.readings() == SimulatorConfig().readings()
+    assert sim.config.readings() == SimulatorConfig(profile="classic").readings()
 
 
 def test_spanning_catalogue_prices_per_cluster() -> None:
