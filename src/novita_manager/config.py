@@ -189,6 +189,33 @@ class Settings(BaseSettings):
         default=False,
         description="Allow webhooks to loopback and private addresses (tests, trusted networks).",
     )
+    webhook_max_in_flight: int = Field(
+        default=256,
+        ge=1,
+        le=2048,
+        description="Webhook attempts sent at once by one process, over all destinations.",
+    )
+    webhook_max_in_flight_per_host: int = Field(
+        default=4,
+        ge=1,
+        le=256,
+        description="Webhook attempts sent at once to one destination (host and port).",
+    )
+    webhook_breaker_threshold: int = Field(
+        default=5,
+        ge=1,
+        le=1000,
+        description="Consecutive failed attempts after which a destination's breaker opens.",
+    )
+    webhook_breaker_cooldown: PositiveSeconds = Field(
+        default=30.0,
+        description="Seconds a destination's breaker stays open before one probe; doubles "
+        "after each failed probe, up to 16 times.",
+    )
+    webhook_max_pending_age: PositiveSeconds = Field(
+        default=300.0,
+        description="/health is degraded when a pending webhook delivery is older than this.",
+    )
 
     # Logging
     log_level: Literal["debug", "info", "warning", "error"] = Field(

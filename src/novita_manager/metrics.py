@@ -93,6 +93,29 @@ class Metrics:
             ["outcome"],
             registry=r,
         )
+        self.webhook_lag = Histogram(
+            "novita_manager_webhook_delivery_lag_seconds",
+            "Delay from an event's commit to its delivery's first attempt, by that attempt's "
+            "outcome.",
+            ["outcome"],
+            buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300, 1800),
+            registry=r,
+        )
+        self.webhook_deferrals = Counter(
+            "novita_manager_webhook_deferrals_total",
+            "Webhook deliveries put back without an attempt, by reason (busy: the destination "
+            "has its share in flight; open: its breaker is open; probing: a probe is out; "
+            "ordering: an earlier event of the instance to the URL is pending).",
+            ["reason"],
+            registry=r,
+        )
+        self.webhook_waiting = Gauge(
+            "novita_manager_webhook_deliveries_waiting",
+            "Pending webhook deliveries by the state of their destination's breaker "
+            "(closed, open, half_open) in this process (sampled).",
+            ["state"],
+            registry=r,
+        )
         self.instances_by_status = Gauge(
             "novita_manager_instances",
             "Managed instances by status.",

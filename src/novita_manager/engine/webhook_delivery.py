@@ -15,6 +15,19 @@ the lease insert the `WebhookAttempt` and move the row on:
 A row without a URL (no webhook configured) is marked "skipped" and logged; the lifecycle may also
 insert it as "skipped" directly, which this pipeline never sees.
 
+Isolation (issue 20): the pipeline runs `WEBHOOK_MAX_IN_FLIGHT` workers (asyncio tasks; the
+global cap), and before sending a row must pass two gates, each of which, when shut, *defers* the
+row (writes a later `next_attempt_at` under the lease and releases it; no attempt is counted, so
+the row holds no slot while it waits):
+
+- ordering: an earlier pending delivery (by `created_at`, then id) of the same instance to the
+  same URL goes first; the row waits until that one is due again, or, while it is in flight, at
+  most one attempt's timeout. When a delivery finishes (delivered or failed), its successors are
+  made due in the same transaction that records it.
+- its destination (`webhook_destinations`): at most `WEBHOOK_MAX_IN_FLIGHT_PER_HOST` attempts to
+  one host:port at once, and a breaker that, after consecutive failures, keeps the destination's
+  rows waiting and lets one probe decide when it is back.
+
 Crash safety: when the process dies after sending and before recording, nothing is written; the
 lease expires and the still-pending row is sent again with the same `webhook-id`. Delivery is at
 least once; receivers deduplicate by `webhook-id`. A result whose lease was lost is dropped.
@@ -23,14 +36,18 @@ least once; receivers deduplicate by `webhook-id`. A result whose lease was lost
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
+
+from sqlalchemy import ColumnElement, Update, and_, or_, select, update
 
 from novita_manager.config import Settings
 from novita_manager.engine.leases import Lease, LeaseLost, require, write_with_lease
 from novita_manager.engine.pipeline import Pipeline
 from novita_manager.engine.retry import backoff_delay, truncate_error
+from novita_manager.engine.webhook_destinations import Destinations, destination_of
 from novita_manager.logging import get_logger
 from novita_manager.metrics import Metrics
 from novita_manager.store.db import Database
@@ -99,6 +116,13 @@ class WebhookDeliveryHandler:
         self.sender = sender
         secret = settings.webhook_secret
         self.signer = WebhookSigner(secret.get_secret_value() if secret else None)
+        self.destinations = Destinations(
+            per_host_cap=settings.webhook_max_in_flight_per_host,
+            threshold=settings.webhook_breaker_threshold,
+            cooldown=settings.webhook_breaker_cooldown,
+            park_for=settings.webhook_timeout + 1.0,
+        )
+        self.wake: Callable[[], None] = lambda: None  # the pipeline's hint, set by the builder
 
     async def __call__(self, lease: Lease, row: WebhookDelivery) -> None:
         if row.status != "pending":
@@ -106,20 +130,42 @@ class WebhookDeliveryHandler:
         if row.url is None:
             await self._skip(lease, row)
             return
+        wait = await self._predecessor_wait(row)
+        if wait is not None:
+            await self._defer(lease, row, wait, "ordering")
+            return
+        key = destination_of(row.url)
+        admission = self.destinations.admit(key, row.id)
+        if not admission.admitted:
+            await self._defer(lease, row, admission.wait, admission.reason)
+            return
+        answered: bool | None = None
+        try:
+            answered = await self._attempt(lease, row, row.url, probe=admission.probe)
+        finally:
+            pulled = self.destinations.release(key, answered=answered)
+        if pulled:
+            await self._pull_forward(WebhookDelivery.id.in_(pulled))
+
+    async def _attempt(
+        self, lease: Lease, row: WebhookDelivery, url: str, *, probe: bool
+    ) -> bool | None:
+        """Send once and record it; whether the receiver answered (None: says nothing)."""
         body = encode_body(row.payload)
         started_at = utcnow()
         headers = self.signer.headers(row.id, started_at, body)
         result = await self.sender.send(
-            row.url,
+            url,
             body,
             headers,
             timeout=self.settings.webhook_timeout,
             allow_private=self.settings.webhook_allow_private,
         )
+        now = utcnow()
         outcome, values = next_step(
             row.attempts,
             result,
-            utcnow(),
+            now,
             max_retries=self.settings.webhook_max_retries,
             retry_base=self.settings.webhook_retry_base,
         )
@@ -130,28 +176,117 @@ class WebhookDeliveryHandler:
             error=result.error,
             duration_ms=result.duration_ms,
         )
+        if result.refused:
+            answered: bool | None = None
+        elif result.status_code is not None:
+            answered = not result.retryable
+        else:
+            answered = False if result.retryable else None
         try:
             async with self.db.session() as session, session.begin():
                 require(
                     await write_with_lease(session, WebhookDelivery, lease, values, release=True)
                 )
                 session.add(attempt)
+                if values["next_attempt_at"] is None:  # done: the instance's next event may go
+                    await session.execute(self._successors_now(row, now))
         except LeaseLost:
             log.warning("webhook_result_dropped", delivery_id=row.id, reason="lease lost")
-            return
+            return answered
+        if values["next_attempt_at"] is None:
+            self.wake()
         self.metrics.webhook_deliveries.labels(outcome).inc()
+        if row.attempts == 0 and row.last_error is None:  # the event's first attempt
+            lag = (started_at - row.created_at).total_seconds()
+            self.metrics.webhook_lag.labels(outcome).observe(max(lag, 0.0))
         log.info(
             "webhook_attempt",
             delivery_id=row.id,
             event_type=row.event_type,
             instance_id=row.instance_id,
-            host=urlsplit(row.url).hostname,
+            host=urlsplit(url).hostname,
             outcome=outcome,
+            probe=probe,
             attempt=values["attempts"],
             status_code=result.status_code,
             error=result.error,
             duration_ms=result.duration_ms,
         )
+        return answered
+
+    async def _predecessor_wait(self, row: WebhookDelivery) -> float | None:
+        """Seconds to wait while an earlier event of the same instance to the same URL is
+        pending (None: none is): until it is due again, or, while it is in flight, at most
+        one attempt's timeout (its completion pulls this row forward)."""
+        d = WebhookDelivery
+        earlier = or_(
+            d.created_at < row.created_at, and_(d.created_at == row.created_at, d.id < row.id)
+        )
+        query = (
+            select(d.next_attempt_at, d.lock_expires_at)
+            .where(
+                d.instance_id == row.instance_id,
+                d.url == row.url,
+                d.status == "pending",
+                d.id != row.id,
+                earlier,
+            )
+            .order_by(d.created_at, d.id)
+            .limit(1)
+        )
+        async with self.db.session() as session:
+            found = (await session.execute(query)).first()
+        if found is None:
+            return None
+        due, lock_expires = found
+        now = utcnow()
+        park_for = self.destinations.park_for
+        if lock_expires is not None and lock_expires > now:
+            return park_for
+        if due is None:
+            return 0.05
+        return min(max((due - now).total_seconds(), 0.0) + 0.05, MAX_BACKOFF)
+
+    def _successors_now(self, row: WebhookDelivery, now: datetime) -> Update:
+        d = WebhookDelivery
+        return (
+            update(d)
+            .where(
+                d.instance_id == row.instance_id,
+                d.url == row.url,
+                d.status == "pending",
+                d.id != row.id,
+                d.lock_token.is_(None),
+                d.next_attempt_at > now,
+            )
+            .values(next_attempt_at=now)
+            .execution_options(synchronize_session=False)
+        )
+
+    async def _defer(self, lease: Lease, row: WebhookDelivery, wait: float, reason: str) -> None:
+        """Put the row back, due after `wait` seconds, without an attempt; it holds no slot."""
+        values = {"next_attempt_at": utcnow() + timedelta(seconds=wait)}
+        async with self.db.session() as session, session.begin():
+            if not await write_with_lease(session, WebhookDelivery, lease, values, release=True):
+                return
+        self.metrics.webhook_deferrals.labels(reason).inc()
+
+    async def _pull_forward(self, which: ColumnElement[bool]) -> None:
+        """Make parked rows due now (those not claimed meanwhile) and wake the pipeline."""
+        d, now = WebhookDelivery, utcnow()
+        statement = (
+            update(d)
+            .where(which, d.status == "pending", d.lock_token.is_(None), d.next_attempt_at > now)
+            .values(next_attempt_at=now)
+            .execution_options(synchronize_session=False)
+        )
+        try:
+            async with self.db.session() as session, session.begin():
+                await session.execute(statement)
+        except Exception:
+            log.exception("webhook_pull_forward_failed")  # they become due on their own
+            return
+        self.wake()
 
     async def _skip(self, lease: Lease, row: WebhookDelivery) -> None:
         values = {"status": "skipped", "next_attempt_at": None, "last_error": None}
@@ -184,19 +319,22 @@ def build_webhook_pipeline(
     handler = WebhookDeliveryHandler(
         db=db, settings=settings, metrics=metrics, sender=sender or WebhookSender()
     )
-    return Pipeline(
+    pipeline: Pipeline[WebhookDelivery] = Pipeline(
         name=PIPELINE_NAME,
         db=db,
         model=WebhookDelivery,
         handler=handler,
         due_filter=WebhookDelivery.status == "pending",
-        workers=settings.pipeline_workers,
+        workers=settings.webhook_max_in_flight,
+        batch_size=min(settings.webhook_max_in_flight, 64),
         lease_seconds=settings.lease_seconds,
         owner=owner,
         metrics=metrics,
         retry_base=max(settings.webhook_retry_base, 0.05),
         retry_cap=MAX_BACKOFF,
     )
+    handler.wake = pipeline.hint
+    return pipeline
 
 
 def webhook_sender_of(pipeline: Pipeline[WebhookDelivery]) -> WebhookSender:
