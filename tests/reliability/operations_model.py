@@ -666,13 +666,14 @@ def make_machine(run: OperationsRun) -> type[RuleBasedStateMachine]:
             for sent in run.pool.map(send, operations):
                 self.trace.append(f"  → {sent.operation}: {sent.status} seq={sent.seq}")
 
-        @precondition(lambda self: len(self.models) >= 1)
-        @rule(data=st.data(), settled=st.booleans())
-        def stop_then_delete_in_parallel(self, data: st.DataObject, settled: bool) -> None:
-            """Issue 13's reproduction: on several instances at once, stop and right after it
-            delete; with `settled`, once each rests (running, as in the issue)."""
-            chosen = self._pick_several(data, 6)
-            self._step(f"stop_then_delete {' '.join(i[:8] for i in chosen)} settled={settled}")
+        def _pairs_in_parallel(
+            self, data: st.DataObject, settled: bool, most: int, second: str
+        ) -> None:
+            """On up to `most` instances at once, stop and right after it `second`; with
+            `settled`, once each rests first."""
+            chosen = self._pick_several(data, most)
+            label = f"stop_then_{second}"
+            self._step(f"{label} {' '.join(i[:8] for i in chosen)} settled={settled}")
             if settled:
                 self._settle(chosen, 15)
             barrier = threading.Barrier(len(chosen))
@@ -680,41 +681,27 @@ def make_machine(run: OperationsRun) -> type[RuleBasedStateMachine]:
             def both(instance_id: str) -> tuple[Sent, Sent]:
                 barrier.wait(timeout=10)
                 model = self.models[instance_id]
-                return (
-                    run.send(model, "stop", "stop_then_delete"),
-                    run.send(model, "delete", "stop_then_delete"),
-                )
+                return run.send(model, "stop", label), run.send(model, second, label)
 
-            for stop, delete in run.pool.map(both, chosen):
+            for stop, then in run.pool.map(both, chosen):
                 self.trace.append(
                     f"  → {stop.instance_id[:8]}: stop {stop.status} "
-                    f"seq={stop.seq}, delete {delete.status} seq={delete.seq}"
+                    f"seq={stop.seq}, {second} {then.status} seq={then.seq}"
                 )
+
+        @precondition(lambda self: len(self.models) >= 1)
+        @rule(data=st.data(), settled=st.booleans())
+        def stop_then_delete_in_parallel(self, data: st.DataObject, settled: bool) -> None:
+            """Issue 13's reproduction: on several instances at once, stop and right after it
+            delete; with `settled`, once each rests (running, as in the issue)."""
+            self._pairs_in_parallel(data, settled, 6, "delete")
 
         @precondition(lambda self: len(self.models) >= 1)
         @rule(data=st.data(), settled=st.booleans())
         def stop_then_start_in_parallel(self, data: st.DataObject, settled: bool) -> None:
             """A restart: on 1-4 instances at once, stop and right after it start (both are
             accepted on a running instance; the start waits for the stop)."""
-            chosen = self._pick_several(data, 4)
-            self._step(f"stop_then_start {' '.join(i[:8] for i in chosen)} settled={settled}")
-            if settled:
-                self._settle(chosen, 15)
-            barrier = threading.Barrier(len(chosen))
-
-            def both(instance_id: str) -> tuple[Sent, Sent]:
-                barrier.wait(timeout=10)
-                model = self.models[instance_id]
-                return (
-                    run.send(model, "stop", "stop_then_start"),
-                    run.send(model, "start", "stop_then_start"),
-                )
-
-            for stop, start in run.pool.map(both, chosen):
-                self.trace.append(
-                    f"  → {stop.instance_id[:8]}: stop {stop.status} "
-                    f"seq={stop.seq}, start {start.status} seq={start.seq}"
-                )
+            self._pairs_in_parallel(data, settled, 4, "start")
 
         @rule(seconds=st.sampled_from(WAITS))
         def wait(self, seconds: float) -> None:

@@ -85,21 +85,10 @@ PROFILES: dict[str, dict[str, Any]] = {
         "tools_required": False,
         "name_rule": "any",
     },
-    # The simulator as it was before readings existed (pageNum 0 and 1 are the same page).
-    "classic": {
-        "page_base": 1,
-        "page_zero": "same",
-        "page_size_cap": None,
-        "list_shape": "full",
-        "node_shape": "array",
-        "products_default_billing": "all",
-        "product_ids": "per_cluster",
-        "capacity_error": "reason",
-        "status_error": "fatal_only",
-        "tools_required": False,
-        "name_rule": "any",
-    },
 }
+# The simulator as it was before readings existed: lenient, but pageNum 0 and 1 are the same page.
+PROFILES["classic"] = {**PROFILES["lenient"], "page_zero": "same"}
+
 # The profile of a simulator nobody chose one for (tests, the demo, `novita-manager simulator`):
 # the most adverse plausible reading of Novita's API, so that what passes here holds on Novita.
 DEFAULT_PROFILE = "adverse"
