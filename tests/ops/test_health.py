@@ -42,7 +42,14 @@ def test_healthy_live_ready_and_open_without_api_key(simulator, make_service) ->
         == checks["novita"]
     )
     assert checks["pipelines"]["provisioning"] == {"dueRows": 0, "oldestDueAgeSeconds": None}
-    assert checks["webhooks"] == {"status": "ok", "failedLastHour": 0, "retrying": 0}
+    assert checks["webhooks"] == {
+        "status": "ok",
+        "failedLastHour": 0,
+        "retrying": 0,
+        "waiting": {"closed": 0, "open": 0, "half_open": 0},
+        "oldestPendingAgeSeconds": None,
+        "maxPendingAgeSeconds": 300.0,
+    }
     assert "k-one" not in health.text
 
     live = get(service, "/health/live")
@@ -240,8 +247,52 @@ async def test_webhook_failure_in_the_last_hour_is_degraded(quiet_app) -> None:
     body = response.json()
     assert response.status_code == 200
     assert body["status"] == "degraded"
-    assert body["checks"]["webhooks"] == {"status": "degraded", "failedLastHour": 1, "retrying": 1}
+    webhooks = body["checks"]["webhooks"]
+    assert webhooks.pop("oldestPendingAgeSeconds") < 60
+    assert webhooks == {
+        "status": "degraded",
+        "failedLastHour": 1,
+        "retrying": 1,
+        "waiting": {"closed": 1, "open": 0, "half_open": 0},
+        "maxPendingAgeSeconds": 300.0,
+    }
     assert "secret-token" not in response.text
+
+
+async def test_old_pending_webhook_is_degraded_naming_the_host_only(quiet_app) -> None:
+    runtime, client = quiet_app
+    now = utcnow()
+    async with runtime.db.session() as session, session.begin():
+        session.add(instance_row("i1"))
+        await session.flush()
+        for delivery_id, url, age in (
+            ("d-old", "https://slow.example.com:8443/x?token=secret-token", 900),
+            ("d-new", "https://fast.example.com/y", 1),
+        ):
+            session.add(
+                WebhookDelivery(
+                    id=delivery_id,
+                    instance_id="i1",
+                    event_type="instance.running",
+                    url=url,
+                    payload={},
+                    status="pending",
+                    attempts=1,
+                    created_at=now - timedelta(seconds=age),
+                    next_attempt_at=now + timedelta(hours=1),
+                )
+            )
+    response = await client.get("/health")
+    body = response.json()
+    webhooks = body["checks"]["webhooks"]
+    assert body["status"] == "degraded"
+    assert webhooks["status"] == "degraded"
+    assert webhooks["worstDestination"] == "slow.example.com"
+    assert 900 <= webhooks["oldestPendingAgeSeconds"] < 960
+    assert webhooks["waiting"] == {"closed": 2, "open": 0, "half_open": 0}
+    assert "secret-token" not in response.text
+    metrics = (await client.get("/metrics")).text
+    assert 'novita_manager_webhook_deliveries_waiting{state="closed"} 2.0' in metrics
 
 
 async def test_not_started_is_unhealthy_and_not_ready(tmp_path: Path) -> None:

@@ -13,8 +13,10 @@ a later call succeeds; Novita merely unreachable at start-up neither blocks nor 
 
 Overall status: `unhealthy` (503) when the database is unreachable (nothing can be stored);
 `degraded` (200: the service still accepts and stores work) when Novita is unreachable or the
-circuit is not closed, a pipeline's oldest due row waits longer than `BACKLOG_MAX_AGE`, or a
-webhook delivery failed within `WEBHOOK_FAILURE_WINDOW`; `healthy` otherwise.
+circuit is not closed, a pipeline's oldest due row waits longer than `BACKLOG_MAX_AGE`, a
+webhook delivery failed within `WEBHOOK_FAILURE_WINDOW`, or the oldest pending webhook delivery
+was committed more than `WEBHOOK_MAX_PENDING_AGE` ago (the check then names the worst
+destination by host only, never the path or query); `healthy` otherwise.
 """
 
 from __future__ import annotations
@@ -34,6 +36,8 @@ from novita_manager.domain.payloads import iso
 from novita_manager.domain.statuses import Status
 from novita_manager.engine.leases import LeasedModel
 from novita_manager.engine.pipeline import Pipeline
+from novita_manager.engine.webhook_delivery import WebhookDeliveryHandler
+from novita_manager.engine.webhook_destinations import STATES, destination_of, host_of
 from novita_manager.logging import get_logger
 from novita_manager.novita.errors import NovitaError, NovitaUnauthorized, is_transient
 from novita_manager.store import migrate
@@ -189,6 +193,49 @@ async def instances_by_status(runtime: Runtime) -> dict[str, int]:
     return counts
 
 
+@dataclass(frozen=True, slots=True)
+class PendingWebhooks:
+    """Pending deliveries per destination (host:port): how many and the oldest commit time."""
+
+    by_destination: dict[str, tuple[int, datetime]]
+
+    def oldest(self) -> tuple[str, datetime] | None:
+        if not self.by_destination:
+            return None
+        key = min(self.by_destination, key=lambda k: self.by_destination[k][1])
+        return key, self.by_destination[key][1]
+
+
+async def pending_webhooks(runtime: Runtime) -> PendingWebhooks:
+    """One GROUP BY url over the pending deliveries (indexed status), folded by destination."""
+    d = WebhookDelivery
+    query = (
+        select(d.url, func.count(), func.min(d.created_at))
+        .where(d.status == "pending", d.url.is_not(None))
+        .group_by(d.url)
+    )
+    folded: dict[str, tuple[int, datetime]] = {}
+    async with runtime.db.read_session() as session:
+        for url, count, oldest in (await session.execute(query)).all():
+            key = destination_of(str(url))
+            known = folded.get(key)
+            if known is None:
+                folded[key] = (int(count), oldest)
+            else:
+                folded[key] = (known[0] + int(count), min(known[1], oldest))
+    return PendingWebhooks(folded)
+
+
+def waiting_by_state(runtime: Runtime, pending: PendingWebhooks) -> dict[str, int]:
+    """Pending deliveries by the breaker state of their destination in this process."""
+    handler = runtime.webhook_pipeline.handler
+    states = handler.destinations.snapshot() if isinstance(handler, WebhookDeliveryHandler) else {}
+    counts: dict[str, int] = dict.fromkeys(STATES, 0)
+    for key, (count, _) in pending.by_destination.items():
+        counts[states.get(key, "closed")] += count
+    return counts
+
+
 class HealthChecker:
     """The checks behind /health and /health/ready for one runtime (it keeps the probe cache)."""
 
@@ -215,6 +262,11 @@ class HealthChecker:
                     QUERY_TIMEOUT,
                 )
                 metrics.pipeline_backlog.labels(pipeline.name).set(backlog.due_rows)
+            pending = await run(
+                "webhooks:pending", lambda: pending_webhooks(runtime), QUERY_TIMEOUT
+            )
+            for state, count in waiting_by_state(runtime, pending).items():
+                metrics.webhook_waiting.labels(state).set(count)
         except Exception as error:
             log.warning("metrics_refresh_failed", error=self._scrub(describe(error)))
 
@@ -326,11 +378,24 @@ class HealthChecker:
         async with self.runtime.db.read_session() as session:
             failed_count = int(await session.scalar(failed) or 0)
             retrying_count = int(await session.scalar(retrying) or 0)
-        return {
+        pending = await pending_webhooks(self.runtime)
+        body: dict[str, Any] = {
             "status": "degraded" if failed_count else "ok",
             "failedLastHour": failed_count,
             "retrying": retrying_count,
+            "waiting": waiting_by_state(self.runtime, pending),
+            "oldestPendingAgeSeconds": None,
+            "maxPendingAgeSeconds": self.runtime.settings.webhook_max_pending_age,
         }
+        oldest = pending.oldest()
+        if oldest is not None:
+            key, committed = oldest
+            age = round(max((now - committed).total_seconds(), 0.0), 3)
+            body["oldestPendingAgeSeconds"] = age
+            if age > self.runtime.settings.webhook_max_pending_age:
+                body["status"] = "degraded"
+                body["worstDestination"] = host_of(key)
+        return body
 
     # /health/ready -----------------------------------------------------------------------
 
