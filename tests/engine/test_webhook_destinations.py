@@ -1,0 +1,118 @@
+"""Per-destination caps and breakers (pure), and per-instance ordering through the pipeline."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+from novita_manager.engine.webhook_delivery import build_webhook_pipeline, webhook_sender_of
+from novita_manager.engine.webhook_destinations import Destinations, destination_of, host_of
+from novita_manager.metrics import Metrics
+from novita_manager.store.db import Database
+from tests.fixtures.webhook_receiver import WebhookReceiver
+from tests.webhooks.factories import add_delivery, add_instance, fast_settings, load_delivery
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def make(clock: Clock, cap: int = 2, threshold: int = 3) -> Destinations:
+    destinations = Destinations(per_host_cap=cap, threshold=threshold, cooldown=10, park_for=5)
+    destinations._now = clock
+    return destinations
+
+
+@pytest.mark.parametrize(
+    ("url", "key"),
+    [
+        ("https://Hooks.Example.com/x?token=s", "hooks.example.com:443"),
+        ("http://hooks.example.com/x", "hooks.example.com:80"),
+        ("http://127.0.0.1:8080/x", "127.0.0.1:8080"),
+        ("http://[::1]:9000/x", "[::1]:9000"),
+    ],
+)
+def test_destination_is_host_and_port(url: str, key: str) -> None:
+    assert destination_of(url) == key
+    assert host_of(key) == key.rsplit(":", 1)[0]
+
+
+def test_cap_parks_the_excess_and_a_freed_slot_pulls_one_forward() -> None:
+    d = make(Clock())
+    assert d.admit("h:1", "a").admitted
+    assert d.admit("h:1", "b").admitted
+    busy = d.admit("h:1", "c")
+    assert (busy.admitted, busy.reason, busy.wait) == (False, "busy", 5)
+    assert d.admit("other:1", "x").admitted  # another destination is unaffected
+    assert d.release("h:1", answered=True) == ["c"]
+
+
+def test_breaker_opens_after_consecutive_failures_then_one_probe_decides() -> None:
+    clock = Clock()
+    d = make(clock, cap=5)
+    for row in ("a", "b", "c"):
+        assert d.admit("h:1", row).admitted
+    d.release("h:1", answered=False)
+    d.release("h:1", answered=False)
+    assert d.state_of("h:1") == "closed"
+    d.release("h:1", answered=False)
+    assert d.state_of("h:1") == "open"
+    waiting = d.admit("h:1", "d")
+    assert not waiting.admitted
+    assert waiting.reason == "open"
+    assert 10 <= waiting.wait <= 11
+    clock.now += 10
+    probe = d.admit("h:1", "d")
+    assert probe.admitted
+    assert probe.probe
+    assert d.admit("h:1", "e").reason == "probing"  # one probe at a time
+    d.release("h:1", answered=False)  # the probe failed: open again, for twice as long
+    assert d.state_of("h:1") == "open"
+    clock.now += 15
+    assert d.admit("h:1", "f").reason == "open"
+    clock.now += 6
+    assert d.admit("h:1", "f").probe
+    assert d.release("h:1", answered=True) == ["e"]  # back: the parked rows may go
+    assert d.state_of("h:1") == "closed"
+
+
+def test_a_4xx_answer_is_alive_and_a_refusal_is_neutral() -> None:
+    d = make(Clock(), threshold=1)
+    assert d.admit("h:1", "a").admitted
+    d.release("h:1", answered=None)
+    assert d.state_of("h:1") == "closed"
+    assert d.admit("h:1", "b").admitted
+    d.release("h:1", answered=True)
+    assert d.get("h:1").failures == 0
+
+
+async def test_events_of_one_instance_are_delivered_in_order(
+    tmp_path: Path, webhook_receiver: WebhookReceiver
+) -> None:
+    url = f"sqlite+aiosqlite:///{tmp_path}/order.db"
+    db = await Database.open(url)
+    pipeline = build_webhook_pipeline(
+        db, fast_settings(url, webhook_retry_base=0.05), Metrics(), "order"
+    )
+    try:
+        webhook_receiver.fail(2)  # the first event fails twice before it is delivered
+        instance = await add_instance(db)
+        first = await add_delivery(db, instance, webhook_receiver.url)
+        await asyncio.sleep(0.01)
+        second = await add_delivery(db, instance, webhook_receiver.url, event_type="x.second")
+        await pipeline.start()
+        requests = await webhook_receiver.until(4, timeout=10)
+        ids = [r.headers["webhook-id"] for r in requests]
+        assert ids == [first, first, first, second]
+        for delivery_id in (first, second):
+            assert (await load_delivery(db, delivery_id)).status == "delivered"
+    finally:
+        await pipeline.stop(drain_timeout=2)
+        await webhook_sender_of(pipeline).aclose()
+        await db.close()
