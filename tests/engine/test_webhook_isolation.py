@@ -20,62 +20,10 @@ from novita_manager.engine.webhook_delivery import build_webhook_pipeline, webho
 from novita_manager.metrics import Metrics
 from novita_manager.store.db import Database
 from novita_manager.store.models import WebhookAttempt, WebhookDelivery
+from tests.fixtures.mode_receiver import Receiver
 from tests.webhooks.factories import add_delivery, add_instance, fast_settings
 
 BAD = 50
-
-
-class Receiver:
-    """A raw HTTP/1.1 receiver whose `mode` is hang, drop or ok; records requests by webhook-id."""
-
-    def __init__(self, mode: str) -> None:
-        self.mode = mode
-        self.seen: list[tuple[str, float]] = []  # (webhook-id, monotonic) of every request read
-        self.answered: Counter[str] = Counter()  # 200s sent, by webhook-id
-        self.server: asyncio.Server | None = None
-        self.port = 0
-        self.writers: set[asyncio.StreamWriter] = set()
-
-    async def start(self) -> None:
-        self.server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
-        self.port = self.server.sockets[0].getsockname()[1]
-
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/hook?token=secret"
-
-    async def close(self) -> None:
-        assert self.server is not None
-        self.server.close()
-        for writer in list(self.writers):
-            writer.close()
-        await self.server.wait_closed()
-
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self.writers.add(writer)
-        try:
-            while True:
-                head = await reader.readuntil(b"\r\n\r\n")
-                headers = {}
-                for line in head.decode("latin-1").split("\r\n")[1:]:
-                    if ":" in line:
-                        name, value = line.split(":", 1)
-                        headers[name.strip().lower()] = value.strip()
-                await reader.readexactly(int(headers.get("content-length", "0")))
-                webhook_id = headers.get("webhook-id", "")
-                self.seen.append((webhook_id, time.monotonic()))
-                if self.mode == "hang":
-                    await reader.read()  # until the client gives up
-                    return
-                if self.mode == "drop":
-                    return
-                self.answered[webhook_id] += 1
-                writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n")
-                await writer.drain()
-        except (asyncio.IncompleteReadError, ConnectionError):
-            return
-        finally:
-            self.writers.discard(writer)
-            writer.close()
 
 
 @pytest.fixture
