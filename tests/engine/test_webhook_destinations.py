@@ -72,13 +72,13 @@ def test_breaker_opens_after_consecutive_failures_then_one_probe_decides() -> No
     assert probe.admitted
     assert probe.probe
     assert d.admit("h:1", "e").reason == "probing"  # one probe at a time
-    d.release("h:1", answered=False)  # the probe failed: open again, for twice as long
+    d.release("h:1", answered=False, probe=True)  # the probe failed: open again, twice as long
     assert d.state_of("h:1") == "open"
     clock.now += 15
     assert d.admit("h:1", "f").reason == "open"
     clock.now += 6
     assert d.admit("h:1", "f").probe
-    assert d.release("h:1", answered=True) == ["e"]  # back: the parked rows may go
+    assert d.release("h:1", answered=True, probe=True) == ["e"]  # back: the parked rows go
     assert d.state_of("h:1") == "closed"
 
 

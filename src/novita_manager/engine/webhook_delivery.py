@@ -143,7 +143,7 @@ class WebhookDeliveryHandler:
         try:
             answered = await self._attempt(lease, row, row.url, probe=admission.probe)
         finally:
-            pulled = self.destinations.release(key, answered=answered)
+            pulled = self.destinations.release(key, answered=answered, probe=admission.probe)
         if pulled:
             await self._pull_forward(WebhookDelivery.id.in_(pulled))
 

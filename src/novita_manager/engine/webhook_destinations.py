@@ -125,12 +125,15 @@ class Destinations:
         d.in_flight += 1
         return Admission(True)
 
-    def release(self, key: str, *, answered: bool | None) -> list[str]:
-        """Free the slot after an attempt; `answered` True (the receiver answered), False (failure
-        or timeout) or None (neutral). Returns the parked row ids to pull forward now."""
+    def release(self, key: str, *, answered: bool | None, probe: bool = False) -> list[str]:
+        """Free the slot after an attempt (`probe`: the one admitted as the probe); `answered`
+        True (the receiver answered), False (failure or timeout) or None (neutral). Returns the
+        parked row ids to pull forward now."""
         d = self.get(key)
         d.in_flight = max(d.in_flight - 1, 0)
-        was_probe, d.probing = d.probing and d.state == "half_open", False
+        was_probe = probe and d.state == "half_open"
+        if probe:
+            d.probing = False
         if answered is True:
             d.failures, d.opened = 0, 0
             if d.state != "closed":
