@@ -116,6 +116,7 @@ async def test_429_with_retry_after_waits_then_succeeds(
     assert await calls(control, "GET /clusters") == {"429": 1, "200": 1}
 
 
+@pytest.mark.parametrize("simulator_profile", ["adverse"], indirect=True)  # pageNum 0 first
 async def test_5xx_burst_is_survived(
     simulator: SimulatorServer, control: AsyncSimulatorControl
 ) -> None:

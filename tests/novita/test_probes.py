@@ -155,6 +155,7 @@ async def probe(simulator) -> Any:
         return await run_probes(client, base_url=simulator.base_url, region="CN-HK-01")
 
 
+@pytest.mark.parametrize("simulator_profile", ["adverse"], indirect=True)  # 0 not refused
 async def test_fresh_account_decides_paging_from_templates(simulator) -> None:
     report = await probe(simulator)
     assert report.outcome == "ok"
