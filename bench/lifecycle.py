@@ -41,9 +41,12 @@ from bench.common import (
     today,
     write_section,
 )
+from novita_manager.simulator import DEFAULT_PROFILE, readings_for
 
 LISTING = "GET /gpu/instances"
-PAGE_SIZE = 100  # the status sync's page size
+# The status sync asks for 100 per page; the simulator's default profile may cap it lower
+# (reading `page_size_cap`), and the pages then follow what it returns.
+PAGE_SIZE = min(100, readings_for(DEFAULT_PROFILE)["page_size_cap"] or 100)
 
 
 def body(index: int) -> dict[str, Any]:

@@ -320,7 +320,7 @@ async def request_operation(
                 .order_by(OperationRequest.seq)
             )
         ).all()
-        pending = [Operation(op) for _, op, state in open_requests if state == "pending"]
+        pending = [Operation(op) for _, op, state in open_requests if state == RequestState.PENDING]
         refusal = acceptance_refusal(
             operation,
             status=Status(status),
