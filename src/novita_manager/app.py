@@ -24,7 +24,7 @@ from novita_manager.api.rate_limit import RateLimitMiddleware
 from novita_manager.api.webhooks import router as webhooks_router
 from novita_manager.config import Settings, is_loopback_url, load_settings
 from novita_manager.logging import get_logger
-from novita_manager.runtime import Runtime
+from novita_manager.services.runtime import Runtime
 from novita_manager.store.startup import QuietStartupFailure
 
 log = get_logger(__name__)

@@ -11,16 +11,16 @@ from typing import Any
 import pytest
 
 from novita_manager.domain import observations
-from novita_manager.domain.create_request import (
+from novita_manager.domain.lifecycle import STATUS_ERROR_GRACE_SECONDS, Action, Snapshot, decide
+from novita_manager.domain.offers import Offer, rank_offers, select_offer
+from novita_manager.domain.statuses import Operation, Status
+from novita_manager.novita.create_request import (
     UnacceptableName,
     build_create_request,
     novita_name,
 )
-from novita_manager.domain.lifecycle import Action, Snapshot, decide
-from novita_manager.domain.offers import Offer, rank_offers, select_offer
-from novita_manager.domain.statuses import Operation, Status
 from novita_manager.novita.models import Cluster, Instance, Product, Template
-from novita_manager.novita.readings import READINGS, STATUS_ERROR_GRACE_SECONDS
+from novita_manager.novita.readings import READINGS
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 HK = Cluster.model_validate({"id": "cn-hongkong-1", "name": "CN-HK-01"})

@@ -13,8 +13,8 @@ import pytest
 
 from novita_manager.app import create_app
 from novita_manager.config import load_settings
-from novita_manager.runtime import Runtime
 from novita_manager.services.health import BACKLOG_MAX_AGE
+from novita_manager.services.runtime import Runtime
 from novita_manager.store.models import Instance, WebhookAttempt, WebhookDelivery
 from novita_manager.store.types import utcnow
 from tests.fixtures.postgres import PostgresServer, PostgresUnavailable, find_bindir

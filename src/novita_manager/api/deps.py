@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 from fastapi import Request
 
 if TYPE_CHECKING:
-    from novita_manager.runtime import Runtime
+    from novita_manager.services.runtime import Runtime
 
 
 def get_runtime(request: Request) -> Runtime:

@@ -8,19 +8,17 @@ from fastapi import APIRouter, Depends, Header, Query, Response
 
 from novita_manager.api.deps import get_runtime
 from novita_manager.api.openapi import error_responses
-from novita_manager.api.schemas import (
-    CreateInstanceBody,
+from novita_manager.domain.statuses import Operation, Status
+from novita_manager.domain.views import (
     CreateInstanceResponse,
     InstanceList,
     InstanceView,
-    OperationBody,
-    OperationByNameBody,
     OperationRequestList,
     OperationResponse,
 )
-from novita_manager.domain.statuses import Operation, Status
-from novita_manager.runtime import Runtime
 from novita_manager.services import instances as service
+from novita_manager.services.inputs import CreateInstanceBody, OperationBody, OperationByNameBody
+from novita_manager.services.runtime import Runtime
 
 router = APIRouter(prefix="/api/instances", tags=["instances"])
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
@@ -119,7 +117,7 @@ async def delete_by_name(body: OperationByNameBody, runtime: RuntimeDep) -> dict
     description="Answers from the service's database, so it works while Novita is down; "
     "`stale` is true when Novita could not be reached recently.",
 )
-async def get_instance(instanceId: str, runtime: RuntimeDep) -> dict[str, object]:
+async def get_instance(instanceId: str, runtime: RuntimeDep) -> InstanceView:
     return await service.get_instance(runtime, instanceId)
 
 

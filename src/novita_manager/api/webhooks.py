@@ -18,7 +18,7 @@ from novita_manager.config import Settings
 from novita_manager.domain.payloads import iso
 from novita_manager.errors import InstanceNotFound, NotFound, ValidationFailed
 from novita_manager.logging import get_logger
-from novita_manager.runtime import Runtime
+from novita_manager.services.runtime import Runtime
 from novita_manager.store.db import Database
 from novita_manager.store.models import Instance, WebhookAttempt, WebhookDelivery
 from novita_manager.store.types import utcnow

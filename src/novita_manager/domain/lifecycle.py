@@ -21,7 +21,14 @@ from novita_manager.domain.statuses import (
     Operation,
     Status,
 )
-from novita_manager.novita.readings import STATUS_ERROR_GRACE_SECONDS
+
+# statusError handling (reading `status_error`): an instance that is *not* exited and shows a
+# statusError is failed only once the error has been seen for this long without clearing. Novita
+# may set statusError transiently while pulling or starting (e.g. "retrying image pull") and
+# clear it when the instance runs; a real failure either ends `exited` with the error (failed at
+# once) or keeps the error past this grace (then failed). One minute is longer than any retry of
+# a pull we know of and short against the 600 s startup timeout.
+STATUS_ERROR_GRACE_SECONDS = 60.0
 
 
 class Action(StrEnum):

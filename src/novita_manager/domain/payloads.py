@@ -5,6 +5,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from novita_manager.domain.views import InstanceView
+
 
 def iso(moment: datetime | None) -> str | None:
     """ISO-8601 with a `Z`, the form every timestamp of the API uses."""
@@ -15,19 +17,19 @@ def iso(moment: datetime | None) -> str | None:
 
 def webhook_payload(
     event_type: str,
-    view: dict[str, Any],
+    view: InstanceView,
     *,
     now: datetime,
     created_at: datetime,
     error: str | None = None,
 ) -> dict[str, Any]:
     data: dict[str, Any] = {
-        "instanceId": view["id"],
-        "novitaInstanceId": view.get("novitaInstanceId"),
-        "name": view["name"],
-        "status": view["status"],
+        "instanceId": view.id,
+        "novitaInstanceId": view.novitaInstanceId,
+        "name": view.name,
+        "status": view.status.value,
         "elapsedTime": round((now - created_at).total_seconds(), 3),
-        "instance": view,
+        "instance": view.model_dump(mode="json"),
     }
     if error is not None:
         data["error"] = error

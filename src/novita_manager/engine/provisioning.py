@@ -21,14 +21,9 @@ from typing import Any
 from sqlalchemy import and_, case, select, update
 from sqlalchemy.orm import aliased
 
+from novita_manager.backoff import backoff_delay
 from novita_manager.config import Settings
 from novita_manager.domain import observations
-from novita_manager.domain.create_request import (
-    UnacceptableName,
-    build_create_request,
-    carries_marker,
-    novita_name,
-)
 from novita_manager.domain.lifecycle import Action, Decision, Snapshot, decide
 from novita_manager.domain.offers import NoOffer, Offer
 from novita_manager.domain.payloads import webhook_payload
@@ -48,9 +43,16 @@ from novita_manager.domain.statuses import (
     Status,
 )
 from novita_manager.engine.leases import Lease, LeaseLost, write_with_lease
-from novita_manager.engine.retry import backoff_delay, truncate_error
+from novita_manager.engine.retry import truncate_error
 from novita_manager.logging import bound_context, get_logger
+from novita_manager.novita.catalogue import Catalogue
 from novita_manager.novita.client import NovitaClient
+from novita_manager.novita.create_request import (
+    UnacceptableName,
+    build_create_request,
+    carries_marker,
+    novita_name,
+)
 from novita_manager.novita.errors import (
     NovitaError,
     NovitaInsufficientResource,
@@ -59,11 +61,10 @@ from novita_manager.novita.errors import (
     NovitaOutcomeUnknown,
     is_transient,
 )
-from novita_manager.services.catalogue import Catalogue
-from novita_manager.services.views import instance_view
 from novita_manager.store.db import Database
 from novita_manager.store.models import Instance, InstanceEvent, OperationRequest, WebhookDelivery
 from novita_manager.store.types import utcnow
+from novita_manager.store.views import instance_view
 
 log = get_logger(__name__)
 

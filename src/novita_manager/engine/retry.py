@@ -1,23 +1,13 @@
-"""Retry bookkeeping of processed rows, in one place: exponential backoff with jitter."""
+"""Retry bookkeeping of processed rows: the columns that record one more failed attempt."""
 
 from __future__ import annotations
 
-import random
 from datetime import datetime, timedelta
 from typing import Any
 
+from novita_manager.backoff import backoff_delay
+
 MAX_ERROR_LENGTH = 2000
-
-
-def backoff_delay(attempts: int, base: float, cap: float, jitter: float = 0.2) -> float:
-    """Seconds to wait after the `attempts`-th failure (1 → base, 2 → 2·base, …), capped.
-
-    Jitter (± `jitter` as a fraction) spreads rows that failed together, e.g. in an outage.
-    """
-    exponent = min(max(attempts - 1, 0), 62)
-    delay = min(cap, base * 2.0**exponent)
-    delay *= 1 + random.uniform(-jitter, jitter)
-    return max(0.0, min(cap, delay))
 
 
 def truncate_error(error: str, limit: int = MAX_ERROR_LENGTH) -> str:

@@ -24,7 +24,6 @@ from typing import Any
 from sqlalchemy import select, update
 
 from novita_manager.domain import observations
-from novita_manager.domain.create_request import marker_of
 from novita_manager.domain.lifecycle import Action, Snapshot, decide
 from novita_manager.domain.statuses import NOVITA_REMOVING, Operation, Status
 from novita_manager.engine.housekeeping import (
@@ -39,6 +38,7 @@ from novita_manager.engine.service_lease import (
 from novita_manager.logging import get_logger
 from novita_manager.metrics import Metrics
 from novita_manager.novita.client import ListingProgress, NovitaClient
+from novita_manager.novita.create_request import marker_of
 from novita_manager.novita.errors import NovitaError, NovitaNotFound
 from novita_manager.novita.models import Instance as NovitaInstance
 from novita_manager.novita.readings import REQUESTED_PAGE_SIZE

@@ -43,10 +43,11 @@ from urllib.parse import urlsplit
 
 from sqlalchemy import ColumnElement, Update, and_, or_, select, update
 
+from novita_manager.backoff import backoff_delay
 from novita_manager.config import Settings
 from novita_manager.engine.leases import Lease, LeaseLost, require, write_with_lease
 from novita_manager.engine.pipeline import Pipeline
-from novita_manager.engine.retry import backoff_delay, truncate_error
+from novita_manager.engine.retry import truncate_error
 from novita_manager.engine.webhook_destinations import Destinations, destination_of
 from novita_manager.logging import get_logger
 from novita_manager.metrics import Metrics

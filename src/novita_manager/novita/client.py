@@ -23,6 +23,7 @@ from typing import Any, Self, TypeVar
 
 import httpx
 
+from novita_manager.backoff import backoff_delay, parse_retry_after
 from novita_manager.config import Settings
 from novita_manager.logging import get_logger
 from novita_manager.metrics import Metrics
@@ -48,7 +49,6 @@ from novita_manager.novita.models import (
 )
 from novita_manager.novita.ratelimit import TokenBucket
 from novita_manager.novita.readings import REQUESTED_PAGE_SIZE
-from novita_manager.novita.retry import backoff_delay, parse_retry_after
 
 T = TypeVar("T")
 Params = Mapping[str, str | int]
@@ -476,7 +476,7 @@ class NovitaClient:
             return None
         if error.retry_after is not None:
             return error.retry_after if error.retry_after <= self._max_retry_after else None
-        return backoff_delay(attempt - 1, self._backoff_base)
+        return backoff_delay(attempt, self._backoff_base)
 
     async def _attempt(
         self,

@@ -45,7 +45,7 @@ from novita_manager.store.models import Instance, WebhookAttempt, WebhookDeliver
 from novita_manager.store.types import utcnow
 
 if TYPE_CHECKING:
-    from novita_manager.runtime import Runtime
+    from novita_manager.services.runtime import Runtime
 
 log = get_logger(__name__)
 T = TypeVar("T")

@@ -16,23 +16,24 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import func, or_, select, update
 
-from novita_manager.api.schemas import CreateInstanceBody
-from novita_manager.domain.create_request import UnacceptableName, novita_name
 from novita_manager.domain.offers import NoOffer, Offer
 from novita_manager.domain.regions import resolve_cluster
 from novita_manager.domain.requests import RequestState, acceptance_refusal
 from novita_manager.domain.statuses import OPERATION_STATUS, Operation, Status
+from novita_manager.domain.views import InstanceView
 from novita_manager.errors import InstanceNotFound, InvalidState, ValidationFailed
 from novita_manager.logging import current_request_id, get_logger
+from novita_manager.novita.create_request import UnacceptableName, novita_name
 from novita_manager.novita.errors import NovitaError, is_transient
 from novita_manager.services import idempotency
-from novita_manager.services.views import instance_view, operation_view
+from novita_manager.services.inputs import CreateInstanceBody
 from novita_manager.store.models import Instance, InstanceEvent, OperationRequest
 from novita_manager.store.types import utcnow
+from novita_manager.store.views import instance_view, operation_view
 from novita_manager.webhooks.ssrf import WebhookUrlRefused, validate_webhook_url
 
 if TYPE_CHECKING:
-    from novita_manager.runtime import Runtime
+    from novita_manager.services.runtime import Runtime
 
 log = get_logger(__name__)
 
@@ -231,7 +232,7 @@ async def find_by_name(runtime: Runtime, name: str) -> Instance:
     return rows[0]
 
 
-async def get_instance(runtime: Runtime, instance_id: str) -> dict[str, Any]:
+async def get_instance(runtime: Runtime, instance_id: str) -> InstanceView:
     row = await find_instance(runtime, instance_id)
     return instance_view(row, stale=runtime.is_stale(row, utcnow()))
 

@@ -27,7 +27,7 @@ import anyio
 import httpx
 
 from novita_manager import __version__
-from novita_manager.retry_after import parse_retry_after as read_retry_after
+from novita_manager.backoff import parse_retry_after as read_retry_after
 from novita_manager.webhooks.ssrf import WebhookUrlRefused, validate_webhook_url
 from novita_manager.webhooks.transport import Resolver, guarded_transport
 

@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
 from typing import Any
 
-from novita_manager.runtime import Runtime
+from novita_manager.services.runtime import Runtime
 from novita_manager.store.models import Instance
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)

@@ -5,7 +5,7 @@ import asyncio
 import pytest
 
 from novita_manager.metrics import Metrics
-from novita_manager.services.catalogue import TTLCache
+from novita_manager.novita.catalogue import TTLCache
 
 
 async def test_concurrent_misses_make_one_call_and_entries_expire() -> None:

@@ -1,13 +1,13 @@
 from __future__ import annotations
 
-from novita_manager.domain.create_request import (
+from novita_manager.domain.offers import Offer
+from novita_manager.novita.create_request import (
     MARKER_ENV,
     build_create_request,
     carries_marker,
     marker_of,
     template_ports,
 )
-from novita_manager.domain.offers import Offer
 from novita_manager.novita.models import EnvVar, Template
 
 TEMPLATE = Template.model_validate(

@@ -20,8 +20,8 @@ from novita_manager.engine.status_sync import StatusSync
 from novita_manager.engine.webhook_delivery import build_webhook_pipeline
 from novita_manager.logging import get_logger
 from novita_manager.metrics import Metrics
+from novita_manager.novita.catalogue import Catalogue
 from novita_manager.novita.client import NovitaClient
-from novita_manager.services.catalogue import Catalogue
 from novita_manager.services.health import KeyCheck, check_key_once
 from novita_manager.store.db import Database
 from novita_manager.store.models import Instance, WebhookDelivery

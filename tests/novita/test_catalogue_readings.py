@@ -14,8 +14,8 @@ import pytest
 from novita_manager.domain.offers import NoOffer
 from novita_manager.metrics import Metrics
 from novita_manager.novita import NovitaClient
+from novita_manager.novita.catalogue import Catalogue
 from novita_manager.novita.models import Cluster
-from novita_manager.services.catalogue import Catalogue
 from novita_manager.simulator.server import SimulatorServer
 
 HK = Cluster.model_validate({"id": "cn-hongkong-1", "name": "CN-HK-01"})
