@@ -50,7 +50,7 @@ def test_cheapest_spot_wins_with_prices_as_strings_or_ints() -> None:
         ]
     )
     assert offer.product_id == "b"
-    assert offer.price_per_hour == pytest.approx(0.15)
+    assert offer.price_per_gpu_hour == pytest.approx(0.15)
     assert offer.cluster_id == "cn-hongkong-1"
 
 
@@ -60,7 +60,7 @@ def test_on_demand_uses_price() -> None:
         billing_mode="onDemand",
     )
     assert offer.product_id == "b"
-    assert offer.price_per_hour == pytest.approx(0.25)
+    assert offer.price_per_gpu_hour == pytest.approx(0.25)
 
 
 @pytest.mark.parametrize("spot", [None, "", "0", 0])
@@ -167,5 +167,5 @@ def test_choice_is_the_minimum_and_independent_of_order(rows) -> None:
         for index, (price, as_str, _) in enumerate(rows)
     ]
     offer = pick(products)
-    assert offer.price_per_hour == pytest.approx(min(price for price, _, _ in rows) / 100000)
+    assert offer.price_per_gpu_hour == pytest.approx(min(price for price, _, _ in rows) / 100000)
     assert pick(list(reversed(products))).product_id == offer.product_id

@@ -47,7 +47,7 @@ async def test_products_are_cached_per_billing_method_and_cluster(
         product_name="RTX 4090 24GB", cluster=HK, billing_mode="spot", rootfs_size=60
     )
     assert offers[0].cluster_id == HK.id
-    assert [o.price_per_hour for o in offers] == sorted(o.price_per_hour for o in offers)
+    assert [o.price_per_gpu_hour for o in offers] == sorted(o.price_per_gpu_hour for o in offers)
 
 
 @pytest.mark.parametrize("simulator_profile", ["adverse", "lenient"], indirect=True)

@@ -52,8 +52,12 @@ class Offer:
     product_id: str
     product_name: str
     cluster_id: str
-    price_per_hour: float
+    price_per_gpu_hour: float  # USD per GPU per hour; a whole instance costs `instance_price`
     billing_mode: str
+
+    def instance_price(self, gpu_num: int) -> float:
+        """USD per hour for an instance of `gpu_num` GPUs: the figure the API shows."""
+        return round(self.price_per_gpu_hour * gpu_num, 6)
 
 
 class NoOffer(Exception):
@@ -148,7 +152,7 @@ def rank_offers(
             product_id=product.id,
             product_name=product.name or product_name,
             cluster_id=cluster.id,
-            price_per_hour=price,
+            price_per_gpu_hour=price,
             billing_mode=billing_mode,
         )
         for product, price in ranked

@@ -344,7 +344,7 @@ class Provisioner:
                     "create_attempts": row.create_attempts + 1,
                     "product_id": offer.product_id,
                     "cluster_id": offer.cluster_id,
-                    "price_per_hour": round(offer.price_per_hour * row.gpu_num, 6),
+                    "price_per_hour": offer.instance_price(row.gpu_num),
                 },
                 release=False,
             )
@@ -393,7 +393,7 @@ class Provisioner:
     ) -> None:
         """Record the created instance and the offer it was created with (history and log)."""
         now = utcnow()
-        price = round(offer.price_per_hour * row.gpu_num, 6)
+        price = offer.instance_price(row.gpu_num)
         reason = (
             f"created on Novita: {offer.product_id} in {offer.cluster_id}, "
             f"{offer.billing_mode} at ${price:g}/h"
@@ -443,7 +443,7 @@ class Provisioner:
                 product_id=row.product_id,
                 product_name=row.product_name,
                 cluster_id=row.cluster_id,
-                price_per_hour=row.price_per_hour / max(row.gpu_num, 1),
+                price_per_gpu_hour=row.price_per_hour / max(row.gpu_num, 1),
                 billing_mode=row.billing_mode,
             )
         try:

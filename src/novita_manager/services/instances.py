@@ -128,7 +128,7 @@ async def create_instance(
 
     now = utcnow()
     instance_id = new_instance_id()
-    price = None if offer is None else round(offer.price_per_hour * body.gpuNum, 6)
+    price = None if offer is None else offer.instance_price(body.gpuNum)
     row = Instance(
         id=instance_id,
         name=body.name,
