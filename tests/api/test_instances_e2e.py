@@ -10,26 +10,16 @@ tools required, strict names) and `lenient` (the opposite on every point).
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from typing import Any
 
 import httpx
 import pytest
 
 from tests.fixtures.service import ServiceThread
+from tests.fixtures.waiting import wait_for
 from tests.fixtures.webhook_receiver import WebhookReceiver
 
 HOOK_EVENTS = ("instance.running", "instance.failed", "instance.stopped", "instance.deleted")
-
-
-def wait_for(check: Callable[[], Any], timeout: float = 20.0, what: str = "condition") -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        result = check()
-        if result:
-            return result
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def body(**fields: Any) -> dict[str, Any]:

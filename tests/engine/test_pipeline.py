@@ -18,6 +18,7 @@ from novita_manager.store.db import Database
 from novita_manager.store.types import utcnow
 from tests.engine.items import Item, counting_handler, create_items_table, insert_items, load_items
 from tests.fixtures.logs import CapturedLogs
+from tests.fixtures.waiting import wait_until
 
 
 @pytest.fixture
@@ -37,13 +38,6 @@ def make(
     }
     options.update(kw)
     return Pipeline(name="test", db=db, model=Item, handler=handler, **options)
-
-
-async def wait_for(condition: Callable[[], Awaitable[bool]], timeout: float = 10) -> None:
-    deadline = time.monotonic() + timeout
-    while not await condition():
-        assert time.monotonic() < deadline, "condition not met in time"
-        await asyncio.sleep(0.02)
 
 
 async def all_done(db: Database) -> bool:
@@ -142,7 +136,7 @@ async def test_never_claims_more_than_free_workers(items_db: Database) -> None:
         leased = [x for x in (await load_items(items_db)).values() if x.lock_token is not None]
         assert len(leased) == 2
         release.set()
-        await wait_for(lambda: all_done(items_db))
+        await wait_until(lambda: all_done(items_db))
     finally:
         await pipeline.stop()
     assert {x.done for x in (await load_items(items_db)).values()} == {1}

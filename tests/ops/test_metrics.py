@@ -3,14 +3,11 @@ running, its webhook delivered; every series of the contract is present with its
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
-from typing import Any
-
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.fixtures.service import ServiceThread
+from tests.fixtures.waiting import wait_for
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 
@@ -28,15 +25,6 @@ def scrape(service: ServiceThread) -> Samples:
 
 def value(samples: Samples, name: str, **labels: str) -> float | None:
     return samples.get((name, frozenset(labels.items())))
-
-
-def wait_for(check: Callable[[], Any], timeout: float = 20.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if result := check():
-            return result
-        time.sleep(0.05)
-    raise AssertionError("timed out")
 
 
 def test_series_after_a_lifecycle(simulator, make_service, webhook_receiver) -> None:

@@ -3,7 +3,6 @@ a real receiver; a signed `instance.running` arrives, shows up in the API and ca
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -11,17 +10,9 @@ import httpx
 from standardwebhooks import Webhook
 
 from tests.fixtures.service import ServiceThread
+from tests.fixtures.waiting import wait_for
 from tests.fixtures.webhook_receiver import Reply, WebhookReceiver
 from tests.webhooks.factories import SECRET
-
-
-def _wait(check: Callable[[], Any], timeout: float = 20.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if result := check():
-            return result
-        time.sleep(0.05)
-    raise AssertionError("timed out")
 
 
 def test_running_event_is_listed_and_redelivered(
@@ -46,7 +37,7 @@ def test_running_event_is_listed_and_redelivered(
         items = response.json()["deliveries"]
         return items[0] if items and items[0]["status"] == "delivered" else None
 
-    delivery = _wait(delivered)
+    delivery = wait_for(delivered)
     assert delivery["id"] == second.headers["webhook-id"]
     assert delivery["eventType"] == "instance.running"
     assert [a["statusCode"] for a in delivery["attemptsLog"]] == [500, 200]
