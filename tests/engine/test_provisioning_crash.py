@@ -16,7 +16,7 @@ import time
 import httpx
 import pytest
 
-from tests.api.test_instances_e2e import wait_for
+from tests.fixtures.waiting import wait_for
 
 pytestmark = pytest.mark.slow
 

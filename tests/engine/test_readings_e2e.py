@@ -15,8 +15,9 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.api.test_instances_e2e import create, events, get, wait_for, wait_status
+from tests.api.test_instances_e2e import create, events, get, wait_status
 from tests.fixtures.service import ServiceThread
+from tests.fixtures.waiting import wait_for
 
 BOTH = pytest.mark.parametrize("simulator_profile", ["adverse", "lenient"], indirect=True)
 ADVERSE = pytest.mark.parametrize("simulator_profile", ["adverse"], indirect=True)
