@@ -6,7 +6,8 @@ import asyncio
 from typing import Any
 
 from novita_manager.sdk import AsyncManagerClient, CreateInstance, ManagerClient
-from tests.api.test_instances_e2e import wait_for, wait_status
+from tests.api.test_instances_e2e import wait_status
+from tests.fixtures.waiting import wait_for
 
 
 def test_sdk_requests_and_their_outcomes(simulator, make_service) -> None:

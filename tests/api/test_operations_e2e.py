@@ -10,8 +10,9 @@ from typing import Any
 
 import httpx
 
-from tests.api.test_instances_e2e import create, get, wait_for, wait_status
+from tests.api.test_instances_e2e import create, get, wait_status
 from tests.fixtures.service import ServiceThread
+from tests.fixtures.waiting import wait_for
 from tests.fixtures.webhook_receiver import WebhookReceiver
 
 FINAL = {"succeeded", "failed", "superseded", "refused"}
