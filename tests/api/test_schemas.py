@@ -7,8 +7,12 @@ from typing import Any
 import pytest
 from pydantic import BaseModel, ValidationError
 
-from novita_manager.api.webhooks import RedeliverBody
-from novita_manager.services.inputs import CreateInstanceBody, OperationBody, OperationByNameBody
+from novita_manager.services.inputs import (
+    CreateInstanceBody,
+    OperationBody,
+    OperationByNameBody,
+    RedeliverBody,
+)
 
 CREATE = {"name": "train-1", "productName": "RTX 4090 24GB", "templateId": "1"}
 

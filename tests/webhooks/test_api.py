@@ -14,10 +14,11 @@ import pytest
 from fastapi import FastAPI
 
 from novita_manager.api.errors import install_error_handlers
-from novita_manager.api.webhooks import list_deliveries, redeliver, router
+from novita_manager.api.webhooks import router
 from novita_manager.engine.webhook_delivery import build_webhook_pipeline, webhook_sender_of
 from novita_manager.errors import InstanceNotFound, NotFound, ValidationFailed
 from novita_manager.metrics import Metrics
+from novita_manager.services.webhooks import list_deliveries, redeliver
 from novita_manager.store.db import Database
 from novita_manager.store.models import WebhookDelivery
 from tests.fixtures.webhook_receiver import Reply, WebhookReceiver

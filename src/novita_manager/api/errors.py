@@ -12,9 +12,9 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from novita_manager.errors import ApiError, ServiceUnavailable, UpstreamError, UpstreamUnavailable
+from novita_manager.errors import ApiError, ServiceUnavailable
 from novita_manager.logging import current_request_id, get_logger
-from novita_manager.novita.errors import NovitaError, NovitaUnauthorized, NovitaUnavailable
+from novita_manager.services.errors import UpstreamFailure, upstream_api_error
 
 log = get_logger(__name__)
 
@@ -87,25 +87,9 @@ async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
 
 
 async def _upstream_error(request: Request, exc: Exception) -> JSONResponse:
-    """A Novita failure that reached a request (e.g. Novita refused our key): 502, or 503
-    while the circuit is open. Most requests never see one: they answer from the database."""
-    assert isinstance(exc, NovitaError)
+    assert isinstance(exc, UpstreamFailure)
     log.warning("upstream_error_answered", error=str(exc))
-    error: ApiError
-    if isinstance(exc, NovitaUnavailable):
-        error = UpstreamUnavailable(
-            "Novita is unavailable (circuit open)",
-            headers={"Retry-After": str(max(1, round(exc.retry_after or 1)))},
-        )
-    else:
-        message = (
-            "Novita refused the service's API key (check NOVITA_API_KEY)"
-            if isinstance(exc, NovitaUnauthorized)
-            else f"Novita answered with an error: {exc.message}"
-        )
-        details = {"upstreamStatus": exc.status, "upstreamReason": exc.reason}
-        error = UpstreamError(message, details=details)
-    return await _api_error(request, error)
+    return await _api_error(request, upstream_api_error(exc))
 
 
 async def _database_error(request: Request, exc: Exception) -> JSONResponse:
@@ -138,6 +122,6 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(ApiError, _api_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
-    app.add_exception_handler(NovitaError, _upstream_error)
+    app.add_exception_handler(UpstreamFailure, _upstream_error)
     for unavailable in (OperationalError, InterfaceError, PoolTimeout, ConnectionError):
         app.add_exception_handler(unavailable, _database_error)

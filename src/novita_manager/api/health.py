@@ -8,6 +8,7 @@ secrets.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 from fastapi import APIRouter, Request
@@ -17,7 +18,6 @@ from pydantic import BaseModel, Field
 from novita_manager import __version__
 from novita_manager.domain.payloads import iso
 from novita_manager.services.health import UNHEALTHY, HealthChecker
-from novita_manager.store.types import utcnow
 
 router = APIRouter(tags=["health"])
 
@@ -66,7 +66,7 @@ def checker_of(request: Request) -> HealthChecker | None:
 
 
 def _not_started(status: str) -> JSONResponse:
-    body: dict[str, Any] = {"status": status, "checks": {}, "timestamp": iso(utcnow())}
+    body: dict[str, Any] = {"status": status, "checks": {}, "timestamp": iso(datetime.now(UTC))}
     return JSONResponse({**body, "version": __version__}, status_code=503)
 
 
@@ -91,7 +91,7 @@ async def health(request: Request) -> Any:
     description="Always 200 while the process answers; touches neither the database nor Novita.",
 )
 async def live() -> dict[str, str | None]:
-    return {"status": "alive", "version": __version__, "timestamp": iso(utcnow())}
+    return {"status": "alive", "version": __version__, "timestamp": iso(datetime.now(UTC))}
 
 
 @router.get(
@@ -104,7 +104,8 @@ async def ready(request: Request) -> Any:
     checker = checker_of(request)
     if checker is None:
         return JSONResponse(
-            {"status": "not_ready", "checks": {}, "timestamp": iso(utcnow())}, status_code=503
+            {"status": "not_ready", "checks": {}, "timestamp": iso(datetime.now(UTC))},
+            status_code=503,
         )
     is_ready, body = await checker.readiness()
     return JSONResponse(body, status_code=200 if is_ready else 503)

@@ -107,3 +107,40 @@ class OperationRequestView(BaseModel):
 class OperationRequestList(BaseModel):
     instanceId: str
     operations: list[OperationRequestView]
+
+
+DeliveryStatus = Literal["pending", "delivered", "failed", "skipped"]
+
+
+class AttemptView(BaseModel):
+    attemptedAt: str = Field(description="When the attempt started (ISO-8601, UTC).")
+    statusCode: int | None = Field(description="The receiver's HTTP status; null without one.")
+    error: str | None = Field(
+        description="Why the attempt failed (status, timeout, connection error, SSRF refusal)."
+    )
+    durationMs: float = Field(description="Duration of the attempt in milliseconds.")
+
+
+class DeliveryView(BaseModel):
+    id: str = Field(description="Delivery id, sent as `webhook-id`; the same on every retry.")
+    instanceId: str
+    eventType: str = Field(description="`instance.running`, `instance.failed`, ...")
+    url: str | None = Field(description="Target URL; null when no webhook was configured.")
+    status: DeliveryStatus = Field(
+        description="`pending` (to be sent or retried), `delivered`, `failed` (not retryable or "
+        "retries exhausted) or `skipped` (no URL)."
+    )
+    attempts: int = Field(description="HTTP attempts made since the delivery was (re)queued.")
+    createdAt: str
+    deliveredAt: str | None = None
+    nextAttemptAt: str | None = Field(
+        default=None, description="When the next attempt is due, while pending."
+    )
+    lastError: str | None = None
+    attemptsLog: list[AttemptView] = Field(
+        description="Every attempt ever made, oldest first (including before redeliveries)."
+    )
+
+
+class DeliveryList(BaseModel):
+    deliveries: list[DeliveryView] = Field(description="Newest first.")

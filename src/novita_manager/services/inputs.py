@@ -12,6 +12,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from novita_manager.webhooks.ssrf import MAX_URL_LENGTH
+
 NAME_PATTERN = r"^[A-Za-z0-9_-]+$"
 
 
@@ -109,3 +111,15 @@ class OperationBody(_Strict):
 
 class OperationByNameBody(OperationBody):
     instanceName: str = Field(min_length=1, max_length=100, pattern=NAME_PATTERN)
+
+
+class RedeliverBody(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, strict=True)
+
+    url: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=MAX_URL_LENGTH,
+        description="New target URL (checked by the SSRF guard); default: the delivery's URL, "
+        "or `WEBHOOK_URL` when it had none.",
+    )

@@ -1,4 +1,5 @@
-"""Rows rendered as the public views (`domain/views.py`): an instance and an operation request.
+"""Rows rendered as the public views (`domain/views.py`): an instance, an operation request and
+a webhook delivery.
 
 The one place a row's columns become the API's fields, used by the read endpoints and by the
 webhook payloads written in the same transaction as a status change.
@@ -8,12 +9,19 @@ from __future__ import annotations
 
 from novita_manager.domain.payloads import iso
 from novita_manager.domain.views import (
+    AttemptView,
     ConnectionDetails,
+    DeliveryView,
     InstanceView,
     OperationRequestView,
     PortMappingView,
 )
-from novita_manager.store.models import Instance, OperationRequest
+from novita_manager.store.models import (
+    Instance,
+    OperationRequest,
+    WebhookAttempt,
+    WebhookDelivery,
+)
 
 
 def instance_view(row: Instance, *, stale: bool) -> InstanceView:
@@ -61,4 +69,28 @@ def operation_view(request: OperationRequest) -> OperationRequestView:
         requestedAt=requested_at,
         resolvedAt=iso(request.resolved_at),
         requestId=request.request_id,
+    )
+
+
+def delivery_view(row: WebhookDelivery, attempts: list[WebhookAttempt]) -> DeliveryView:
+    return DeliveryView(
+        id=row.id,
+        instanceId=row.instance_id,
+        eventType=row.event_type,
+        url=row.url,
+        status=row.status,  # type: ignore[arg-type]
+        attempts=row.attempts,
+        createdAt=iso(row.created_at) or "",
+        deliveredAt=iso(row.delivered_at),
+        nextAttemptAt=iso(row.next_attempt_at),
+        lastError=row.last_error,
+        attemptsLog=[
+            AttemptView(
+                attemptedAt=iso(a.attempted_at) or "",
+                statusCode=a.status_code,
+                error=a.error,
+                durationMs=a.duration_ms,
+            )
+            for a in attempts
+        ],
     )
