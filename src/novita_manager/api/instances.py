@@ -1,4 +1,5 @@
-"""The instances API (CONTRACT.md "Instances"): thin handlers over `services.instances`."""
+"""The instances API (CONTRACT.md "Instances"): thin handlers over the use cases in
+`services.creation`, `services.operations` and `services.queries`."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from novita_manager.domain.views import (
     OperationRequestList,
     OperationResponse,
 )
-from novita_manager.services import instances as service
+from novita_manager.services import creation, operations, queries
 from novita_manager.services.inputs import CreateInstanceBody, OperationBody, OperationByNameBody
 from novita_manager.services.runtime import Runtime
 
@@ -43,7 +44,7 @@ async def create_instance(
         Header(alias="Idempotency-Key", min_length=1, max_length=255),
     ] = None,
 ) -> dict[str, object]:
-    created = await service.create_instance(runtime, body, idempotency_key)
+    created = await creation.create_instance(runtime, body, idempotency_key)
     response.status_code = created.status_code
     response.headers["Location"] = f"/api/instances/{created.instance_id}"
     return created.body
@@ -63,17 +64,17 @@ async def list_instances(
     name: Annotated[str | None, Query(max_length=100, description="Name contains.")] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
-) -> dict[str, object]:
-    return await service.list_instances(
+) -> InstanceList:
+    return await queries.list_instances(
         runtime, status=status, name=name, limit=limit, offset=offset
     )
 
 
 async def _by_name(
     runtime: Runtime, body: OperationByNameBody, operation: Operation
-) -> dict[str, object]:
-    row = await service.find_by_name(runtime, body.instanceName)
-    return await service.request_operation(runtime, row, operation, body.webhookUrl)
+) -> OperationResponse:
+    row = await queries.find_by_name(runtime, body.instanceName)
+    return await operations.request_operation(runtime, row, operation, body.webhookUrl)
 
 
 @router.post(
@@ -83,7 +84,7 @@ async def _by_name(
     responses=error_responses(400, 404, 409),
     summary="Start an instance by name",
 )
-async def start_by_name(body: OperationByNameBody, runtime: RuntimeDep) -> dict[str, object]:
+async def start_by_name(body: OperationByNameBody, runtime: RuntimeDep) -> OperationResponse:
     return await _by_name(runtime, body, Operation.START)
 
 
@@ -94,7 +95,7 @@ async def start_by_name(body: OperationByNameBody, runtime: RuntimeDep) -> dict[
     responses=error_responses(400, 404, 409),
     summary="Stop an instance by name",
 )
-async def stop_by_name(body: OperationByNameBody, runtime: RuntimeDep) -> dict[str, object]:
+async def stop_by_name(body: OperationByNameBody, runtime: RuntimeDep) -> OperationResponse:
     return await _by_name(runtime, body, Operation.STOP)
 
 
@@ -105,7 +106,7 @@ async def stop_by_name(body: OperationByNameBody, runtime: RuntimeDep) -> dict[s
     responses=error_responses(400, 404, 409),
     summary="Delete an instance by name",
 )
-async def delete_by_name(body: OperationByNameBody, runtime: RuntimeDep) -> dict[str, object]:
+async def delete_by_name(body: OperationByNameBody, runtime: RuntimeDep) -> OperationResponse:
     return await _by_name(runtime, body, Operation.DELETE)
 
 
@@ -118,7 +119,7 @@ async def delete_by_name(body: OperationByNameBody, runtime: RuntimeDep) -> dict
     "`stale` is true when Novita could not be reached recently.",
 )
 async def get_instance(instanceId: str, runtime: RuntimeDep) -> InstanceView:
-    return await service.get_instance(runtime, instanceId)
+    return await queries.get_instance(runtime, instanceId)
 
 
 @router.get(
@@ -130,16 +131,16 @@ async def get_instance(instanceId: str, runtime: RuntimeDep) -> InstanceView:
     "`superseded` (a later delete, or a stop during a start) or `refused` (it no longer applied "
     "when its turn came), with the reason.",
 )
-async def list_operations(instanceId: str, runtime: RuntimeDep) -> dict[str, object]:
-    return await service.list_operations(runtime, instanceId)
+async def list_operations(instanceId: str, runtime: RuntimeDep) -> OperationRequestList:
+    return await queries.list_operations(runtime, instanceId)
 
 
 async def _operate(
     runtime: Runtime, instance_id: str, body: OperationBody | None, operation: Operation
-) -> dict[str, object]:
-    row = await service.find_instance(runtime, instance_id)
+) -> OperationResponse:
+    row = await queries.find_instance(runtime, instance_id)
     webhook_url = body.webhookUrl if body is not None else None
-    return await service.request_operation(runtime, row, operation, webhook_url)
+    return await operations.request_operation(runtime, row, operation, webhook_url)
 
 
 @router.post(
@@ -151,7 +152,7 @@ async def _operate(
 )
 async def start_instance(
     instanceId: str, runtime: RuntimeDep, body: OperationBody | None = None
-) -> dict[str, object]:
+) -> OperationResponse:
     return await _operate(runtime, instanceId, body, Operation.START)
 
 
@@ -164,7 +165,7 @@ async def start_instance(
 )
 async def stop_instance(
     instanceId: str, runtime: RuntimeDep, body: OperationBody | None = None
-) -> dict[str, object]:
+) -> OperationResponse:
     return await _operate(runtime, instanceId, body, Operation.STOP)
 
 
@@ -177,5 +178,5 @@ async def stop_instance(
 )
 async def delete_instance(
     instanceId: str, runtime: RuntimeDep, body: OperationBody | None = None
-) -> dict[str, object]:
+) -> OperationResponse:
     return await _operate(runtime, instanceId, body, Operation.DELETE)

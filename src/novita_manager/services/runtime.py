@@ -22,7 +22,7 @@ from novita_manager.logging import get_logger
 from novita_manager.metrics import Metrics
 from novita_manager.novita.catalogue import Catalogue
 from novita_manager.novita.client import NovitaClient
-from novita_manager.services.health import KeyCheck, check_key_once
+from novita_manager.services.key_check import KeyCheck, check_key_once
 from novita_manager.store.db import Database
 from novita_manager.store.models import Instance, WebhookDelivery
 from novita_manager.store.startup import open_database

@@ -1,0 +1,188 @@
+"""Creating an instance: check what can be checked now, then store the request.
+
+The API only writes intentions to the database and wakes the provisioning pipeline; all upstream
+side effects happen in the pipeline, so a request is never lost to a crash or an upstream outage.
+A create checks what it can check at once (region, product, offer, template) while the catalogue
+is reachable, and is accepted anyway when it is not.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+
+from novita_manager.domain.offers import NoOffer, Offer
+from novita_manager.domain.regions import resolve_cluster
+from novita_manager.domain.statuses import Operation, Status
+from novita_manager.errors import ValidationFailed
+from novita_manager.logging import current_request_id, get_logger
+from novita_manager.novita.create_request import UnacceptableName, novita_name
+from novita_manager.novita.errors import NovitaError, is_transient
+from novita_manager.services import idempotency
+from novita_manager.services.inputs import CreateInstanceBody
+from novita_manager.store.models import Instance, InstanceEvent
+from novita_manager.store.types import utcnow
+from novita_manager.webhooks.ssrf import WebhookUrlRefused, validate_webhook_url
+
+if TYPE_CHECKING:
+    from novita_manager.services.runtime import Runtime
+
+log = get_logger(__name__)
+
+
+CATALOGUE_CHECK_TIMEOUT = 5.0  # then accept and check in the background
+TYPICAL_STARTUP = timedelta(minutes=3)
+
+
+@dataclass(frozen=True)
+class Created:
+    status_code: int
+    body: dict[str, Any]
+    instance_id: str
+
+
+class _KeyTaken(Exception):
+    """A concurrent request with the same Idempotency-Key committed first."""
+
+
+def new_instance_id() -> str:
+    return uuid.uuid4().hex
+
+
+def _field_error(field: str, message: str) -> ValidationFailed:
+    return ValidationFailed(message, details=[{"field": field, "message": message}])
+
+
+def check_webhook_url(runtime: Runtime, url: str | None, field: str = "webhookUrl") -> None:
+    if url is None:
+        return
+    try:
+        validate_webhook_url(url, allow_private=runtime.settings.webhook_allow_private)
+    except WebhookUrlRefused as refused:
+        raise _field_error(field, f"webhook URL refused: {refused}") from None
+
+
+async def _check_catalogue(runtime: Runtime, body: CreateInstanceBody, region: str) -> Offer | None:
+    """Resolve the offer and the template now; None when the catalogue cannot be reached.
+
+    Errors the user can fix (unknown region, product or template, no offer) are raised as 400.
+    """
+    catalogue = runtime.catalogue
+    try:
+        async with asyncio.timeout(CATALOGUE_CHECK_TIMEOUT):
+            clusters = await catalogue.clusters()
+            cluster = resolve_cluster(region, clusters)
+            if cluster is None:
+                known = ", ".join(sorted(c.name or c.id for c in clusters))
+                raise _field_error("region", f"Unknown region {region!r} (known regions: {known})")
+            try:
+                [offer, *_] = await catalogue.ranked_offers(
+                    product_name=body.productName,
+                    cluster=cluster,
+                    billing_mode=body.billingMode,
+                    rootfs_size=body.rootfsSize,
+                )
+            except NoOffer as no_offer:
+                field = {"unknown_product": "productName", "rootfs_out_of_range": "rootfsSize"}
+                raise _field_error(field.get(no_offer.kind, "region"), no_offer.message) from None
+            try:
+                await catalogue.template(str(body.templateId))
+            except NovitaError as error:
+                if is_transient(error):
+                    raise
+                raise _field_error(
+                    "templateId", f"Unknown template {body.templateId!r}: {error.message}"
+                ) from None
+            return offer
+    except (TimeoutError, NovitaError) as error:
+        if isinstance(error, NovitaError) and not is_transient(error):
+            raise
+        log.warning("catalogue_unreachable_accepting_anyway", error=str(error))
+        return None
+
+
+async def create_instance(
+    runtime: Runtime, body: CreateInstanceBody, idempotency_key: str | None
+) -> Created:
+    settings = runtime.settings
+    request_hash = idempotency.body_hash(body.model_dump(mode="json"))
+    if idempotency_key is not None:
+        earlier = await idempotency.lookup(runtime.db, idempotency_key, request_hash)
+        if earlier is not None:
+            return Created(earlier.response_status, earlier.response_body, earlier.instance_id)
+    webhook_url = body.webhookUrl or settings.webhook_url
+    check_webhook_url(runtime, body.webhookUrl)
+    region = body.region or settings.default_region
+    try:
+        novita_name(body.name)  # readings `name_rule`: `_` is sent as `-`; anything else is a 400
+    except UnacceptableName as bad_name:
+        raise _field_error("name", str(bad_name)) from None
+    offer = await _check_catalogue(runtime, body, region)
+
+    now = utcnow()
+    instance_id = new_instance_id()
+    price = None if offer is None else offer.instance_price(body.gpuNum)
+    row = Instance(
+        id=instance_id,
+        name=body.name,
+        status=Status.CREATING.value,
+        operation=Operation.CREATE.value,
+        operation_started_at=now,
+        operation_issued=False,
+        create_state="pending",
+        create_attempts=0,
+        product_name=body.productName,
+        product_id=offer.product_id if offer else None,
+        template_id=str(body.templateId),
+        gpu_num=body.gpuNum,
+        rootfs_size=body.rootfsSize,
+        region=region,
+        cluster_id=offer.cluster_id if offer else None,
+        billing_mode=body.billingMode,
+        price_per_hour=price,
+        webhook_url=webhook_url,
+        port_mappings=[],
+        connection_details={},
+        request_id=current_request_id(),
+        created_at=now,
+        updated_at=now,
+        next_attempt_at=now,
+        attempts=0,
+    )
+    response: dict[str, Any] = {
+        "instanceId": instance_id,
+        "status": Status.CREATING.value,
+        "message": "Instance creation accepted; it continues in the background.",
+        "estimatedReadyTime": (now + TYPICAL_STARTUP).isoformat().replace("+00:00", "Z"),
+        "region": region,
+    }
+    if offer is not None:
+        response["productId"] = offer.product_id
+        response["pricePerHour"] = price
+    try:
+        async with runtime.db.session() as session, session.begin():
+            if idempotency_key is not None and not await idempotency.store(
+                session, idempotency_key, request_hash, instance_id, 201, response
+            ):
+                raise _KeyTaken
+            session.add(row)
+            session.add(
+                InstanceEvent(
+                    instance_id=instance_id,
+                    at=now,
+                    from_status=None,
+                    to_status=Status.CREATING.value,
+                    reason="requested",
+                )
+            )
+    except _KeyTaken:
+        assert idempotency_key is not None
+        earlier = await idempotency.lookup(runtime.db, idempotency_key, request_hash)
+        assert earlier is not None  # the concurrent winner committed it
+        return Created(earlier.response_status, earlier.response_body, earlier.instance_id)
+    log.info("instance_requested", instance_id=instance_id, name=body.name)
+    runtime.hint_provisioning()
+    return Created(201, response, instance_id)

@@ -1,0 +1,126 @@
+"""Reading instances: by id (ours or Novita's), by name, a page of them, and their request log.
+
+Every read answers from the database, so it works while Novita is down; `stale` says when the
+row may be out of date.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from sqlalchemy import func, or_, select
+
+from novita_manager.domain.statuses import Status
+from novita_manager.domain.views import InstanceList, InstanceView, OperationRequestList
+from novita_manager.errors import InstanceNotFound, InvalidState
+from novita_manager.store.models import Instance, OperationRequest
+from novita_manager.store.types import utcnow
+from novita_manager.store.views import instance_view, operation_view
+
+if TYPE_CHECKING:
+    from novita_manager.services.runtime import Runtime
+
+
+async def find_instance(runtime: Runtime, instance_id: str) -> Instance:
+    """By our id or by the Novita id of a managed instance."""
+    async with runtime.db.read_session() as session:
+        row = (
+            await session.execute(
+                select(Instance)
+                .where(or_(Instance.id == instance_id, Instance.novita_instance_id == instance_id))
+                .limit(1)
+            )
+        ).scalar_one_or_none()
+    if row is None:
+        raise InstanceNotFound(f"Instance {instance_id!r} not found")
+    return row
+
+
+async def find_by_name(runtime: Runtime, name: str) -> Instance:
+    """The one live instance with this name; several live ones make the name ambiguous."""
+    async with runtime.db.read_session() as session:
+        rows = (
+            (
+                await session.execute(
+                    select(Instance)
+                    .where(Instance.name == name, Instance.status != Status.DELETED.value)
+                    .order_by(Instance.created_at.desc())
+                    .limit(2)
+                )
+            )
+            .scalars()
+            .all()
+        )
+    if not rows:
+        raise InstanceNotFound(f"No instance named {name!r}")
+    if len(rows) > 1:
+        raise InvalidState(
+            f"Several instances are named {name!r}; use the instance id instead",
+            details={"instanceIds": [row.id for row in rows]},
+        )
+    return rows[0]
+
+
+async def get_instance(runtime: Runtime, instance_id: str) -> InstanceView:
+    row = await find_instance(runtime, instance_id)
+    return instance_view(row, stale=runtime.is_stale(row, utcnow()))
+
+
+async def list_instances(
+    runtime: Runtime,
+    *,
+    status: Status | None,
+    name: str | None,
+    limit: int,
+    offset: int,
+) -> InstanceList:
+    conditions = []
+    if status is not None:
+        conditions.append(Instance.status == status.value)
+    else:
+        conditions.append(Instance.status != Status.DELETED.value)
+    if name:
+        escaped = name.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        conditions.append(Instance.name.ilike(f"%{escaped}%", escape="\\"))
+    async with runtime.db.read_session() as session:
+        total = (
+            await session.execute(select(func.count()).select_from(Instance).where(*conditions))
+        ).scalar_one()
+        rows = (
+            (
+                await session.execute(
+                    select(Instance)
+                    .where(*conditions)
+                    .order_by(Instance.created_at.desc(), Instance.id.desc())
+                    .limit(limit)
+                    .offset(offset)
+                )
+            )
+            .scalars()
+            .all()
+        )
+    now = utcnow()
+    return InstanceList(
+        instances=[instance_view(row, stale=runtime.is_stale(row, now)) for row in rows],
+        total=total,
+        limit=limit,
+        offset=offset,
+    )
+
+
+async def list_operations(runtime: Runtime, instance_id: str) -> OperationRequestList:
+    """The instance's request log, oldest first: every start/stop/delete and its outcome."""
+    row = await find_instance(runtime, instance_id)
+    async with runtime.db.read_session() as session:
+        requests = (
+            (
+                await session.execute(
+                    select(OperationRequest)
+                    .where(OperationRequest.instance_id == row.id)
+                    .order_by(OperationRequest.seq)
+                )
+            )
+            .scalars()
+            .all()
+        )
+    return OperationRequestList(instanceId=row.id, operations=[operation_view(r) for r in requests])
