@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import Connection, inspect, text
@@ -57,11 +58,22 @@ async def test_sqlite_settings(tmp_path: object) -> None:
         await db.close()
 
 
-async def test_concurrent_start_of_replicas_migrates_once(database_url: str) -> None:
-    """PostgreSQL replicas starting together serialise on the advisory lock."""
-    if database_url.startswith("sqlite"):
-        return  # one process only: covered by test_single_process
-    dbs = await asyncio.gather(*(Database.open(database_url) for _ in range(4)))
-    for db in dbs:
-        await db.ping()
-        await db.close()
+@pytest.mark.postgres
+async def test_concurrent_start_of_replicas_migrates_once(postgres_url: str) -> None:
+    """PostgreSQL replicas starting together on an empty database serialise on the advisory
+    lock: every one opens, the schema is at head, and exactly one version row exists.
+    (On SQLite one process holds the file: covered by test_single_process.)"""
+    dbs = await asyncio.gather(*(Database.open(postgres_url) for _ in range(4)))
+    try:
+        for db in dbs:
+            await db.ping()
+        async with dbs[0].engine.connect() as conn:
+            revision = await conn.run_sync(current_revision)
+            versions = (await conn.execute(text("SELECT count(*) FROM alembic_version"))).scalar()
+            tables = await conn.run_sync(lambda c: set(inspect(c).get_table_names()))
+        assert revision == head_revision()
+        assert versions == 1
+        assert set(Base.metadata.tables) <= tables
+    finally:
+        for db in dbs:
+            await db.close()
