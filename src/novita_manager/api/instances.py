@@ -43,11 +43,12 @@ async def create_instance(
         str | None,
         Header(alias="Idempotency-Key", min_length=1, max_length=255),
     ] = None,
-) -> dict[str, object]:
+) -> CreateInstanceResponse:
     created = await creation.create_instance(runtime, body, idempotency_key)
     response.status_code = created.status_code
     response.headers["Location"] = f"/api/instances/{created.instance_id}"
-    return created.body
+    # The body is stored with the Idempotency-Key and replayed as it was first answered.
+    return CreateInstanceResponse.model_validate(created.body)
 
 
 @router.get(
