@@ -6,8 +6,9 @@ from __future__ import annotations
 import pytest
 
 from novita_manager.simulator.config import SimulatorConfig
-from novita_manager.simulator.engine import Simulator, page_window
+from novita_manager.simulator.engine import Simulator
 from novita_manager.simulator.errors import SimulatorError
+from novita_manager.simulator.paging import page_window
 from tests.simulator.test_engine import Clock, body
 
 

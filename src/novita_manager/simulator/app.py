@@ -26,8 +26,6 @@ from novita_manager.simulator.middleware import V1Gate
 from novita_manager.simulator.responses import error_response, json_response
 from novita_manager.simulator.state import SimulatorState
 
-OptInt = Annotated[int | None, Query()]
-
 
 def _engine(request: Request) -> Simulator:
     state: SimulatorState = request.app.state.simulator

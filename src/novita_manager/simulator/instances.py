@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from novita_manager.simulator.catalogue import Cluster, Product
+from novita_manager.simulator.catalogue_types import Cluster, Product
 from novita_manager.simulator.responses import dumps
 from novita_manager.simulator.validation import CreateRequest
 

@@ -4,7 +4,8 @@
   (fast to start; its state is also reachable in-process through `.state`).
 - `SimulatorProcess`: `python -m novita_manager.cli simulator` as a child process, so a
   benchmark measures the service, not a simulator sharing its interpreter.
-- `SimulatorControl` / `AsyncSimulatorControl`: typed clients of `/_simulator`.
+- `SimulatorControl` / `AsyncSimulatorControl`: typed clients of `/_simulator` (defined in
+  control_client.py, re-exported here).
 The service's base URL is `http://127.0.0.1:<port>/gpu-instance/openapi` (`.base_url`).
 """
 
@@ -16,235 +17,30 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Mapping
 from types import TracebackType
 from typing import Any, Self
 
-import httpx
 import uvicorn
 
 from novita_manager.config import SIMULATOR_API_KEY
 from novita_manager.simulator.app import create_simulator_app
 from novita_manager.simulator.config import SimulatorConfig
+from novita_manager.simulator.control_client import AsyncSimulatorControl, SimulatorControl
 from novita_manager.simulator.state import SimulatorState
 
-_CONTROL_TIMEOUT = 10.0
+__all__ = [
+    "AsyncSimulatorControl",
+    "SimulatorControl",
+    "SimulatorProcess",
+    "SimulatorServer",
+    "free_port",
+]
 
 
 def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind((host, 0))
         return int(sock.getsockname()[1])
-
-
-def _reset_body(
-    seed: int | None,
-    autostart: bool | None,
-    time_scale: float | None,
-    profile: str | None = None,
-    readings: Mapping[str, Any] | None = None,
-) -> dict[str, Any]:
-    body: dict[str, Any] = {}
-    if seed is not None:
-        body["seed"] = seed
-    if autostart is not None:
-        body["autostart"] = autostart
-    if time_scale is not None:
-        body["timeScale"] = time_scale
-    body.update(_profile_body(profile, readings))
-    return body
-
-
-def _profile_body(profile: str | None, readings: Mapping[str, Any] | None) -> dict[str, Any]:
-    body: dict[str, Any] = {}
-    if profile is not None:
-        body["profile"] = profile
-    if readings:
-        body["readings"] = dict(readings)
-    return body
-
-
-def _capacity_body(
-    product_id: str | None, cluster_id: str | None, available: int | None
-) -> dict[str, Any]:
-    body: dict[str, Any] = {"available": available}
-    if product_id is not None:
-        body["productId"] = product_id
-    if cluster_id is not None:
-        body["clusterId"] = cluster_id
-    return body
-
-
-def _fail_body(state: str | None, message: str | None) -> dict[str, Any]:
-    body: dict[str, Any] = {}
-    if state is not None:
-        body["state"] = state
-    if message is not None:
-        body["message"] = message
-    return body
-
-
-def _json(response: httpx.Response) -> Any:
-    response.raise_for_status()
-    return response.json()
-
-
-class SimulatorControl:
-    """Synchronous client of the `/_simulator` control API; `root_url` is `http://host:port`."""
-
-    def __init__(self, root_url: str, timeout: float = _CONTROL_TIMEOUT) -> None:
-        self._http = httpx.Client(base_url=f"{root_url.rstrip('/')}/_simulator", timeout=timeout)
-
-    def close(self) -> None:
-        self._http.close()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, *_exc: object) -> None:
-        self.close()
-
-    def health(self) -> bool:
-        try:
-            return self._http.get("/health").status_code == 200
-        except httpx.HTTPError:
-            return False
-
-    def reset(
-        self,
-        seed: int | None = None,
-        autostart: bool | None = None,
-        time_scale: float | None = None,
-        profile: str | None = None,
-        readings: Mapping[str, Any] | None = None,
-    ) -> dict[str, Any]:
-        """Fresh state; with `profile`/`readings`, also switch readings (else they stay)."""
-        body = _reset_body(seed, autostart, time_scale, profile, readings)
-        return _json(self._http.post("/reset", json=body))  # type: ignore[no-any-return]
-
-    def set_profile(
-        self, profile: str | None = None, readings: Mapping[str, Any] | None = None
-    ) -> dict[str, Any]:
-        """Play `profile` (default: the current one) with `readings` overriding it; answers
-        `{profile, readings, overrides}`. State (instances, faults) is kept."""
-        body = _profile_body(profile, readings)
-        return _json(self._http.post("/profile", json=body))  # type: ignore[no-any-return]
-
-    def profile(self) -> dict[str, Any]:
-        """`{profile, readings, overrides}`: the readings in force."""
-        return _json(self._http.get("/profile"))  # type: ignore[no-any-return]
-
-    def set_config(
-        self, autostart: bool | None = None, time_scale: float | None = None
-    ) -> dict[str, Any]:
-        return _json(self._http.post("/config", json=_reset_body(None, autostart, time_scale)))  # type: ignore[no-any-return]
-
-    def set_faults(
-        self, faults: list[dict[str, Any]], replace: bool = True
-    ) -> list[dict[str, Any]]:
-        body = {"faults": faults, "replace": replace}
-        return _json(self._http.post("/faults", json=body))["faults"]  # type: ignore[no-any-return]
-
-    def faults(self) -> list[dict[str, Any]]:
-        return _json(self._http.get("/faults"))["faults"]  # type: ignore[no-any-return]
-
-    def clear_faults(self) -> None:
-        _json(self._http.delete("/faults"))
-
-    def set_capacity(
-        self, available: int | None, product_id: str | None = None, cluster_id: str | None = None
-    ) -> dict[str, Any]:
-        body = _capacity_body(product_id, cluster_id, available)
-        return _json(self._http.post("/capacity", json=body))  # type: ignore[no-any-return]
-
-    def reclaim(self, instance_id: str) -> dict[str, Any]:
-        return _json(self._http.post(f"/instances/{instance_id}/reclaim"))  # type: ignore[no-any-return]
-
-    def fail(
-        self, instance_id: str, state: str | None = None, message: str | None = None
-    ) -> dict[str, Any]:
-        body = _fail_body(state, message)
-        return _json(self._http.post(f"/instances/{instance_id}/fail", json=body))  # type: ignore[no-any-return]
-
-    def stats(self) -> dict[str, Any]:
-        return _json(self._http.get("/stats"))  # type: ignore[no-any-return]
-
-    def instances(self) -> list[dict[str, Any]]:
-        return _json(self._http.get("/instances"))["instances"]  # type: ignore[no-any-return]
-
-
-class AsyncSimulatorControl:
-    """The same control API for async code (the service's tests run in an event loop)."""
-
-    def __init__(self, root_url: str, timeout: float = _CONTROL_TIMEOUT) -> None:
-        self._http = httpx.AsyncClient(
-            base_url=f"{root_url.rstrip('/')}/_simulator", timeout=timeout
-        )
-
-    async def aclose(self) -> None:
-        await self._http.aclose()
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(self, *_exc: object) -> None:
-        await self.aclose()
-
-    async def reset(
-        self,
-        seed: int | None = None,
-        autostart: bool | None = None,
-        time_scale: float | None = None,
-        profile: str | None = None,
-        readings: Mapping[str, Any] | None = None,
-    ) -> dict[str, Any]:
-        body = _reset_body(seed, autostart, time_scale, profile, readings)
-        return _json(await self._http.post("/reset", json=body))  # type: ignore[no-any-return]
-
-    async def set_profile(
-        self, profile: str | None = None, readings: Mapping[str, Any] | None = None
-    ) -> dict[str, Any]:
-        body = _profile_body(profile, readings)
-        return _json(await self._http.post("/profile", json=body))  # type: ignore[no-any-return]
-
-    async def profile(self) -> dict[str, Any]:
-        return _json(await self._http.get("/profile"))  # type: ignore[no-any-return]
-
-    async def set_config(
-        self, autostart: bool | None = None, time_scale: float | None = None
-    ) -> dict[str, Any]:
-        body = _reset_body(None, autostart, time_scale)
-        return _json(await self._http.post("/config", json=body))  # type: ignore[no-any-return]
-
-    async def set_faults(
-        self, faults: list[dict[str, Any]], replace: bool = True
-    ) -> list[dict[str, Any]]:
-        body = {"faults": faults, "replace": replace}
-        return _json(await self._http.post("/faults", json=body))["faults"]  # type: ignore[no-any-return]
-
-    async def clear_faults(self) -> None:
-        _json(await self._http.delete("/faults"))
-
-    async def set_capacity(
-        self, available: int | None, product_id: str | None = None, cluster_id: str | None = None
-    ) -> dict[str, Any]:
-        body = _capacity_body(product_id, cluster_id, available)
-        return _json(await self._http.post("/capacity", json=body))  # type: ignore[no-any-return]
-
-    async def reclaim(self, instance_id: str) -> dict[str, Any]:
-        return _json(await self._http.post(f"/instances/{instance_id}/reclaim"))  # type: ignore[no-any-return]
-
-    async def fail(
-        self, instance_id: str, state: str | None = None, message: str | None = None
-    ) -> dict[str, Any]:
-        body = _fail_body(state, message)
-        return _json(await self._http.post(f"/instances/{instance_id}/fail", json=body))  # type: ignore[no-any-return]
-
-    async def stats(self) -> dict[str, Any]:
-        return _json(await self._http.get("/stats"))  # type: ignore[no-any-return]
-
-    async def instances(self) -> list[dict[str, Any]]:
-        return _json(await self._http.get("/instances"))["instances"]  # type: ignore[no-any-return]
 
 
 class _Endpoints:
