@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import httpx
+import pytest
+
+from novita_manager.api.rate_limit import TokenBucket
 
 # 0.5 per second: a burst of 1, then one every 2 s, so 10 quick requests get at most 2 through.
 RATE = "0.5"
@@ -40,3 +43,12 @@ def test_spellings_of_one_key_share_its_bucket_and_other_keys_have_their_own(
     spellings = ["Bearer k-one", "bearer k-one", "BEARER  k-one", "Bearer\tk-one"]
     assert_limited(burst(url, [spellings[n % len(spellings)] for n in range(10)]))
     assert httpx.get(url, headers={"Authorization": "Bearer k-two"}).status_code == 200
+
+
+def test_bucket_bursts_then_says_when_the_next_token_is_free() -> None:
+    bucket = TokenBucket(rate=0.5, burst=1.0)
+    assert bucket.try_acquire() == 0.0
+    assert bucket.try_acquire() == pytest.approx(2.0, abs=0.05)  # one token every 2 s
+    bucket = TokenBucket(rate=10.0, burst=20.0)
+    assert all(bucket.try_acquire() == 0.0 for _ in range(20))
+    assert bucket.try_acquire() == pytest.approx(0.1, abs=0.02)

@@ -128,7 +128,7 @@ async def test_5xx_burst_is_survived(
         ]
     )
     async with make_client(simulator, metrics=metrics) as client:
-        instances = [i async for i in client.list_instances()]
+        instances = (await client.list_all_instances()).instances
     assert instances == []
     assert await calls(control, "GET /gpu/instances") == {"500": 2, "502": 1, "200": 1}
     assert (
@@ -182,7 +182,7 @@ async def test_commit_then_fail_create_is_sent_once(
         assert sum(stats["calls"][CREATE].values()) == 1
         assert stats["instancesCreated"] == 1
         # The engine's next step: look for it by name, and adopt it instead of creating again.
-        found = [i async for i in client.list_instances(name=f"nm-commit-{then}")]
+        found = (await client.list_all_instances(name=f"nm-commit-{then}")).instances
         assert [i.name for i in found] == [f"nm-commit-{then}"]
 
 

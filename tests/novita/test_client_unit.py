@@ -20,6 +20,7 @@ from novita_manager.config import load_settings
 from novita_manager.metrics import Metrics
 from novita_manager.novita import (
     CircuitBreaker,
+    ClientOptions,
     CreateInstanceRequest,
     NovitaBadRequest,
     NovitaClient,
@@ -30,6 +31,7 @@ from novita_manager.novita import (
     NovitaTransportError,
     NovitaUnavailable,
 )
+from novita_manager.services.upstream import client_options, novita_client
 
 Handler = Callable[[httpx.Request], httpx.Response]
 REQUEST = CreateInstanceRequest(
@@ -213,18 +215,44 @@ async def test_open_circuit_fails_fast_without_sending() -> None:
     assert 'endpoint="GET /gpu/instance",outcome="circuit_open"} 1.0' in text
 
 
-async def test_from_settings() -> None:
+async def test_the_service_client_takes_its_figures_from_the_settings() -> None:
     settings = load_settings(
         novita_api_base_url="http://127.0.0.1:1/gpu-instance/openapi",
         circuit_failure_threshold=7,
         circuit_reset_timeout=3.0,
     )
-    client = NovitaClient.from_settings(settings, Metrics())
+    client = novita_client(settings, Metrics())
     assert client.base_url == "http://127.0.0.1:1/gpu-instance/openapi/v1"
     assert client.breaker.failure_threshold == 7
     assert client.breaker.reset_timeout == 3.0
     assert client.breaker.state == "closed"
     await client.aclose()
+
+
+def test_client_options_map_every_client_setting() -> None:
+    settings = load_settings(
+        novita_api_base_url="http://127.0.0.1:1/gpu-instance/openapi",
+        novita_api_key="sk_mapped",
+        request_timeout=7.0,
+        max_retry_attempts=2,
+        retry_backoff_base=0.25,
+        max_concurrent_requests=9,
+        upstream_rate_limit=3.5,
+        circuit_failure_threshold=4,
+        circuit_reset_timeout=11.0,
+    )
+    assert client_options(settings) == ClientOptions(
+        base_url="http://127.0.0.1:1/gpu-instance/openapi",
+        api_key="sk_mapped",
+        timeout=7.0,
+        max_retries=2,
+        backoff_base=0.25,
+        max_concurrency=9,
+        rate_limit=3.5,
+        circuit_failure_threshold=4,
+        circuit_reset_timeout=11.0,
+    )
+    assert "sk_mapped" not in repr(client_options(settings))
 
 
 async def test_503_retry_after_is_honoured() -> None:

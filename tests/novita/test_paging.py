@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from novita_manager.novita import NovitaClient
-from novita_manager.novita import client as client_module
+from novita_manager.novita import listing as listing_module
 
 from .test_client_unit import Recorder, make_client
 
@@ -138,7 +138,7 @@ async def test_a_listing_that_never_ends_is_bounded_and_incomplete(
         ids = [{"id": f"p{num}-{n}"} for n in range(10)]
         return httpx.Response(200, json={"instances": ids, "total": 10**9})
 
-    monkeypatch.setattr(client_module, "MAX_LISTING_PAGES", 5)
+    monkeypatch.setattr(listing_module, "MAX_LISTING_PAGES", 5)
     recorder = Recorder(endless)
     result = await listing(recorder)
     assert not result.complete
@@ -153,8 +153,9 @@ async def test_without_total_only_an_empty_or_short_page_proves_the_end() -> Non
     assert len(recorder.requests) == 3  # 10, 10, then an empty page
 
 
-async def test_list_instances_yields_each_id_once() -> None:
+async def test_list_instance_pages_yields_each_id_once() -> None:
     recorder = Recorder(paging_server(25, base=1, zero="same"))
     async with make_client(recorder) as client:
-        ids = [i.id async for i in client.list_instances(page_size=10)]
+        pages = client.list_instance_pages(page_size=10)
+        ids = [i.id async for page in pages for i in page.instances]
     assert ids == [f"i{n}" for n in range(25)]

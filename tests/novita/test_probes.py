@@ -11,7 +11,7 @@ import pytest
 
 from novita_manager.novita.client import NovitaClient
 from novita_manager.novita.models import Product
-from novita_manager.novita.probes import (
+from novita_manager.novita.probe_decisions import (
     decide_default_billing,
     decide_list_shape,
     decide_node_shape,
@@ -19,9 +19,9 @@ from novita_manager.novita.probes import (
     decide_page_cap,
     decide_product_ids,
     missing_connection_fields,
-    rate_limit_headers,
-    run_probes,
 )
+from novita_manager.novita.prober import rate_limit_headers
+from novita_manager.novita.probes import run_probes
 from novita_manager.novita.readings import READINGS
 from tests.simulator.helpers import create
 

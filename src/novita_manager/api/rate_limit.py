@@ -5,11 +5,22 @@ key in the scope, never the raw header, so varying the header cannot open new bu
 keys are configured, its address. It runs after authentication: failed attempts are limited by
 AUTH_FAILURE_LIMIT instead. Buckets live in this process; with several replicas each enforces its
 own share.
+
+The bucket is written here by hand (twenty lines) after weighing `limits` (5.x, `limits.aio` with
+memory storage), the library made for this hit-or-refuse shape, because it cannot express the
+setting without changing it: API_RATE_LIMIT is a float per second with bursts of twice that
+(0.3/s, 1.25/s are valid), while a `limits` item is a whole number of hits per whole number of
+seconds; and its windows refill differently (10/s as "20 per 2 s" refuses everything for up to two
+seconds after a burst, where a bucket admits one more every 0.1 s). Its memory storage also reads
+the wall clock and, after each hit, sweeps every key with a thread hop per key. `aiolimiter`, used
+for the upstream pacing, waits for capacity but does not say when a refused caller may retry, which
+Retry-After needs.
 """
 
 from __future__ import annotations
 
 import math
+import time
 from collections import OrderedDict
 
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -17,9 +28,28 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from novita_manager.api.auth import CLIENT_SCOPE_KEY, client_address
 from novita_manager.api.errors import error_response
 from novita_manager.errors import RateLimited
-from novita_manager.novita.ratelimit import TokenBucket
 
 MAX_CLIENTS = 10_000  # oldest buckets are forgotten beyond this
+
+
+class TokenBucket:
+    """`rate` tokens per second, at most `burst` saved up; starts full."""
+
+    def __init__(self, rate: float, burst: float) -> None:
+        self.rate = rate
+        self.burst = burst
+        self._tokens = burst
+        self._updated = time.monotonic()
+
+    def try_acquire(self) -> float:
+        """Take a token if one is free (0.0), else say how many seconds until one is."""
+        now = time.monotonic()
+        self._tokens = min(self.burst, self._tokens + (now - self._updated) * self.rate)
+        self._updated = now
+        if self._tokens >= 1:
+            self._tokens -= 1
+            return 0.0
+        return (1 - self._tokens) / self.rate
 
 
 def client_key(scope: Scope) -> str:

@@ -19,7 +19,7 @@ import typer
 
 if TYPE_CHECKING:
     from novita_manager.config import Settings
-    from novita_manager.novita.probes import Report
+    from novita_manager.novita.probe_report import Report
 
 
 class DoctorExitCode(IntEnum):
@@ -84,7 +84,8 @@ def doctor(
 
 async def _run(settings: Settings, region: str, timeout: float) -> Report:
     from novita_manager.novita.client import NovitaClient
-    from novita_manager.novita.probes import HeaderRecorder, run_probes
+    from novita_manager.novita.prober import HeaderRecorder
+    from novita_manager.novita.probes import run_probes
 
     recorder = HeaderRecorder()
     client = NovitaClient(

@@ -1,7 +1,8 @@
 """The one door to the Novita GPU-instance API (v1): lenient models, typed errors, the client.
 
-Import from here: `NovitaClient`, the models, the errors and `is_transient`. Nothing in this package
-imports from the service's other layers except settings, metrics and logging.
+Import from here: `NovitaClient`, `ClientOptions`, the models, the errors and `is_transient`.
+This package imports only `novita_manager.domain` and the shared utilities (logging, metrics,
+errors, backoff), never the settings: `services/upstream.py` maps `Settings` onto `ClientOptions`.
 """
 
 from novita_manager.novita.circuit import CircuitBreaker, CircuitState
@@ -29,7 +30,6 @@ from novita_manager.novita.models import (
     JupyterComponent,
     PortMapping,
     Product,
-    RepositoryAuth,
     SshComponent,
     StatusError,
     Template,
@@ -37,10 +37,12 @@ from novita_manager.novita.models import (
     WebTerminalComponent,
     units_to_usd,
 )
+from novita_manager.novita.options import ClientOptions
 
 __all__ = [
     "CircuitBreaker",
     "CircuitState",
+    "ClientOptions",
     "Cluster",
     "CreateInstanceRequest",
     "EnvVar",
@@ -61,7 +63,6 @@ __all__ = [
     "NovitaUnavailable",
     "PortMapping",
     "Product",
-    "RepositoryAuth",
     "SshComponent",
     "StatusError",
     "Template",

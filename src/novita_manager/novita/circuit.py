@@ -1,8 +1,25 @@
 """A small circuit breaker for the upstream, readable by /health and metrics.
 
-Written by hand (about 80 lines) because the rules are specific: only 5xx, timeouts and connection
-errors count as failures (never 4xx or 429, which prove the upstream is answering), and a half-open
-breaker lets exactly one probe through. Single event loop, so no locks are needed.
+Kept by hand (about 80 lines) after weighing purgatory 3.0 and aiobreaker 1.2, because neither
+has the semantics the service and its tests pin:
+- Exactly one probe in half-open. Both libraries let every call through while half-open, so after
+  an outage the whole backlog would hit a Novita that may still be down; here `before_call`
+  admits one probe and fails the rest fast, and a probe that is cancelled (`release`) or never
+  reports back frees the slot within `reset_timeout`.
+- The state read synchronously, with time applied: /health and the circuit gauge read `state`
+  (closed / open / half_open) and `consecutive_failures` without I/O, and an open breaker reads
+  half_open once `reset_timeout` has passed. purgatory keeps its state behind an async
+  repository (`await factory.get_breaker(name)`) and only moves to half-open on the next call;
+  aiobreaker also moves only on a call.
+- The client's own errors. A tripping failure must still raise the NovitaServerError or
+  NovitaTransportError that caused it (aiobreaker raises its CircuitBreakerError instead), and
+  fail-fast raises NovitaUnavailable with `retry_after` = the time left, which the API and the
+  engine understand (the libraries raise their own OpenedState / CircuitBreakerError).
+- Failures are verdicts, not exceptions: only 5xx, timeouts and connection errors count (never
+  4xx or 429, which prove the upstream is answering), decided from the reply before it is
+  parsed; and an injectable monotonic clock (both libraries read the wall clock) so the tests
+  drive transitions without sleeping.
+Single event loop, so no locks are needed.
 """
 
 from __future__ import annotations

@@ -61,7 +61,7 @@ READINGS: tuple[Reading, ...] = (
             "skipped. No page can be skipped whichever base applies, repeats are dropped."
         ),
         check="List with pageSize=1 at pageNum 0, 1 and 2 and compare the ids.",
-        code="novita/client.py NovitaClient.list_all_instances",
+        code="novita/listing.py walk_instance_pages",
     ),
     Reading(
         id="page_zero",
@@ -73,7 +73,7 @@ READINGS: tuple[Reading, ...] = (
         },
         client="Both are handled by the walk above (a refusal restarts at 1, a repeat is skipped).",
         check="GET /gpu/instances?pageNum=0&pageSize=1: 400, or the same ids as pageNum=1.",
-        code="novita/client.py NovitaClient.list_all_instances",
+        code="novita/listing.py walk_instance_pages",
     ),
     Reading(
         id="page_size_cap",
@@ -88,7 +88,7 @@ READINGS: tuple[Reading, ...] = (
             "(no second create; no row marked gone)."
         ),
         check="GET /gpu/instances?pageSize=100 on an account with more than 20 instances.",
-        code="novita/client.py Listing.complete; engine/provisioning.py; engine/status_sync.py",
+        code="novita/listing.py Listing.complete; engine/provisioning.py; engine/status_sync.py",
     ),
     Reading(
         id="list_shape",
@@ -112,7 +112,7 @@ READINGS: tuple[Reading, ...] = (
         readings={"array": "[{maxRootfsSize}] (docs)", "object": "{maxRootfsSize} (SDK)"},
         client="The model accepts both and exposes `max_rootfs_size`.",
         check="GET one instance and look at `node`.",
-        code="novita/models.py Instance.node",
+        code="novita/models/instances.py Instance.node",
     ),
     Reading(
         id="products_default_billing",
@@ -124,7 +124,7 @@ READINGS: tuple[Reading, ...] = (
         },
         client="Always sends billingMethod (spot or onDemand, as the request asks).",
         check="Compare /products with and without billingMethod=spot.",
-        code="services/catalogue.py Catalogue.products",
+        code="novita/catalogue.py Catalogue.products",
     ),
     Reading(
         id="product_ids",
@@ -142,7 +142,7 @@ READINGS: tuple[Reading, ...] = (
             "chosen cluster, and sends the chosen clusterId on create."
         ),
         check="/products with and without clusterId: same ids in several clusters?",
-        code="services/catalogue.py; domain/offers.py; domain/create_request.py",
+        code="novita/catalogue.py; domain/offers.py; novita/create_request.py",
     ),
     Reading(
         id="capacity_error",
@@ -183,7 +183,7 @@ READINGS: tuple[Reading, ...] = (
         readings={"true": "yes", "false": "the template alone enables them"},
         client="Always sends the template's tools (port as a string).",
         check="Not checkable read-only.",
-        code="domain/create_request.py build_create_request",
+        code="novita/create_request.py build_create_request",
     ),
     Reading(
         id="name_rule",
@@ -197,7 +197,7 @@ READINGS: tuple[Reading, ...] = (
             "a 400 at create."
         ),
         check="Not checkable read-only.",
-        code="domain/create_request.py novita_name",
+        code="novita/create_request.py novita_name",
     ),
 )
 

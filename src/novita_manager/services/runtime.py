@@ -23,6 +23,7 @@ from novita_manager.metrics import Metrics
 from novita_manager.novita.catalogue import Catalogue
 from novita_manager.novita.client import NovitaClient
 from novita_manager.services.key_check import KeyCheck, check_key_once
+from novita_manager.services.upstream import novita_client
 from novita_manager.store.db import Database
 from novita_manager.store.models import Instance, WebhookDelivery
 from novita_manager.store.startup import open_database
@@ -50,7 +51,7 @@ class Runtime:
         metrics = Metrics()
         db = await open_database(settings.database_url)  # DatabaseStartupError: one line
         try:
-            client = NovitaClient.from_settings(settings, metrics)
+            client = novita_client(settings, metrics)
             catalogue = Catalogue(client, settings.cache_ttl, metrics)
             sender = WebhookSender()
             webhook_pipeline = build_webhook_pipeline(
