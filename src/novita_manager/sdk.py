@@ -1,81 +1,63 @@
 """A small typed client of the service's REST API, for the command line, scripts and benchmarks.
 
-Responses come back as the API's JSON (typed dicts, so `--json` can print them unchanged). Every
-error envelope becomes `ApiResponseError` (status, code, message, details, requestId) and a
-service that cannot be reached becomes `ServiceUnreachable`, so callers can tell "the service
-said no" from "nobody answered". `ManagerClient` is synchronous; `AsyncManagerClient` has the
-same methods for event loops.
+Answers come back as the API's own models (`novita_manager.domain.views`, re-exported here:
+`InstanceView`, `InstanceList`, `CreateInstanceResponse`, `OperationResponse`,
+`OperationRequestList`, `DeliveryList`), the ones the service serves, so
+`model_dump(mode="json")` is the API's JSON. Every error envelope becomes `ApiResponseError`
+(status, code, message, details, requestId) and a service that cannot be reached becomes
+`ServiceUnreachable`, so callers can tell "the service said no" from "nobody answered".
+`ManagerClient` is synchronous; `AsyncManagerClient` has the same methods for event loops.
+
+Each endpoint is described once, by a function returning an `ApiCall` (method, path, query,
+body, headers and how to read the answer); both clients execute those descriptions, so an
+endpoint is added with one function and one line in each client.
 """
 
 from __future__ import annotations
 
+import inspect
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
-from typing import Any, NotRequired, Self, TypedDict, cast
+from typing import Any, Concatenate, Generic, ParamSpec, Self, TypeVar
 from urllib.parse import quote
 
 import httpx
+from pydantic import ValidationError
+
+from novita_manager.domain.views import (
+    CreateInstanceResponse,
+    DeliveryList,
+    DeliveryView,
+    InstanceList,
+    InstanceView,
+    OperationRequestList,
+    OperationRequestView,
+    OperationResponse,
+)
+
+__all__ = [
+    "DEFAULT_URL",
+    "ApiCall",
+    "ApiResponseError",
+    "AsyncManagerClient",
+    "CreateInstance",
+    "CreateInstanceResponse",
+    "DeliveryList",
+    "DeliveryView",
+    "InstanceList",
+    "InstanceView",
+    "ManagerClient",
+    "OperationRequestList",
+    "OperationRequestView",
+    "OperationResponse",
+    "ServiceError",
+    "ServiceUnreachable",
+]
 
 DEFAULT_URL = "http://127.0.0.1:3000"
 
-
-class PortMapping(TypedDict):
-    port: int
-    endpoint: str | None
-    type: str | None
-
-
-class InstanceView(TypedDict):
-    """`GET /api/instances/{id}` (CONTRACT.md); optional timestamps may be null."""
-
-    id: str
-    name: str
-    status: str
-    novitaStatus: str | None
-    novitaInstanceId: str | None
-    productId: str | None
-    productName: str
-    templateId: str
-    gpuNum: int
-    rootfsSize: int
-    region: str
-    clusterId: str | None
-    billingMode: str
-    pricePerHour: float | None
-    portMappings: list[PortMapping]
-    connectionDetails: dict[str, str | None]
-    createdAt: str
-    startedAt: NotRequired[str | None]
-    readyAt: NotRequired[str | None]
-    failedAt: NotRequired[str | None]
-    stoppedAt: NotRequired[str | None]
-    deletedAt: NotRequired[str | None]
-    lastError: NotRequired[str | None]
-    lastSyncedAt: NotRequired[str | None]
-    stale: bool
-
-
-class InstanceList(TypedDict):
-    instances: list[InstanceView]
-    total: int
-    limit: int
-    offset: int
-
-
-class CreateResult(TypedDict):
-    instanceId: str
-    status: str
-    message: str
-    estimatedReadyTime: str
-    region: str
-    productId: NotRequired[str | None]
-    pricePerHour: NotRequired[float | None]
-
-
-class OperationResult(TypedDict):
-    instanceId: str
-    status: str
-    message: str
-    requestSeq: int  # the request's number; its outcome is in `operations()`
+T = TypeVar("T")
+P = ParamSpec("P")
 
 
 @dataclass(frozen=True)
@@ -122,7 +104,9 @@ class ServiceUnreachable(ServiceError):
 
 
 class ApiResponseError(ServiceError):
-    """An error answer; `body` is the envelope as sent (or None when it was not JSON)."""
+    """An error answer; `body` is the envelope as sent (or None when it was not JSON).
+
+    Also raised for a success whose body is not JSON or not the documented model."""
 
     def __init__(self, status_code: int, body: dict[str, Any] | None, text: str) -> None:
         error = (body or {}).get("error") if isinstance(body, dict) else None
@@ -136,44 +120,151 @@ class ApiResponseError(ServiceError):
         super().__init__(f"{status_code} {self.code}: {self.message}")
 
 
-def _headers(api_key: str | None) -> dict[str, str]:
-    headers = {"Accept": "application/json", "User-Agent": "novita-manager-cli"}
-    if api_key:
-        headers["Authorization"] = f"Bearer {api_key}"
-    return headers
+@dataclass(frozen=True)
+class ApiCall(Generic[T]):
+    """One request to the API and how to read its successful answer (`parse` of the JSON)."""
+
+    method: str
+    path: str
+    parse: Callable[[Any], T]
+    params: dict[str, Any] | None = None
+    json: dict[str, Any] | None = None
+    headers: dict[str, str] | None = None
+
+    def read(self, response: httpx.Response) -> T:
+        """The parsed answer; `ApiResponseError` for an error, a non-JSON or unexpected body."""
+        try:
+            body = response.json()
+        except ValueError:
+            body = None
+        if not response.is_success:
+            raise ApiResponseError(response.status_code, body, response.text)
+        if body is None:
+            raise ApiResponseError(response.status_code, None, "the answer is not JSON")
+        try:
+            return self.parse(body)
+        except ValidationError as error:
+            raise ApiResponseError(
+                response.status_code,
+                None,
+                f"unexpected answer to {self.method} {self.path}: {error}",
+            ) from None
 
 
-def _operation_body(webhook_url: str | None) -> dict[str, Any] | None:
-    return {"webhookUrl": webhook_url} if webhook_url else None
+def _path(instance_id: str) -> str:
+    return f"/api/instances/{quote(instance_id, safe='')}"
 
 
-def _list_params(status: str | None, name: str | None, limit: int, offset: int) -> dict[str, Any]:
+def _operation(method: str, path: str, webhook_url: str | None) -> ApiCall[OperationResponse]:
+    body = {"webhookUrl": webhook_url} if webhook_url else None
+    return ApiCall(method, path, OperationResponse.model_validate, json=body)
+
+
+# The endpoints (CONTRACT.md "Instances"), one function each; the clients below execute them.
+# The function's name without "_" is the clients' method name, its docstring the method's.
+
+
+def _create_instance(
+    request: CreateInstance, idempotency_key: str | None = None
+) -> ApiCall[CreateInstanceResponse]:
+    """Create an instance (`POST /api/instances`); retrying with the same key creates nothing."""
+    headers = {"Idempotency-Key": idempotency_key} if idempotency_key else None
+    return ApiCall(
+        "POST",
+        "/api/instances",
+        CreateInstanceResponse.model_validate,
+        json=request.to_body(),
+        headers=headers,
+    )
+
+
+def _list_instances(
+    status: str | None = None, name: str | None = None, limit: int = 50, offset: int = 0
+) -> ApiCall[InstanceList]:
+    """One page of instances, newest first (`GET /api/instances`)."""
     params: dict[str, Any] = {"limit": limit, "offset": offset}
     if status:
         params["status"] = status
     if name:
         params["name"] = name
-    return params
+    return ApiCall("GET", "/api/instances", InstanceList.model_validate, params=params)
 
 
-def _create_headers(idempotency_key: str | None) -> dict[str, str]:
-    return {"Idempotency-Key": idempotency_key} if idempotency_key else {}
+def _get_instance(instance_id: str) -> ApiCall[InstanceView]:
+    """One instance, by our id or its Novita id (`GET /api/instances/{id}`)."""
+    return ApiCall("GET", _path(instance_id), InstanceView.model_validate)
 
 
-def _decode(response: httpx.Response) -> Any:
-    try:
-        body = response.json()
-    except ValueError:
-        body = None
-    if response.is_success:
-        if body is None:
-            raise ApiResponseError(response.status_code, None, "the answer is not JSON")
-        return body
-    raise ApiResponseError(response.status_code, body, response.text)
+def _start_instance(instance_id: str, webhook_url: str | None = None) -> ApiCall[OperationResponse]:
+    """Ask for a start (`POST /api/instances/{id}/start`); the outcome is in `operations()`."""
+    return _operation("POST", f"{_path(instance_id)}/start", webhook_url)
 
 
-def _path(instance_id: str) -> str:
-    return f"/api/instances/{quote(instance_id, safe='')}"
+def _stop_instance(instance_id: str, webhook_url: str | None = None) -> ApiCall[OperationResponse]:
+    """Ask for a stop (`POST /api/instances/{id}/stop`); the outcome is in `operations()`."""
+    return _operation("POST", f"{_path(instance_id)}/stop", webhook_url)
+
+
+def _delete_instance(
+    instance_id: str, webhook_url: str | None = None
+) -> ApiCall[OperationResponse]:
+    """Ask for a delete (`DELETE /api/instances/{id}`); the outcome is in `operations()`."""
+    return _operation("DELETE", _path(instance_id), webhook_url)
+
+
+def _webhook_deliveries(instance_id: str) -> ApiCall[DeliveryList]:
+    """The instance's webhook deliveries and their attempts, newest first."""
+    return ApiCall("GET", f"{_path(instance_id)}/webhooks", DeliveryList.model_validate)
+
+
+def _operations(instance_id: str) -> ApiCall[OperationRequestList]:
+    """The instance's start/stop/delete requests and their outcomes, oldest first."""
+    path = f"{_path(instance_id)}/operations"
+    return ApiCall("GET", path, OperationRequestList.model_validate)
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _named_after(build: Callable[..., Any], method: F) -> F:
+    """Give the client method the endpoint function's name, docstring and parameters."""
+    name = build.__name__.removeprefix("_")
+    method.__name__ = method.__qualname__ = name
+    method.__doc__ = build.__doc__
+    signature = inspect.signature(build)
+    self_parameter = inspect.Parameter("self", inspect.Parameter.POSITIONAL_ONLY)
+    method.__signature__ = signature.replace(  # type: ignore[attr-defined]
+        parameters=[self_parameter, *signature.parameters.values()],
+        return_annotation=inspect.Signature.empty,
+    )
+    return method
+
+
+def _sync(build: Callable[P, ApiCall[T]]) -> Callable[Concatenate[ManagerClient, P], T]:
+    """A `ManagerClient` method that sends what `build` describes."""
+
+    def method(self: ManagerClient, /, *args: P.args, **kwargs: P.kwargs) -> T:
+        return self.send(build(*args, **kwargs))
+
+    return _named_after(build, method)
+
+
+def _async(
+    build: Callable[P, ApiCall[T]],
+) -> Callable[Concatenate[AsyncManagerClient, P], Coroutine[Any, Any, T]]:
+    """An `AsyncManagerClient` method that sends what `build` describes."""
+
+    async def method(self: AsyncManagerClient, /, *args: P.args, **kwargs: P.kwargs) -> T:
+        return await self.send(build(*args, **kwargs))
+
+    return _named_after(build, method)
+
+
+def _headers(api_key: str | None) -> dict[str, str]:
+    headers = {"Accept": "application/json", "User-Agent": "novita-manager-cli"}
+    if api_key:
+        headers["Authorization"] = f"Bearer {api_key}"
+    return headers
 
 
 class ManagerClient:
@@ -200,52 +291,24 @@ class ManagerClient:
     def __exit__(self, *_exc: object) -> None:
         self.close()
 
-    def _request(self, method: str, path: str, **kwargs: Any) -> Any:
+    def send(self, call: ApiCall[T]) -> T:
+        """Send one described request and read its answer."""
         try:
-            response = self._http.request(method, path, **kwargs)
+            response = self._http.request(
+                call.method, call.path, params=call.params, json=call.json, headers=call.headers
+            )
         except httpx.TransportError as error:
             raise ServiceUnreachable(self.base_url, str(error) or type(error).__name__) from None
-        return _decode(response)
+        return call.read(response)
 
-    def create_instance(
-        self, request: CreateInstance, idempotency_key: str | None = None
-    ) -> CreateResult:
-        headers = _create_headers(idempotency_key)
-        body = request.to_body()
-        return cast(
-            CreateResult, self._request("POST", "/api/instances", json=body, headers=headers)
-        )
-
-    def list_instances(
-        self, status: str | None = None, name: str | None = None, limit: int = 50, offset: int = 0
-    ) -> InstanceList:
-        params = _list_params(status, name, limit, offset)
-        return cast(InstanceList, self._request("GET", "/api/instances", params=params))
-
-    def get_instance(self, instance_id: str) -> InstanceView:
-        return cast(InstanceView, self._request("GET", _path(instance_id)))
-
-    def start_instance(self, instance_id: str, webhook_url: str | None = None) -> OperationResult:
-        body = _operation_body(webhook_url)
-        return cast(
-            OperationResult, self._request("POST", f"{_path(instance_id)}/start", json=body)
-        )
-
-    def stop_instance(self, instance_id: str, webhook_url: str | None = None) -> OperationResult:
-        body = _operation_body(webhook_url)
-        path = f"{_path(instance_id)}/stop"
-        return cast(OperationResult, self._request("POST", path, json=body))
-
-    def delete_instance(self, instance_id: str, webhook_url: str | None = None) -> OperationResult:
-        body = _operation_body(webhook_url)
-        return cast(OperationResult, self._request("DELETE", _path(instance_id), json=body))
-
-    def webhook_deliveries(self, instance_id: str) -> dict[str, Any]:
-        return cast(dict[str, Any], self._request("GET", f"{_path(instance_id)}/webhooks"))
-
-    def operations(self, instance_id: str) -> dict[str, Any]:
-        """The instance's start/stop/delete requests and their outcomes, oldest first."""
-        return cast(dict[str, Any], self._request("GET", f"{_path(instance_id)}/operations"))
+    create_instance = _sync(_create_instance)
+    list_instances = _sync(_list_instances)
+    get_instance = _sync(_get_instance)
+    start_instance = _sync(_start_instance)
+    stop_instance = _sync(_stop_instance)
+    delete_instance = _sync(_delete_instance)
+    webhook_deliveries = _sync(_webhook_deliveries)
+    operations = _sync(_operations)
 
 
 class AsyncManagerClient:
@@ -277,55 +340,21 @@ class AsyncManagerClient:
     async def __aexit__(self, *_exc: object) -> None:
         await self.aclose()
 
-    async def _request(self, method: str, path: str, **kwargs: Any) -> Any:
+    async def send(self, call: ApiCall[T]) -> T:
+        """Send one described request and read its answer."""
         try:
-            response = await self._http.request(method, path, **kwargs)
+            response = await self._http.request(
+                call.method, call.path, params=call.params, json=call.json, headers=call.headers
+            )
         except httpx.TransportError as error:
             raise ServiceUnreachable(self.base_url, str(error) or type(error).__name__) from None
-        return _decode(response)
+        return call.read(response)
 
-    async def create_instance(
-        self, request: CreateInstance, idempotency_key: str | None = None
-    ) -> CreateResult:
-        headers = _create_headers(idempotency_key)
-        body = request.to_body()
-        return cast(
-            CreateResult, await self._request("POST", "/api/instances", json=body, headers=headers)
-        )
-
-    async def list_instances(
-        self, status: str | None = None, name: str | None = None, limit: int = 50, offset: int = 0
-    ) -> InstanceList:
-        params = _list_params(status, name, limit, offset)
-        return cast(InstanceList, await self._request("GET", "/api/instances", params=params))
-
-    async def get_instance(self, instance_id: str) -> InstanceView:
-        return cast(InstanceView, await self._request("GET", _path(instance_id)))
-
-    async def start_instance(
-        self, instance_id: str, webhook_url: str | None = None
-    ) -> OperationResult:
-        body = _operation_body(webhook_url)
-        path = f"{_path(instance_id)}/start"
-        return cast(OperationResult, await self._request("POST", path, json=body))
-
-    async def stop_instance(
-        self, instance_id: str, webhook_url: str | None = None
-    ) -> OperationResult:
-        body = _operation_body(webhook_url)
-        path = f"{_path(instance_id)}/stop"
-        return cast(OperationResult, await self._request("POST", path, json=body))
-
-    async def delete_instance(
-        self, instance_id: str, webhook_url: str | None = None
-    ) -> OperationResult:
-        body = _operation_body(webhook_url)
-        return cast(OperationResult, await self._request("DELETE", _path(instance_id), json=body))
-
-    async def webhook_deliveries(self, instance_id: str) -> dict[str, Any]:
-        return cast(dict[str, Any], await self._request("GET", f"{_path(instance_id)}/webhooks"))
-
-    async def operations(self, instance_id: str) -> dict[str, Any]:
-        """The instance's start/stop/delete requests and their outcomes, oldest first."""
-        path = f"{_path(instance_id)}/operations"
-        return cast(dict[str, Any], await self._request("GET", path))
+    create_instance = _async(_create_instance)
+    list_instances = _async(_list_instances)
+    get_instance = _async(_get_instance)
+    start_instance = _async(_start_instance)
+    stop_instance = _async(_stop_instance)
+    delete_instance = _async(_delete_instance)
+    webhook_deliveries = _async(_webhook_deliveries)
+    operations = _async(_operations)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import httpx
 import pytest
 
 from tests.cli.helpers import explain, instances, parsed, run_cli
@@ -24,6 +25,10 @@ def test_create_wait_ends_running_and_json_is_the_api_view(service) -> None:
     assert view["name"] == "cli-1"
     assert view["novitaInstanceId"]
     assert "running" in result.stderr  # progress goes to stderr, stdout stays JSON
+    sent = httpx.get(f"{service.base_url}/api/instances/{view['id']}", timeout=10).json()
+    assert list(view) == list(sent)  # every field in the API's order, nulls included
+    assert view["deletedAt"] is None
+    assert view == {**sent, "lastSyncedAt": view["lastSyncedAt"], "stale": view["stale"]}
 
     by_novita_id = instances(service.base_url, "get", view["novitaInstanceId"], "--json")
     assert by_novita_id.returncode == 0, explain(by_novita_id)

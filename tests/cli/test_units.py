@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any, cast
-
 import pytest
 
 from novita_manager.cli.exit_codes import ExitCode, exit_code_for
@@ -43,7 +41,30 @@ def test_error_envelope_is_parsed_and_non_json_kept() -> None:
 
 
 def view(status: str, failed_at: str | None = None) -> InstanceView:
-    return cast(InstanceView, {"status": status, "failedAt": failed_at})
+    """An instance view as the API sends it (JSON), validated like the SDK does."""
+    return InstanceView.model_validate(
+        {
+            "id": "i-1",
+            "name": "unit",
+            "status": status,
+            "novitaStatus": None,
+            "novitaInstanceId": None,
+            "productId": None,
+            "productName": "RTX 4090 24GB",
+            "templateId": "1",
+            "gpuNum": 1,
+            "rootfsSize": 60,
+            "region": "CN-HK-01",
+            "clusterId": None,
+            "billingMode": "spot",
+            "pricePerHour": None,
+            "portMappings": [],
+            "connectionDetails": {"ssh": None, "jupyter": None, "webTerminal": None},
+            "createdAt": "2025-01-01T00:00:00Z",
+            "failedAt": failed_at,
+            "stale": False,
+        }
+    )
 
 
 def test_start_of_a_failed_instance_waits_until_it_moves() -> None:
@@ -59,5 +80,4 @@ def test_create_settles_on_running_or_failed() -> None:
     assert _decide(view("creating"), "running", None, left_before=True) is None
     assert _decide(view("failed", "t"), "running", None, left_before=True) == "failed"
     assert _decide(view("stopped"), "stopped", view("running"), left_before=True) == "reached"
-    deleted: Any = view("deleted")
-    assert _decide(deleted, "running", None, left_before=True) == "failed"
+    assert _decide(view("deleted"), "running", None, left_before=True) == "failed"

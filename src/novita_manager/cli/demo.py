@@ -180,10 +180,10 @@ def _run(stack: DemoStack, once: bool, timeout: float, started: float) -> None:
         except ServiceError as error:
             print_error(error)
             raise _fail("the service refused the demo instance") from None
-        instance_id = created["instanceId"]
-        price = created.get("pricePerHour")
+        instance_id = created.instanceId
+        price = created.pricePerHour
         out.print(
-            f"[green]✓[/] 201 created [bold]{instance_id}[/] in {created['region']}"
+            f"[green]✓[/] 201 created [bold]{instance_id}[/] in {created.region}"
             + (f" at ${price:g}/h" if price is not None else "")
         )
         out.print("\n[bold]Progress[/] [dim](polling GET /api/instances/{id})[/]")
@@ -195,13 +195,14 @@ def _run(stack: DemoStack, once: bool, timeout: float, started: float) -> None:
             out,
             remaining,
             interval=0.25,
-            initial_status=created["status"],
+            initial_status=created.status,
         )
         if result.outcome != "reached":
-            view: dict[str, object] = dict(result.view or {})
+            status = result.view.status if result.view else "unknown"
             if result.outcome == "timeout":
-                raise _fail(f"the instance was still {view.get('status')} after {timeout:g} s")
-            raise _fail(f"the instance ended {view.get('status')}: {view.get('lastError')}")
+                raise _fail(f"the instance was still {status} after {timeout:g} s")
+            last_error = result.view.lastError if result.view else None
+            raise _fail(f"the instance ended {status}: {last_error}")
         out.print(f"[green]✓[/] running after {result.elapsed:.1f} s")
 
         remaining = max(1.0, timeout - (time.monotonic() - started))

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
@@ -30,7 +30,7 @@ from novita_manager.sdk import (
     CreateInstance,
     InstanceView,
     ManagerClient,
-    OperationResult,
+    OperationResponse,
     ServiceError,
 )
 
@@ -115,15 +115,14 @@ def _wait(
     if result.outcome == "reached":
         err.print(f"[green]✓[/] {target} after {result.elapsed:.1f} s")
         return
+    status = view.status if view else "unknown"
     if result.outcome == "timeout":
-        status = view.get("status") if view else "unknown"
         err.print(
             f"[bold red]Error:[/] still {status} after {timeout:g} s (--timeout); "
             "the service keeps working on it in the background."
         )
     else:
-        status = view.get("status") if view else "unknown"
-        last_error = (view.get("lastError") if view else None) or "no error recorded"
+        last_error = (view.lastError if view else None) or "no error recorded"
         err.print(f"[bold red]Error:[/] the instance ended {status}, not {target}: {last_error}")
     raise typer.Exit(ExitCode.FAILED)
 
@@ -180,23 +179,23 @@ def create(
             if as_json:
                 print_json(created)
                 return
-            price = created.get("pricePerHour")
-            out.print(f"[green]✓[/] {created['message']}")
-            out.print(f"  instanceId          {created['instanceId']}")
-            out.print(f"  status              {styled_status(created['status'])}")
-            out.print(f"  region              {created['region']}")
-            out.print(f"  productId           {created.get('productId') or '-'}")
+            price = created.pricePerHour
+            out.print(f"[green]✓[/] {created.message}")
+            out.print(f"  instanceId          {created.instanceId}")
+            out.print(f"  status              {styled_status(created.status)}")
+            out.print(f"  region              {created.region}")
+            out.print(f"  productId           {created.productId or '-'}")
             out.print(f"  pricePerHour        {'-' if price is None else f'${price:g}/h'}")
-            out.print(f"  estimatedReadyTime  {created['estimatedReadyTime']}")
+            out.print(f"  estimatedReadyTime  {created.estimatedReadyTime}")
             return
-        err.print(f"[green]✓[/] created {created['instanceId']} in {created['region']}")
+        err.print(f"[green]✓[/] created {created.instanceId} in {created.region}")
         _wait(
             client,
-            created["instanceId"],
+            created.instanceId,
             "running",
             timeout,
             as_json,
-            initial_status=created["status"],
+            initial_status=created.status,
         )
 
 
@@ -219,7 +218,7 @@ def list_(
     if as_json:
         print_json(page)
         return
-    out.print(instances_table(page["instances"], page["total"], page["offset"]))
+    out.print(instances_table(page.instances, page.total, page.offset))
 
 
 @app.command(epilog=EPILOG)
@@ -239,7 +238,7 @@ def get(
 
 
 def _operate(
-    operation: Callable[[ManagerClient], Callable[[str, str | None], OperationResult]],
+    operation: Callable[[ManagerClient], Callable[[str, str | None], OperationResponse]],
     instance_id: str,
     target: str,
     webhook_url: str | None,
@@ -250,17 +249,17 @@ def _operate(
     as_json: bool,
 ) -> None:
     with _client(url, api_key, as_json) as client:
-        before: Any = client.get_instance(instance_id) if wait else None
+        before = client.get_instance(instance_id) if wait else None
         result = operation(client)(instance_id, webhook_url)
         if not wait:
             if as_json:
                 print_json(result)
                 return
-            out.print(f"[green]✓[/] {result['message']}")
-            out.print(f"  instanceId  {result['instanceId']}")
-            out.print(f"  status      {styled_status(result['status'])}")
+            out.print(f"[green]✓[/] {result.message}")
+            out.print(f"  instanceId  {result.instanceId}")
+            out.print(f"  status      {styled_status(result.status)}")
             return
-        _wait(client, result["instanceId"], target, timeout, as_json, before=before)
+        _wait(client, result.instanceId, target, timeout, as_json, before=before)
 
 
 @app.command(epilog=EPILOG)

@@ -10,6 +10,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
+from pydantic import BaseModel
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
@@ -38,9 +39,11 @@ def styled_status(status: str | None, width: int = 0) -> str:
     return f"[{style}]{text}[/]" if style else text
 
 
-def print_json(value: Any) -> None:
-    """The API's JSON as is (indented), with nothing else on stdout."""
-    print(json.dumps(value, indent=2, ensure_ascii=False))
+def print_json(value: BaseModel | Mapping[str, Any]) -> None:
+    """The API's JSON as is (indented), with nothing else on stdout: a model as the API serves
+    it (every field, nulls included, in the model's order), an error envelope as it came."""
+    data = value.model_dump(mode="json") if isinstance(value, BaseModel) else value
+    print(json.dumps(data, indent=2, ensure_ascii=False))
 
 
 def _text(value: object) -> str:
@@ -58,32 +61,38 @@ def instance_table(view: InstanceView, title: str | None = None) -> Table:
     )
     table.add_column("field", style="bold", no_wrap=True)
     table.add_column("value", overflow="fold")
-    price = view.get("pricePerHour")
+    price = view.pricePerHour
     rows: list[tuple[str, str]] = [
-        ("id", _text(view.get("id"))),
-        ("name", _text(view.get("name"))),
-        ("status", styled_status(view.get("status"))),
-        ("novitaStatus", _text(view.get("novitaStatus"))),
-        ("novitaInstanceId", _text(view.get("novitaInstanceId"))),
-        ("product", f"{_text(view.get('productName'))} ({_text(view.get('productId'))})"),
-        ("gpuNum", _text(view.get("gpuNum"))),
-        ("rootfsSize", f"{_text(view.get('rootfsSize'))} GB"),
-        ("region", f"{_text(view.get('region'))} ({_text(view.get('clusterId'))})"),
-        ("billingMode", _text(view.get("billingMode"))),
+        ("id", _text(view.id)),
+        ("name", _text(view.name)),
+        ("status", styled_status(view.status)),
+        ("novitaStatus", _text(view.novitaStatus)),
+        ("novitaInstanceId", _text(view.novitaInstanceId)),
+        ("product", f"{_text(view.productName)} ({_text(view.productId)})"),
+        ("gpuNum", _text(view.gpuNum)),
+        ("rootfsSize", f"{_text(view.rootfsSize)} GB"),
+        ("region", f"{_text(view.region)} ({_text(view.clusterId)})"),
+        ("billingMode", _text(view.billingMode)),
         ("pricePerHour", "-" if price is None else f"${price:g}/h"),
-        ("createdAt", _text(view.get("createdAt"))),
+        ("createdAt", _text(view.createdAt)),
     ]
-    for key in ("startedAt", "readyAt", "failedAt", "stoppedAt", "deletedAt", "lastSyncedAt"):
-        if view.get(key):
-            rows.append((key, _text(view.get(key))))
-    if view.get("lastError"):
-        rows.append(("lastError", f"[red]{_text(view.get('lastError'))}[/]"))
-    for mapping in view.get("portMappings") or []:
-        rows.append((f"port {mapping.get('port')}", _text(mapping.get("endpoint"))))
-    for kind, value in (view.get("connectionDetails") or {}).items():
+    times = {
+        "startedAt": view.startedAt,
+        "readyAt": view.readyAt,
+        "failedAt": view.failedAt,
+        "stoppedAt": view.stoppedAt,
+        "deletedAt": view.deletedAt,
+        "lastSyncedAt": view.lastSyncedAt,
+    }
+    rows.extend((key, _text(value)) for key, value in times.items() if value)
+    if view.lastError:
+        rows.append(("lastError", f"[red]{_text(view.lastError)}[/]"))
+    for mapping in view.portMappings:
+        rows.append((f"port {mapping.port}", _text(mapping.endpoint)))
+    for kind, value in view.connectionDetails.model_dump().items():
         if value:
             rows.append((kind, _text(value)))
-    if view.get("stale"):
+    if view.stale:
         rows.append(("stale", "[yellow]yes: Novita could not be reached recently[/]"))
     for key, value in rows:
         table.add_row(key, value)
@@ -113,19 +122,19 @@ def instances_table(views: list[InstanceView], total: int, offset: int) -> Table
         table.add_column("$/H", justify="right", no_wrap=True)
         table.add_column("CREATED", no_wrap=True)
     for view in views:
-        price = view.get("pricePerHour")
+        price = view.pricePerHour
         cells = [
-            _text(view.get("id")),
-            _text(view.get("name")),
-            styled_status(view.get("status")),
-            _text(view.get("novitaStatus")),
+            _text(view.id),
+            _text(view.name),
+            styled_status(view.status),
+            _text(view.novitaStatus),
         ]
         if wide:
-            cells.append(_text(view.get("productName")))
-        cells.append(_text(view.get("region")))
+            cells.append(_text(view.productName))
+        cells.append(_text(view.region))
         if wide:
             cells.append("-" if price is None else f"{price:g}")
-            cells.append(_text(str(view.get("createdAt", ""))[:19].replace("T", " ")))
+            cells.append(_text(view.createdAt[:19].replace("T", " ")))
         table.add_row(*cells)
     return table
 

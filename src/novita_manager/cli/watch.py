@@ -39,10 +39,10 @@ def _progress_line(elapsed: float, status: str | None, novita_status: str | None
 def _decide(
     view: InstanceView, target: str, before: InstanceView | None, left_before: bool
 ) -> Outcome | None:
-    status = view.get("status")
+    status = view.status
     if not left_before:  # still reads as before the operation: only a new failure counts
         assert before is not None
-        if status == "failed" and view.get("failedAt") != before.get("failedAt"):
+        if status == "failed" and view.failedAt != before.failedAt:
             return "failed"
         return None
     if status == target:
@@ -80,17 +80,17 @@ def watch_instance(
                     raise
                 spinner.update(f"service answered {error.status_code}; retrying…")
             else:
-                seen = (view.get("status"), view.get("novitaStatus"))
+                seen = (view.status, view.novitaStatus)
                 if seen != last_seen:
                     console.print(_progress_line(elapsed, *seen))
                     last_seen = seen
-                if before is None or view.get("status") != before.get("status"):
+                if before is None or view.status != before.status:
                     left_before = True
                 outcome = _decide(view, target, before, left_before)
                 if outcome is not None:
                     return WatchResult(outcome, view, elapsed)
                 spinner.update(
-                    f"{escape(str(view.get('status')))} → {target} "
+                    f"{escape(view.status)} → {target} "
                     f"[dim]({elapsed:.0f}s, novitaStatus {escape(str(seen[1] or '-'))})[/]"
                 )
             if elapsed >= timeout:
