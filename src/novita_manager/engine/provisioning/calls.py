@@ -1,0 +1,69 @@
+"""Sending an operation's upstream call: start (migrate when refused for capacity), stop,
+delete. Sending one twice is harmless: "invalid state change" and 404 read as done."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from novita_manager.domain import observations
+from novita_manager.domain.statuses import Operation
+from novita_manager.engine.leases import Lease
+from novita_manager.engine.provisioning.context import StepContext
+from novita_manager.engine.provisioning.transitions import fail
+from novita_manager.engine.provisioning.write import retry, write
+from novita_manager.logging import get_logger
+from novita_manager.novita.errors import (
+    NovitaError,
+    NovitaInsufficientResource,
+    NovitaInvalidStateChange,
+    NovitaNotFound,
+    is_transient,
+)
+from novita_manager.store.models import Instance
+from novita_manager.store.types import utcnow
+
+log = get_logger(__name__)
+
+
+async def call(ctx: StepContext, lease: Lease, row: Instance, operation: Operation) -> None:
+    assert row.novita_instance_id is not None
+    send = {
+        Operation.START: ctx.client.start_instance,
+        Operation.STOP: ctx.client.stop_instance,
+        Operation.DELETE: ctx.client.delete_instance,
+    }[operation]
+    values: dict[str, Any] = {}
+    try:
+        try:
+            await send(row.novita_instance_id)
+        except NovitaInsufficientResource:
+            if operation is not Operation.START:
+                raise
+            # The node's GPUs went to someone else while it was stopped (a reclaimed spot
+            # instance, a long stop): Novita's remedy is to migrate, which also starts it.
+            log.info("start_refused_for_capacity_migrating")
+            await ctx.client.migrate_instance(row.novita_instance_id)
+    except NovitaInvalidStateChange:
+        log.info("upstream_invalid_state_change_rereading", operation=operation.value)
+    except NovitaNotFound:
+        values.update(observation=observations.gone(), observed_at=utcnow())
+    except NovitaError as error:
+        if is_transient(error):
+            await retry(ctx, lease, row, error)
+        else:
+            await fail(ctx, lease, row, f"Novita refused {operation.value}: {error}")
+        return
+    now = utcnow()
+    values.update(
+        operation_issued=True,
+        operation_issued_at=now,
+        last_error=None,
+        next_attempt_at=(
+            now
+            if "observation" in values
+            else now + timedelta(seconds=ctx.settings.instance_poll_interval)
+        ),
+    )
+    await write(ctx, lease, row, values, release=True)
+    ctx.on_upstream_change()

@@ -1,0 +1,27 @@
+"""What every provisioning step needs: the database, Novita, the catalogue, the settings, and
+the callbacks that wake other background work."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from novita_manager.config import Settings
+from novita_manager.novita.catalogue import Catalogue
+from novita_manager.novita.client import NovitaClient
+from novita_manager.store.db import Database
+
+
+def _nothing() -> None:
+    return None
+
+
+@dataclass
+class StepContext:
+    db: Database
+    client: NovitaClient
+    catalogue: Catalogue
+    settings: Settings
+    on_outbox: Callable[[], None] = field(default=_nothing)  # wakes the webhook pipeline
+    # asks the status sync for an early look
+    on_upstream_change: Callable[[], None] = field(default=_nothing)

@@ -1,0 +1,102 @@
+"""The provisioning pipeline's handler: take up requests, settle an unknown create, then carry
+out `domain.lifecycle.decide`'s action with the step that does it."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from novita_manager.config import Settings
+from novita_manager.domain.lifecycle import Action, Snapshot, decide
+from novita_manager.domain.statuses import Operation, Status
+from novita_manager.engine.leases import Lease
+from novita_manager.engine.provisioning.calls import call
+from novita_manager.engine.provisioning.context import StepContext
+from novita_manager.engine.provisioning.create import create, find_earlier_create
+from novita_manager.engine.provisioning.requests import take_requests
+from novita_manager.engine.provisioning.transitions import transition, wait
+from novita_manager.engine.provisioning.write import retry, write
+from novita_manager.logging import bound_context
+from novita_manager.novita.catalogue import Catalogue
+from novita_manager.novita.client import NovitaClient
+from novita_manager.novita.errors import NovitaError, is_transient
+from novita_manager.store.db import Database
+from novita_manager.store.models import Instance
+from novita_manager.store.types import utcnow
+
+# A waiting row is rechecked after this many poll intervals even without news (a safety net:
+# the status sync wakes it as soon as an observation needs a reaction).
+RECHECK_INTERVALS = 10
+
+
+class Provisioner:
+    """The handler of the provisioning pipeline (see the package docstring)."""
+
+    def __init__(
+        self,
+        *,
+        db: Database,
+        client: NovitaClient,
+        catalogue: Catalogue,
+        settings: Settings,
+        on_outbox: Callable[[], None] = lambda: None,
+        on_upstream_change: Callable[[], None] = lambda: None,
+    ) -> None:
+        self.ctx = StepContext(
+            db=db,
+            client=client,
+            catalogue=catalogue,
+            settings=settings,
+            on_outbox=on_outbox,
+            on_upstream_change=on_upstream_change,
+        )
+
+    async def __call__(self, lease: Lease, row: Instance) -> None:
+        with bound_context(instance_id=row.id, request_id=row.request_id):
+            try:
+                await self.handle(lease, row)
+            except NovitaError as error:
+                if not is_transient(error):
+                    raise  # a bug or an unexpected answer: the pipeline logs it with its trace
+                await retry(self.ctx, lease, row, error)  # e.g. a 429 while looking for a create
+
+    async def handle(self, lease: Lease, row: Instance) -> None:
+        ctx = self.ctx
+        if row.request_seq > row.consumed_seq and not await take_requests(ctx, lease, row):
+            return
+        unknown_create = row.create_state in ("in_flight", "unknown")
+        if (
+            row.novita_instance_id is None
+            and unknown_create
+            and not await find_earlier_create(ctx, lease, row)
+        ):
+            return
+        decision = decide(
+            _snapshot(row),
+            now=utcnow(),
+            timeout=ctx.settings.instance_startup_timeout,
+            recheck_after=ctx.settings.instance_poll_interval * RECHECK_INTERVALS,
+        )
+        if decision.action is Action.CREATE:
+            await create(ctx, lease, row)
+        elif decision.action is Action.CALL:
+            assert decision.call is not None
+            await call(ctx, lease, row, decision.call)
+        elif decision.action is Action.TRANSITION:
+            await transition(ctx, lease, row, decision)
+        elif decision.action is Action.WAIT:
+            await wait(ctx, lease, row, decision.wait_seconds or 0.0)
+        else:
+            await write(ctx, lease, row, {"next_attempt_at": None}, release=True)
+
+
+def _snapshot(row: Instance) -> Snapshot:
+    return Snapshot(
+        status=Status(row.status),
+        operation=Operation(row.operation) if row.operation else None,
+        operation_issued=row.operation_issued,
+        operation_started_at=row.operation_started_at,
+        operation_issued_at=row.operation_issued_at,
+        has_upstream=row.novita_instance_id is not None,
+        observation=row.observation,
+        observed_at=row.observed_at,
+    )

@@ -1,0 +1,103 @@
+"""Writing what the listing said: changed rows in full, the rest only as seen again, and the rows
+whose next provisioning step would act made due at once."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import update
+
+from novita_manager.domain import observations
+from novita_manager.domain.lifecycle import Action, Snapshot, decide
+from novita_manager.domain.statuses import Operation, Status
+from novita_manager.store.db import Database
+from novita_manager.store.models import Instance
+from novita_manager.store.types import utcnow
+
+
+def _older_than(moment: datetime | None, now: datetime, seconds: float) -> bool:
+    return moment is None or (now - moment).total_seconds() >= seconds
+
+
+def needs_reaction(
+    row: Any, observation: dict[str, Any], observed_at: datetime, now: datetime, timeout: float
+) -> bool:
+    """Whether the provisioning step would act on this observation (not merely keep waiting).
+
+    Intermediate states (toCreate, creating, pulling...) change each instance several times on
+    its way up; waking a worker for each would cost steps that decide nothing.
+    """
+    snapshot = Snapshot(
+        status=Status(row.status),
+        operation=Operation(row.operation) if row.operation else None,
+        operation_issued=row.operation_issued,
+        operation_started_at=row.operation_started_at,
+        operation_issued_at=row.operation_issued_at,
+        has_upstream=True,
+        observation=observation,
+        observed_at=observed_at,
+    )
+    decision = decide(snapshot, now=now, timeout=timeout, recheck_after=timeout)
+    return decision.action not in (Action.WAIT, Action.IDLE)
+
+
+async def record(
+    db: Database,
+    rows: Any,
+    found: dict[str, dict[str, Any]],
+    started: datetime,
+    *,
+    startup_timeout: float,
+    resync_write_interval: float,
+) -> tuple[int, bool]:
+    """Write observations: changed rows in full, the rest only as seen again; wake the rows
+    whose next provisioning step would act. Returns how many observations changed and whether
+    a row was woken."""
+    now = utcnow()
+    updates: list[dict[str, Any]] = []
+    woken: list[dict[str, Any]] = []
+    unchanged_ids = []
+    changed = 0
+    for row in rows:
+        observation = found.get(row.novita_instance_id)
+        if observation is None:
+            continue
+        observation = observations.merge(row.observation, observation, started)
+        react = needs_reaction(row, observation, started, now, startup_timeout)
+        changed += observation != row.observation
+        if observation == row.observation and not react:
+            # Seen again, unchanged. A row with an operation under way needs the fresh
+            # `observed_at` (is a start taking?); a row at rest only a `last_synced_at` that is
+            # not too old, so thousands of idle rows do not rewrite every interval.
+            if row.operation is not None or _older_than(
+                row.last_synced_at, started, resync_write_interval
+            ):
+                unchanged_ids.append(row.id)
+            continue
+        values: dict[str, Any] = {
+            "id": row.id,
+            "observation": observation,
+            "observed_at": started,
+            "last_synced_at": started,
+            "novita_status": observation.get("status"),
+            "port_mappings": observation.get("portMappings", []),
+            "connection_details": observation.get("connectionDetails", {}),
+            "cluster_id": observation.get("clusterId") or row.cluster_id,
+        }
+        if react:
+            woken.append({**values, "next_attempt_at": now})
+        elif observation != row.observation:
+            updates.append(values)
+    async with db.session() as session, session.begin():
+        for batch in (updates, woken):
+            if batch:  # one executemany per shape, not a statement per row
+                await session.execute(update(Instance), batch)
+        for start in range(0, len(unchanged_ids), 500):
+            await session.execute(
+                update(Instance)
+                .where(Instance.id.in_(unchanged_ids[start : start + 500]))
+                .values(last_synced_at=started, observed_at=started)
+                .execution_options(synchronize_session=False)
+            )
+    return changed, bool(woken)

@@ -1,0 +1,225 @@
+"""`StatusSync`: the loop under the service lease, and one run of the sync."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import select
+
+from novita_manager.domain import observations
+from novita_manager.domain.statuses import NOVITA_REMOVING, Status
+from novita_manager.engine.housekeeping import (
+    HOUSEKEEPING_EVERY,
+    purge_expired_idempotency_keys,
+)
+from novita_manager.engine.service_lease import (
+    acquire_service_lease,
+    release_service_lease,
+    renew_service_lease,
+)
+from novita_manager.engine.status_sync.listing import (
+    PAGE_SIZE,
+    creates_in_doubt,
+    fallback_ids,
+    fetch_missing,
+)
+from novita_manager.engine.status_sync.record import record
+from novita_manager.engine.status_sync.strays import settle_strays
+from novita_manager.logging import get_logger
+from novita_manager.metrics import Metrics
+from novita_manager.novita.client import ListingProgress, NovitaClient
+from novita_manager.novita.create_request import marker_of
+from novita_manager.novita.errors import NovitaError
+from novita_manager.novita.models import Instance as NovitaInstance
+from novita_manager.store.db import Database
+from novita_manager.store.models import Instance
+from novita_manager.store.types import utcnow
+
+log = get_logger(__name__)
+
+LEASE_NAME = "status-sync"
+
+
+@dataclass
+class SyncReport:
+    pages: int = 0
+    fallback_gets: int = 0
+    rows: int = 0
+    changed: int = 0
+    strays: int = 0
+    complete: bool = True  # whether the listing proved it saw every instance
+
+
+@dataclass
+class SyncHealth:
+    last_success_at: datetime | None = None
+    last_error: str | None = None
+    consecutive_failures: int = 0
+    runs: int = 0
+
+
+class StatusSync:
+    def __init__(
+        self,
+        *,
+        db: Database,
+        client: NovitaClient,
+        interval: float,
+        owner: str,
+        startup_timeout: float = 600.0,
+        metrics: Metrics | None = None,
+        on_changes: Callable[[], None] = lambda: None,
+    ) -> None:
+        self.db = db
+        self.client = client
+        self.interval = interval
+        self.startup_timeout = startup_timeout
+        # An unchanged row at rest gets its `last_synced_at` rewritten at most this often.
+        self.resync_write_interval = max(interval * 10, 60.0)
+        self.owner = owner
+        self.metrics = metrics
+        self.on_changes = on_changes
+        self.health = SyncHealth()
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._stopping = False
+        self._last_housekeeping: datetime | None = None
+
+    def request(self) -> None:
+        """Ask for an early sync (after a create or an operation); coalesced with others."""
+        self._wake.set()
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._loop(), name="status-sync")
+
+    async def stop(self) -> None:
+        self._stopping = True
+        self._wake.set()
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    async def _loop(self) -> None:
+        token: str | None = None
+        min_gap = min(self.interval, 1.0) / 4
+        while not self._stopping:
+            lease_seconds = max(self.interval * 3, 5.0)
+            try:
+                if token is None or not await renew_service_lease(
+                    self.db, LEASE_NAME, token, lease_seconds
+                ):
+                    token = await acquire_service_lease(
+                        self.db, LEASE_NAME, self.owner, lease_seconds
+                    )
+                if token is not None:
+                    await self.run_once()
+                    await self._housekeeping()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("status_sync_crashed")
+            self._wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout=self.interval)
+            await asyncio.sleep(min_gap)  # coalesce a burst of requests into one sync
+        if token is not None:
+            with contextlib.suppress(Exception):
+                await release_service_lease(self.db, LEASE_NAME, token)
+
+    async def _housekeeping(self) -> None:
+        now = utcnow()
+        if self._last_housekeeping is not None and now - self._last_housekeeping < (
+            HOUSEKEEPING_EVERY
+        ):
+            return
+        self._last_housekeeping = now
+        purged = await purge_expired_idempotency_keys(self.db)
+        if purged:
+            log.info("idempotency_keys_purged", count=purged)
+
+    async def run_once(self) -> SyncReport:
+        """List the account once and record what it says about every managed instance."""
+        report = SyncReport()
+        async with self.db.read_session() as session:
+            rows = (
+                await session.execute(
+                    select(
+                        Instance.id,
+                        Instance.novita_instance_id,
+                        Instance.status,
+                        Instance.operation,
+                        Instance.operation_issued,
+                        Instance.operation_started_at,
+                        Instance.operation_issued_at,
+                        Instance.observation,
+                        Instance.cluster_id,
+                        Instance.last_synced_at,
+                    ).where(
+                        Instance.novita_instance_id.is_not(None),
+                        Instance.status != Status.DELETED.value,
+                    )
+                )
+            ).all()
+        report.rows = len(rows)
+        if not rows and not await creates_in_doubt(self.db):
+            return report  # nothing to watch: no upstream call at all
+        started = utcnow()
+        managed = {row.novita_instance_id for row in rows}
+        seen: dict[str, NovitaInstance] = {}
+        strays: dict[str, tuple[str, NovitaInstance]] = {}
+        progress = ListingProgress()
+        try:
+            async for page in self.client.list_instance_pages(
+                page_size=PAGE_SIZE, progress=progress
+            ):
+                report.pages += 1
+                if self.metrics is not None:
+                    self.metrics.status_sync_pages.inc()
+                for item in page.instances:
+                    if item.id in managed:
+                        seen[item.id] = item
+                    elif (marker := marker_of(item.envs)) and item.status not in NOVITA_REMOVING:
+                        strays[item.id] = (marker, item)
+            found = {
+                row.novita_instance_id: observations.summarize(seen[row.novita_instance_id])
+                for row in rows
+                if row.novita_instance_id in seen
+            }
+            missing = fallback_ids(rows, seen, complete=progress.complete)
+            report.complete = progress.complete
+            report.fallback_gets = len(missing)
+            found.update(await fetch_missing(self.client, missing))
+            if strays:
+                report.strays = await settle_strays(self.db, self.client, strays, started)
+        except NovitaError as error:
+            self.health.consecutive_failures += 1
+            self.health.last_error = str(error)
+            log.warning("status_sync_failed", error=str(error))
+            return report
+        report.changed, woken = await record(
+            self.db,
+            rows,
+            found,
+            started,
+            startup_timeout=self.startup_timeout,
+            resync_write_interval=self.resync_write_interval,
+        )
+        if woken:
+            self.on_changes()
+        self.health.consecutive_failures = 0
+        self.health.last_error = None
+        self.health.last_success_at = started
+        self.health.runs += 1
+        log.debug(
+            "status_sync",
+            pages=report.pages,
+            rows=report.rows,
+            changed=report.changed,
+            fallback_gets=report.fallback_gets,
+        )
+        return report
