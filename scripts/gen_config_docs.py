@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parent.parent
 CONFIGURATION_MD = ROOT / "docs" / "configuration.md"
 ENV_EXAMPLE = ROOT / ".env.example"
 
-# Sections in the order of config/settings.py; each variable's section is the comment above it there.
+# Sections in the order of config/settings.py; a variable's section is the comment above it.
 SECTIONS = {
     "Upstream (Novita)": "novita_api_base_url",
     "Storage": "database_url",
