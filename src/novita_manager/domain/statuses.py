@@ -35,6 +35,29 @@ class Event(StrEnum):
     DELETED = "instance.deleted"
 
 
+class CreateState(StrEnum):
+    """Create bookkeeping of an instance, so that one request never pays for two instances
+    (docs/design.md "Creating exactly once"). Stored as its string in `instances.create_state`."""
+
+    PENDING = "pending"  # no create sent, or none can have made an instance
+    IN_FLIGHT = "in_flight"  # marked (committed) before the create is sent; no answer recorded
+    UNKNOWN = "unknown"  # sent, and the outcome is unknown (timeout, dropped connection, 5xx)
+    DONE = "done"  # the instance is known (created or adopted), or a stray was deleted
+
+
+# A create in these states may have made an instance: look for it before creating again.
+CREATE_IN_DOUBT = frozenset({CreateState.IN_FLIGHT, CreateState.UNKNOWN})
+
+
+class DeliveryStatus(StrEnum):
+    """The state of a webhook delivery (the outbox row). Stored in `webhook_deliveries.status`."""
+
+    PENDING = "pending"  # to be sent (again)
+    DELIVERED = "delivered"  # the receiver answered 2xx
+    FAILED = "failed"  # not retryable, refused by the SSRF guard, or retries exhausted
+    SKIPPED = "skipped"  # no webhook URL configured
+
+
 # The status an instance shows while an operation is under way.
 OPERATION_STATUS = {
     Operation.CREATE: Status.CREATING,

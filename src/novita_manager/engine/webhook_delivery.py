@@ -45,6 +45,7 @@ from sqlalchemy import ColumnElement, Update, and_, or_, select, update
 
 from novita_manager.backoff import backoff_delay
 from novita_manager.config import Settings
+from novita_manager.domain.statuses import DeliveryStatus
 from novita_manager.engine.leases import Lease, LeaseLost, require, write_with_lease
 from novita_manager.engine.pipeline import Pipeline
 from novita_manager.engine.retry import truncate_error
@@ -80,7 +81,7 @@ def next_step(
     made = attempts + 1
     if result.delivered:
         return "delivered", {
-            "status": "delivered",
+            "status": DeliveryStatus.DELIVERED.value,
             "attempts": made,
             "delivered_at": now,
             "next_attempt_at": None,
@@ -98,7 +99,7 @@ def next_step(
             "last_error": error,
         }
     return "refused" if result.refused else "failed", {
-        "status": "failed",
+        "status": DeliveryStatus.FAILED.value,
         "attempts": made,
         "next_attempt_at": None,
         "last_error": error,
@@ -126,7 +127,7 @@ class WebhookDeliveryHandler:
         self.wake: Callable[[], None] = lambda: None  # the pipeline's hint, set by the builder
 
     async def __call__(self, lease: Lease, row: WebhookDelivery) -> None:
-        if row.status != "pending":
+        if row.status != DeliveryStatus.PENDING:
             return  # the pipeline releases the lease; nothing to do
         if row.url is None:
             await self._skip(lease, row)
@@ -228,7 +229,7 @@ class WebhookDeliveryHandler:
             .where(
                 d.instance_id == row.instance_id,
                 d.url == row.url,
-                d.status == "pending",
+                d.status == DeliveryStatus.PENDING.value,
                 d.id != row.id,
                 earlier,
             )
@@ -255,7 +256,7 @@ class WebhookDeliveryHandler:
             .where(
                 d.instance_id == row.instance_id,
                 d.url == row.url,
-                d.status == "pending",
+                d.status == DeliveryStatus.PENDING.value,
                 d.id != row.id,
                 d.lock_token.is_(None),
                 d.next_attempt_at > now,
@@ -277,7 +278,12 @@ class WebhookDeliveryHandler:
         d, now = WebhookDelivery, utcnow()
         statement = (
             update(d)
-            .where(which, d.status == "pending", d.lock_token.is_(None), d.next_attempt_at > now)
+            .where(
+                which,
+                d.status == DeliveryStatus.PENDING.value,
+                d.lock_token.is_(None),
+                d.next_attempt_at > now,
+            )
             .values(next_attempt_at=now)
             .execution_options(synchronize_session=False)
         )
@@ -290,7 +296,11 @@ class WebhookDeliveryHandler:
         self.wake()
 
     async def _skip(self, lease: Lease, row: WebhookDelivery) -> None:
-        values = {"status": "skipped", "next_attempt_at": None, "last_error": None}
+        values = {
+            "status": DeliveryStatus.SKIPPED.value,
+            "next_attempt_at": None,
+            "last_error": None,
+        }
         async with self.db.session() as session, session.begin():
             if not await write_with_lease(session, WebhookDelivery, lease, values, release=True):
                 return
@@ -325,7 +335,7 @@ def build_webhook_pipeline(
         db=db,
         model=WebhookDelivery,
         handler=handler,
-        due_filter=WebhookDelivery.status == "pending",
+        due_filter=WebhookDelivery.status == DeliveryStatus.PENDING.value,
         workers=settings.webhook_max_in_flight,
         batch_size=min(settings.webhook_max_in_flight, 64),
         lease_seconds=settings.lease_seconds,

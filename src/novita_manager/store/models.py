@@ -25,6 +25,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from novita_manager.domain.statuses import CreateState
 from novita_manager.store.types import UTCDateTime, utcnow
 
 NAMING = {
@@ -73,8 +74,10 @@ class Instance(LeasedMixin, Base):
     # older than that say nothing about its effect.
     operation_issued: Mapped[bool] = mapped_column(Boolean, default=False, nullable=False)
     operation_issued_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
-    # Create bookkeeping for exactly-once creation: pending, in_flight, unknown, done.
-    create_state: Mapped[str] = mapped_column(String(20), default="pending", nullable=False)
+    # Create bookkeeping for exactly-once creation: a `domain.statuses.CreateState` value.
+    create_state: Mapped[str] = mapped_column(
+        String(20), default=CreateState.PENDING.value, nullable=False
+    )
     create_attempts: Mapped[int] = mapped_column(Integer, default=0, nullable=False)
 
     product_name: Mapped[str] = mapped_column(String(200))
@@ -155,7 +158,8 @@ class WebhookDelivery(LeasedMixin, Base):
     """The outbox: one event to deliver, written in the same transaction as its state change.
 
     `id` is the Standard Webhooks `webhook-id`, stable across retries and redeliveries.
-    status: pending, delivered, failed (retries exhausted or not retryable), skipped (no URL).
+    status: a `domain.statuses.DeliveryStatus` value: pending, delivered, failed (retries
+    exhausted or not retryable), skipped (no URL).
     """
 
     __tablename__ = "webhook_deliveries"

@@ -4,10 +4,10 @@ delete. Sending one twice is harmless: "invalid state change" and 404 read as do
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Any
 
 from novita_manager.domain import observations
 from novita_manager.domain.statuses import Operation
+from novita_manager.engine.changes import InstanceChange
 from novita_manager.engine.leases import Lease
 from novita_manager.engine.provisioning.context import StepContext
 from novita_manager.engine.provisioning.transitions import fail
@@ -33,7 +33,7 @@ async def call(ctx: StepContext, lease: Lease, row: Instance, operation: Operati
         Operation.STOP: ctx.client.stop_instance,
         Operation.DELETE: ctx.client.delete_instance,
     }[operation]
-    values: dict[str, Any] = {}
+    gone: InstanceChange | None = None
     try:
         try:
             await send(row.novita_instance_id)
@@ -47,7 +47,7 @@ async def call(ctx: StepContext, lease: Lease, row: Instance, operation: Operati
     except NovitaInvalidStateChange:
         log.info("upstream_invalid_state_change_rereading", operation=operation.value)
     except NovitaNotFound:
-        values.update(observation=observations.gone(), observed_at=utcnow())
+        gone = InstanceChange(observation=observations.gone(), observed_at=utcnow())
     except NovitaError as error:
         if is_transient(error):
             await retry(ctx, lease, row, error)
@@ -55,15 +55,13 @@ async def call(ctx: StepContext, lease: Lease, row: Instance, operation: Operati
             await fail(ctx, lease, row, f"Novita refused {operation.value}: {error}")
         return
     now = utcnow()
-    values.update(
+    change = InstanceChange(
         operation_issued=True,
         operation_issued_at=now,
         last_error=None,
         next_attempt_at=(
-            now
-            if "observation" in values
-            else now + timedelta(seconds=ctx.settings.instance_poll_interval)
+            now if gone else now + timedelta(seconds=ctx.settings.instance_poll_interval)
         ),
-    )
-    await write(ctx, lease, row, values, release=True)
+    ).merged(gone)
+    await write(ctx, lease, row, change, release=True)
     ctx.on_upstream_change()

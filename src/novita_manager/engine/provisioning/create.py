@@ -4,11 +4,11 @@ cheapest offer that has capacity, and record the created instance."""
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Any
 
 from novita_manager.domain import observations
 from novita_manager.domain.offers import NoOffer, Offer
-from novita_manager.domain.statuses import Operation, Status
+from novita_manager.domain.statuses import CreateState, Operation, Status
+from novita_manager.engine.changes import InstanceChange
 from novita_manager.engine.leases import Lease
 from novita_manager.engine.provisioning.context import StepContext
 from novita_manager.engine.provisioning.offers import offers_to_try
@@ -33,6 +33,9 @@ from novita_manager.store.types import utcnow
 
 log = get_logger(__name__)
 
+PENDING = InstanceChange(create_state=CreateState.PENDING)  # certainly nothing was created
+UNKNOWN = InstanceChange(create_state=CreateState.UNKNOWN)  # something may have been created
+
 
 async def find_earlier_create(ctx: StepContext, lease: Lease, row: Instance) -> bool:
     """After an unknown create outcome: adopt the instance it made, or learn there is none.
@@ -53,7 +56,7 @@ async def find_earlier_create(ctx: StepContext, lease: Lease, row: Instance) -> 
     )
     if found is None and listing.complete:
         log.info("earlier_create_not_found", create_attempts=row.create_attempts)
-        return await write(ctx, lease, row, {"create_state": "pending"}, release=False)
+        return await write(ctx, lease, row, PENDING, release=False)
     if found is None:
         log.warning(
             "earlier_create_search_incomplete",
@@ -71,7 +74,7 @@ async def find_earlier_create(ctx: StepContext, lease: Lease, row: Instance) -> 
                 row,
                 "the outcome of a create is unknown and Novita's listing could not be proved "
                 "complete before the startup timeout; not creating again",
-                extra={"create_state": "unknown"},
+                extra=UNKNOWN,
             )
             return False
         await retry(
@@ -82,23 +85,23 @@ async def find_earlier_create(ctx: StepContext, lease: Lease, row: Instance) -> 
                 "looking for an earlier create: Novita's listing was not proved complete "
                 f"({len(listing.instances)} of {listing.progress.total} seen); will look again"
             ),
-            extra={"create_state": "unknown"},
+            extra=UNKNOWN,
         )
         return False
     log.warning("adopting_instance_from_unknown_create", novita_instance_id=found.id)
     now = utcnow()
-    values: dict[str, Any] = {
-        "novita_instance_id": found.id,
-        "create_state": "done",
-        "novita_status": found.status or None,
-        "observation": observations.merge(row.observation, observations.summarize(found), now),
-        "observed_at": now,
-    }
+    change = InstanceChange(
+        novita_instance_id=found.id,
+        create_state=CreateState.DONE,
+        novita_status=found.status or None,
+        observation=observations.merge(row.observation, observations.summarize(found), now),
+        observed_at=now,
+    )
     also = []
     if row.operation == Operation.CREATE.value:
-        values["status"] = Status.STARTING.value
+        change = change.merged(InstanceChange(status=Status.STARTING))
         also.append(history(row, Status.STARTING, "adopted after an unknown create", now))
-    return await write(ctx, lease, row, values, release=False, also=also)
+    return await write(ctx, lease, row, change, release=False, also=also)
 
 
 async def create(ctx: StepContext, lease: Lease, row: Instance) -> None:
@@ -140,13 +143,13 @@ async def create(ctx: StepContext, lease: Lease, row: Instance) -> None:
             ctx,
             lease,
             row,
-            {
-                "create_state": "in_flight",
-                "create_attempts": row.create_attempts + 1,
-                "product_id": offer.product_id,
-                "cluster_id": offer.cluster_id,
-                "price_per_hour": offer.instance_price(row.gpu_num),
-            },
+            InstanceChange(
+                create_state=CreateState.IN_FLIGHT,
+                create_attempts=row.create_attempts + 1,
+                product_id=offer.product_id,
+                cluster_id=offer.cluster_id,
+                price_per_hour=offer.instance_price(row.gpu_num),
+            ),
             release=False,
         )
         if not marked:
@@ -155,7 +158,7 @@ async def create(ctx: StepContext, lease: Lease, row: Instance) -> None:
             novita_id = await ctx.client.create_instance(request)
         except NovitaOutcomeUnknown as error:
             log.warning("create_outcome_unknown", error=str(error))
-            await retry(ctx, lease, row, error, extra={"create_state": "unknown"})
+            await retry(ctx, lease, row, error, extra=UNKNOWN)
             return
         except NovitaInsufficientResource as error:
             # Refused, so nothing was created: the next offer may have room.
@@ -166,19 +169,19 @@ async def create(ctx: StepContext, lease: Lease, row: Instance) -> None:
                 error=str(error),
             )
             refused.append(f"{offer.product_id} in {offer.cluster_id}: {error.message}")
-            if not await write(ctx, lease, row, {"create_state": "pending"}, release=False):
+            if not await write(ctx, lease, row, PENDING, release=False):
                 return
             continue
         except NovitaError as error:
             if is_transient(error):  # refused before it was processed: nothing was created
-                await retry(ctx, lease, row, error, extra={"create_state": "pending"})
+                await retry(ctx, lease, row, error, extra=PENDING)
             else:
                 await fail(
                     ctx,
                     lease,
                     row,
                     f"Novita rejected the create: {error}",
-                    extra={"create_state": "pending"},
+                    extra=PENDING,
                 )
             return
         await created(ctx, lease, row, novita_id, offer, refused)
@@ -188,7 +191,7 @@ async def create(ctx: StepContext, lease: Lease, row: Instance) -> None:
         lease,
         row,
         "no offer in the region has capacity (INSUFFICIENT_RESOURCE): " + "; ".join(refused),
-        extra={"create_state": "pending"},
+        extra=PENDING,
     )
 
 
@@ -220,15 +223,15 @@ async def created(
         ctx,
         lease,
         row,
-        {
-            "novita_instance_id": novita_id,
-            "create_state": "done",
-            "status": Status.STARTING.value,
-            "operation_issued_at": now,
-            "attempts": 0,
-            "last_error": None,
-            "next_attempt_at": now + timedelta(seconds=ctx.settings.instance_poll_interval),
-        },
+        InstanceChange(
+            novita_instance_id=novita_id,
+            create_state=CreateState.DONE,
+            status=Status.STARTING,
+            operation_issued_at=now,
+            attempts=0,
+            last_error=None,
+            next_attempt_at=now + timedelta(seconds=ctx.settings.instance_poll_interval),
+        ),
         release=True,
         also=[history(row, Status.STARTING, reason, now)],
     )

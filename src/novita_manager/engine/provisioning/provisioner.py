@@ -6,8 +6,9 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from novita_manager.config import Settings
-from novita_manager.domain.lifecycle import Action, Snapshot, decide
-from novita_manager.domain.statuses import Operation, Status
+from novita_manager.domain.lifecycle import Action, decide
+from novita_manager.domain.statuses import CREATE_IN_DOUBT
+from novita_manager.engine.changes import InstanceChange
 from novita_manager.engine.leases import Lease
 from novita_manager.engine.provisioning.calls import call
 from novita_manager.engine.provisioning.context import StepContext
@@ -15,6 +16,7 @@ from novita_manager.engine.provisioning.create import create, find_earlier_creat
 from novita_manager.engine.provisioning.requests import take_requests
 from novita_manager.engine.provisioning.transitions import transition, wait
 from novita_manager.engine.provisioning.write import retry, write
+from novita_manager.engine.snapshots import snapshot_of
 from novita_manager.logging import bound_context
 from novita_manager.novita.catalogue import Catalogue
 from novita_manager.novita.client import NovitaClient
@@ -63,7 +65,7 @@ class Provisioner:
         ctx = self.ctx
         if row.request_seq > row.consumed_seq and not await take_requests(ctx, lease, row):
             return
-        unknown_create = row.create_state in ("in_flight", "unknown")
+        unknown_create = row.create_state in CREATE_IN_DOUBT
         if (
             row.novita_instance_id is None
             and unknown_create
@@ -71,7 +73,7 @@ class Provisioner:
         ):
             return
         decision = decide(
-            _snapshot(row),
+            snapshot_of(row),
             now=utcnow(),
             timeout=ctx.settings.instance_startup_timeout,
             recheck_after=ctx.settings.instance_poll_interval * RECHECK_INTERVALS,
@@ -86,17 +88,4 @@ class Provisioner:
         elif decision.action is Action.WAIT:
             await wait(ctx, lease, row, decision.wait_seconds or 0.0)
         else:
-            await write(ctx, lease, row, {"next_attempt_at": None}, release=True)
-
-
-def _snapshot(row: Instance) -> Snapshot:
-    return Snapshot(
-        status=Status(row.status),
-        operation=Operation(row.operation) if row.operation else None,
-        operation_issued=row.operation_issued,
-        operation_started_at=row.operation_started_at,
-        operation_issued_at=row.operation_issued_at,
-        has_upstream=row.novita_instance_id is not None,
-        observation=row.observation,
-        observed_at=row.observed_at,
-    )
+            await write(ctx, lease, row, InstanceChange(next_attempt_at=None), release=True)

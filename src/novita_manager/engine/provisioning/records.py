@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import update
 
 from novita_manager.domain.requests import FINAL_STATES, RequestState
-from novita_manager.domain.statuses import Event, Status
+from novita_manager.domain.statuses import DeliveryStatus, Event, Status
 from novita_manager.engine.retry import truncate_error
 from novita_manager.store.models import Instance, InstanceEvent, OperationRequest, WebhookDelivery
 
@@ -36,7 +36,7 @@ def delivery(
         event_type=event.value,
         url=url,
         payload=payload,
-        status="pending" if url else "skipped",
+        status=(DeliveryStatus.PENDING if url else DeliveryStatus.SKIPPED).value,
         created_at=now,
         next_attempt_at=now if url else None,
         attempts=0,

@@ -9,6 +9,7 @@ from sqlalchemy.orm import aliased
 
 from novita_manager.domain.requests import Pending, RequestState, plan_requests
 from novita_manager.domain.statuses import OPERATION_STATUS, Operation, Status
+from novita_manager.engine.changes import InstanceChange
 from novita_manager.engine.leases import Lease
 from novita_manager.engine.provisioning.context import StepContext
 from novita_manager.engine.provisioning.records import final_outcome, history, resolve_in_progress
@@ -55,7 +56,9 @@ async def take_requests(ctx: StepContext, lease: Lease, row: Instance) -> bool:
             )
         ).all()
     if not pending:  # e.g. a refusal rolled back after the bump was read
-        return await write(ctx, lease, row, {"consumed_seq": row.request_seq}, release=False)
+        return await write(
+            ctx, lease, row, InstanceChange(consumed_seq=row.request_seq), release=False
+        )
     under_way = Operation(row.operation) if row.operation else None
     plan = plan_requests(
         Status(row.status),
@@ -68,7 +71,7 @@ async def take_requests(ctx: StepContext, lease: Lease, row: Instance) -> bool:
         row.consumed_seq,
     )
     now = utcnow()
-    values: dict[str, Any] = {"consumed_seq": plan.consumed_seq}
+    change = InstanceChange(consumed_seq=plan.consumed_seq)
     statements: list[Any] = []
     if plan.supersede_under_way is not None:
         statements.append(
@@ -86,23 +89,25 @@ async def take_requests(ctx: StepContext, lease: Lease, row: Instance) -> bool:
     for seq, _, webhook_url, _, _, _ in pending:
         taken = plan.outcomes.get(seq, (None, None))[0] is RequestState.IN_PROGRESS
         if taken and webhook_url:
-            values["webhook_url"] = webhook_url
+            change = change.merged(InstanceChange(webhook_url=webhook_url))
     also: list[Any] = []
     if plan.adopt is not None:
         operation = plan.adopt.operation
         status = OPERATION_STATUS[operation]
-        values.update(
-            operation=operation.value,
-            operation_started_at=now,
-            operation_issued=False,
-            operation_issued_at=None,
-            status=status.value,
-            failure_reason=None,
-            attempts=0,
-            last_error=None,
+        change = change.merged(
+            InstanceChange(
+                operation=operation,
+                operation_started_at=now,
+                operation_issued=False,
+                operation_issued_at=None,
+                status=status,
+                failure_reason=None,
+                attempts=0,
+                last_error=None,
+            )
         )
         if operation is Operation.START:
-            values["started_at"] = now
+            change = change.merged(InstanceChange(started_at=now))
         reason = f"{operation.value} requested (#{plan.adopt.seq})"
         also.append(history(row, status, reason, now))
-    return await write(ctx, lease, row, values, release=False, also=also, statements=statements)
+    return await write(ctx, lease, row, change, release=False, also=also, statements=statements)

@@ -11,6 +11,7 @@ from typing import Any
 from sqlalchemy import select
 
 from novita_manager.domain import observations
+from novita_manager.domain.statuses import CREATE_IN_DOUBT
 from novita_manager.logging import get_logger
 from novita_manager.novita.client import NovitaClient
 from novita_manager.novita.errors import NovitaNotFound
@@ -67,7 +68,7 @@ async def creates_in_doubt(db: Database) -> bool:
             select(Instance.id)
             .where(
                 Instance.novita_instance_id.is_(None),
-                Instance.create_state.in_(("in_flight", "unknown")),
+                Instance.create_state.in_([state.value for state in CREATE_IN_DOUBT]),
                 Instance.created_at > utcnow() - STRAY_WINDOW,
             )
             .limit(1)

@@ -3,17 +3,33 @@ whose next provisioning step would act made due at once."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import update
 
 from novita_manager.domain import observations
-from novita_manager.domain.lifecycle import Action, Snapshot, decide
-from novita_manager.domain.statuses import Operation, Status
+from novita_manager.domain.lifecycle import Action, decide
+from novita_manager.engine.changes import InstanceChange, observed
+from novita_manager.engine.snapshots import SNAPSHOT_COLUMNS, snapshot_of
 from novita_manager.store.db import Database
 from novita_manager.store.models import Instance
 from novita_manager.store.types import utcnow
+
+# The columns the sync reads of each managed row: what `record` needs besides the snapshot's.
+SYNC_COLUMNS = tuple(
+    {
+        column.key: column
+        for column in (
+            Instance.id,
+            Instance.novita_instance_id,
+            Instance.cluster_id,
+            Instance.last_synced_at,
+            *SNAPSHOT_COLUMNS,
+        )
+    }.values()
+)
 
 
 def _older_than(moment: datetime | None, now: datetime, seconds: float) -> bool:
@@ -28,16 +44,7 @@ def needs_reaction(
     Intermediate states (toCreate, creating, pulling...) change each instance several times on
     its way up; waking a worker for each would cost steps that decide nothing.
     """
-    snapshot = Snapshot(
-        status=Status(row.status),
-        operation=Operation(row.operation) if row.operation else None,
-        operation_issued=row.operation_issued,
-        operation_started_at=row.operation_started_at,
-        operation_issued_at=row.operation_issued_at,
-        has_upstream=True,
-        observation=observation,
-        observed_at=observed_at,
-    )
+    snapshot = replace(snapshot_of(row), observation=observation, observed_at=observed_at)
     decision = decide(snapshot, now=now, timeout=timeout, recheck_after=timeout)
     return decision.action not in (Action.WAIT, Action.IDLE)
 
@@ -75,20 +82,14 @@ async def record(
             ):
                 unchanged_ids.append(row.id)
             continue
-        values: dict[str, Any] = {
-            "id": row.id,
-            "observation": observation,
-            "observed_at": started,
-            "last_synced_at": started,
-            "novita_status": observation.get("status"),
-            "port_mappings": observation.get("portMappings", []),
-            "connection_details": observation.get("connectionDetails", {}),
-            "cluster_id": observation.get("clusterId") or row.cluster_id,
-        }
+        change = observed(observation, started, row.cluster_id).merged(
+            InstanceChange(last_synced_at=started)
+        )
         if react:
-            woken.append({**values, "next_attempt_at": now})
+            change = change.merged(InstanceChange(next_attempt_at=now))
+            woken.append({"id": row.id, **change.columns()})
         elif observation != row.observation:
-            updates.append(values)
+            updates.append({"id": row.id, **change.columns()})
     async with db.session() as session, session.begin():
         for batch in (updates, woken):
             if batch:  # one executemany per shape, not a statement per row

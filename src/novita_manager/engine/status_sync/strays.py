@@ -1,18 +1,19 @@
-"""Instances carrying our marker that no row owns: adopted by a row still creating, deleted
-otherwise, so that no paid GPU runs that nobody knows about."""
+"""Instances carrying our marker that no row owns (a last line of defence for creating exactly
+once): adopted here by a row still creating; the others are recorded as sightings, which the
+scheduled task `scheduled/strays.py` deletes upstream.
+"""
 
 from __future__ import annotations
 
-import contextlib
+from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import select, update
 
 from novita_manager.domain import observations
-from novita_manager.domain.statuses import Status
+from novita_manager.domain.statuses import CreateState, Status
+from novita_manager.engine.changes import InstanceChange
 from novita_manager.logging import get_logger
-from novita_manager.novita.client import NovitaClient
-from novita_manager.novita.errors import NovitaNotFound
 from novita_manager.novita.models import Instance as NovitaInstance
 from novita_manager.store.db import Database
 from novita_manager.store.models import Instance
@@ -21,72 +22,92 @@ from novita_manager.store.types import utcnow
 log = get_logger(__name__)
 
 # Rows in these statuses adopt an instance that carries their marker; others have it deleted.
-_ADOPTING = frozenset({Status.CREATING.value, Status.STARTING.value})
+ADOPTING = frozenset({Status.CREATING.value, Status.STARTING.value})
+
+
+@dataclass(frozen=True)
+class Sighting:
+    """An upstream instance carrying the marker of row `marker` that the row does not own."""
+
+    novita_instance_id: str
+    marker: str
+    seen_at: datetime
+
+
+class StraySightings:
+    """What the last listing showed of strays, kept in this process for the deletion task."""
+
+    def __init__(self) -> None:
+        self._sightings: dict[str, Sighting] = {}
+
+    def record(self, sightings: list[Sighting]) -> None:
+        """Replace the sightings with those of the latest listing."""
+        self._sightings = {sighting.novita_instance_id: sighting for sighting in sightings}
+
+    def take(self) -> list[Sighting]:
+        """The sightings to act on, forgotten here (the next listing shows those still there)."""
+        taken, self._sightings = list(self._sightings.values()), {}
+        return taken
+
+    def __len__(self) -> int:
+        return len(self._sightings)
+
+
+async def owners_of(db: Database, markers: set[str]) -> dict[str, tuple[str | None, str]]:
+    """The rows the markers name: id -> (novita_instance_id, status)."""
+    async with db.read_session() as session:
+        rows = (
+            await session.execute(
+                select(Instance.id, Instance.novita_instance_id, Instance.status).where(
+                    Instance.id.in_(markers)
+                )
+            )
+        ).all()
+    return {row.id: (row.novita_instance_id, row.status) for row in rows}
+
+
+def is_stray(owner: tuple[str | None, str] | None, novita_id: str) -> bool:
+    """Whether an instance with this owner's marker belongs to nobody (and is not adoptable)."""
+    if owner is None:
+        return False  # someone else's marker: left alone
+    owned_id, status = owner
+    if owned_id == novita_id:
+        return False  # adopted since the listing was read
+    return not (owned_id is None and status in ADOPTING)
 
 
 async def settle_strays(
-    db: Database,
-    client: NovitaClient,
-    strays: dict[str, tuple[str, NovitaInstance]],
-    started: datetime,
-) -> int:
-    """Instances carrying our marker that no row owns: adopt them or delete them.
-
-    A row still creating (its create's answer was lost) adopts its instance; any other
-    (a duplicate, or the late result of a create whose request already failed or was
-    deleted) is deleted upstream so that no paid GPU runs that nobody knows about.
+    db: Database, strays: dict[str, tuple[str, NovitaInstance]], started: datetime
+) -> list[Sighting]:
+    """Instances carrying our marker that no row owns: a row still creating (its create's
+    answer was lost) adopts its instance; the others are returned as sightings to delete (a
+    duplicate, or the late result of a create whose request already failed or was deleted).
     Instances with a marker we never issued belong to someone else and are left alone.
     """
-    markers = {marker for marker, _ in strays.values()}
-    async with db.read_session() as session:
-        owners = {
-            row.id: row
-            for row in (
-                await session.execute(
-                    select(Instance.id, Instance.novita_instance_id, Instance.status).where(
-                        Instance.id.in_(markers)
-                    )
-                )
-            ).all()
-        }
-    settled = 0
+    owners = await owners_of(db, {marker for marker, _ in strays.values()})
+    sightings: list[Sighting] = []
     for novita_id, (marker, item) in strays.items():
         owner = owners.get(marker)
-        if owner is None or owner.novita_instance_id == novita_id:
-            continue  # someone else's marker, or adopted since this sync read its rows
-        settled += 1
-        if owner.novita_instance_id is None and owner.status in _ADOPTING:
-            log.warning("stray_instance_adopted", instance_id=marker, novita_instance_id=novita_id)
-            async with db.session() as session, session.begin():
-                await session.execute(
-                    update(Instance)
-                    .where(Instance.id == marker, Instance.novita_instance_id.is_(None))
-                    .values(
+        if owner is None or owner[0] == novita_id:
+            continue
+        if is_stray(owner, novita_id):
+            sightings.append(Sighting(novita_id, marker, started))
+            continue
+        log.warning("stray_instance_adopted", instance_id=marker, novita_instance_id=novita_id)
+        async with db.session() as session, session.begin():
+            await session.execute(
+                update(Instance)
+                .where(Instance.id == marker, Instance.novita_instance_id.is_(None))
+                .values(
+                    InstanceChange(
                         novita_instance_id=novita_id,
-                        create_state="done",
+                        create_state=CreateState.DONE,
                         observation=observations.summarize(item),
                         observed_at=started,
                         novita_status=item.status or None,
                         next_attempt_at=utcnow(),
-                    )
-                    .execution_options(synchronize_session=False)
+                    ).columns()
                 )
-            continue
-        log.warning(
-            "stray_instance_deleted",
-            instance_id=marker,
-            novita_instance_id=novita_id,
-            owner_status=owner.status,
-            owner_novita_instance_id=owner.novita_instance_id,
-        )
-        with contextlib.suppress(NovitaNotFound):
-            await client.delete_instance(novita_id)
-        if owner.novita_instance_id is None:
-            async with db.session() as session, session.begin():
-                await session.execute(
-                    update(Instance)
-                    .where(Instance.id == marker, Instance.novita_instance_id.is_(None))
-                    .values(create_state="done")
-                    .execution_options(synchronize_session=False)
-                )
-    return settled
+                .execution_options(synchronize_session=False)
+            )
+    return sightings

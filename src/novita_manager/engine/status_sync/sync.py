@@ -27,7 +27,7 @@ from novita_manager.engine.status_sync.listing import (
     fallback_ids,
     fetch_missing,
 )
-from novita_manager.engine.status_sync.record import record
+from novita_manager.engine.status_sync.record import SYNC_COLUMNS, record
 from novita_manager.engine.status_sync.strays import settle_strays
 from novita_manager.logging import get_logger
 from novita_manager.metrics import Metrics
@@ -148,18 +148,7 @@ class StatusSync:
         async with self.db.read_session() as session:
             rows = (
                 await session.execute(
-                    select(
-                        Instance.id,
-                        Instance.novita_instance_id,
-                        Instance.status,
-                        Instance.operation,
-                        Instance.operation_issued,
-                        Instance.operation_started_at,
-                        Instance.operation_issued_at,
-                        Instance.observation,
-                        Instance.cluster_id,
-                        Instance.last_synced_at,
-                    ).where(
+                    select(*SYNC_COLUMNS).where(
                         Instance.novita_instance_id.is_not(None),
                         Instance.status != Status.DELETED.value,
                     )

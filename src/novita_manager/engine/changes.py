@@ -1,0 +1,129 @@
+"""Typed writes to an instance row: `InstanceChange` names the columns a step may change.
+
+A step says what it changes with an `InstanceChange` instead of a dict keyed by column names, so
+a misspelt column or a value of the wrong type is a type error (and a TypeError at run time).
+`values()` gives the UPDATE's values (enums as their stored strings), `apply_to()` mirrors the
+change on the row a step holds, and `after()` gives a detached copy of the row after the change
+(the webhook's view is rendered from it before the write commits).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from datetime import datetime
+from enum import Enum
+from typing import Any, Final, TypeVar, Union
+
+from sqlalchemy import case
+
+from novita_manager.domain.statuses import CreateState, Operation, Status
+from novita_manager.store.models import Instance
+
+
+class _Unset(Enum):
+    UNSET = "unset"
+
+
+UNSET: Final = _Unset.UNSET
+T = TypeVar("T")
+Maybe = Union[T, _Unset]  # noqa: UP007  (a generic alias: `T | _Unset` cannot be subscripted)
+
+
+@dataclass(frozen=True, slots=True)
+class InstanceChange:
+    """The instance columns a step may change; a field left UNSET is not written.
+
+    `sooner_if_observed_after` is not a column: with `next_attempt_at` set, it makes the UPDATE
+    itself choose "due now" when an observation newer than this moment (None: any observation)
+    was recorded meanwhile (a waiting step must not sleep past news the sync just wrote).
+    """
+
+    status: Maybe[Status] = UNSET
+    operation: Maybe[Operation | None] = UNSET
+    operation_started_at: Maybe[datetime | None] = UNSET
+    operation_issued: Maybe[bool] = UNSET
+    operation_issued_at: Maybe[datetime | None] = UNSET
+    consumed_seq: Maybe[int] = UNSET
+    webhook_url: Maybe[str | None] = UNSET
+    create_state: Maybe[CreateState] = UNSET
+    create_attempts: Maybe[int] = UNSET
+    product_id: Maybe[str | None] = UNSET
+    cluster_id: Maybe[str | None] = UNSET
+    price_per_hour: Maybe[float | None] = UNSET
+    novita_instance_id: Maybe[str | None] = UNSET
+    novita_status: Maybe[str | None] = UNSET
+    observation: Maybe[dict[str, Any] | None] = UNSET
+    observed_at: Maybe[datetime | None] = UNSET
+    last_synced_at: Maybe[datetime | None] = UNSET
+    port_mappings: Maybe[list[Any]] = UNSET
+    connection_details: Maybe[dict[str, Any]] = UNSET
+    failure_reason: Maybe[str | None] = UNSET
+    attempts: Maybe[int] = UNSET
+    last_error: Maybe[str | None] = UNSET
+    next_attempt_at: Maybe[datetime | None] = UNSET
+    updated_at: Maybe[datetime] = UNSET
+    started_at: Maybe[datetime | None] = UNSET
+    ready_at: Maybe[datetime | None] = UNSET
+    failed_at: Maybe[datetime | None] = UNSET
+    stopped_at: Maybe[datetime | None] = UNSET
+    deleted_at: Maybe[datetime | None] = UNSET
+    sooner_if_observed_after: Maybe[datetime | None] = UNSET
+
+    def columns(self) -> dict[str, Any]:
+        """The columns set, with plain values (enums as their stored strings)."""
+        values: dict[str, Any] = {}
+        for field in fields(self):
+            value = getattr(self, field.name)
+            if value is UNSET or field.name == "sooner_if_observed_after":
+                continue
+            values[field.name] = value.value if isinstance(value, Enum) else value
+        return values
+
+    def values(self, now: datetime) -> dict[str, Any]:
+        """The UPDATE's values: `columns()`, with `next_attempt_at` as a SQL expression when it
+        depends on what the row holds at the time of the write."""
+        values = self.columns()
+        seen = self.sooner_if_observed_after
+        if "next_attempt_at" in values and seen is not UNSET:
+            newer = (
+                Instance.observed_at.is_not(None) if seen is None else Instance.observed_at > seen
+            )
+            values["next_attempt_at"] = case((newer, now), else_=values["next_attempt_at"])
+        return values
+
+    def merged(self, other: InstanceChange | None) -> InstanceChange:
+        """This change with the fields `other` sets replaced by `other`'s."""
+        if other is None:
+            return self
+        mine = {field.name: getattr(self, field.name) for field in fields(self)}
+        for field in fields(other):
+            value = getattr(other, field.name)
+            if value is not UNSET:
+                mine[field.name] = value
+        return InstanceChange(**mine)
+
+    def sets(self, column: str) -> bool:
+        return getattr(self, column) is not UNSET
+
+    def apply_to(self, row: Instance) -> None:
+        """Mirror the change on `row` (after the write committed)."""
+        for name, value in self.columns().items():
+            setattr(row, name, value)
+
+    def after(self, row: Instance) -> Instance:
+        """A detached copy of `row` with the change applied."""
+        copy = Instance(**{column.key: getattr(row, column.key) for column in Instance.__table__.c})
+        self.apply_to(copy)
+        return copy
+
+
+def observed(observation: dict[str, Any], at: datetime, cluster_id: str | None) -> InstanceChange:
+    """The columns an observation of the instance sets (the sync's and a step's GET alike)."""
+    return InstanceChange(
+        observation=observation,
+        observed_at=at,
+        novita_status=observation.get("status"),
+        port_mappings=observation.get("portMappings", []),
+        connection_details=observation.get("connectionDetails", {}),
+        cluster_id=observation.get("clusterId") or cluster_id,
+    )

@@ -1,0 +1,66 @@
+"""Typed writes: `InstanceChange` names only instance columns and renders them for the UPDATE."""
+
+from __future__ import annotations
+
+from dataclasses import fields
+from datetime import timedelta
+
+import pytest
+
+from novita_manager.domain.statuses import CreateState, Operation, Status
+from novita_manager.engine.changes import InstanceChange, observed
+from novita_manager.store.models import Instance
+from novita_manager.store.types import utcnow
+
+
+def test_every_field_but_the_wake_rule_is_an_instance_column() -> None:
+    columns = {column.key for column in Instance.__table__.c}
+    names = {field.name for field in fields(InstanceChange)} - {"sooner_if_observed_after"}
+    assert names <= columns
+
+
+def test_a_misspelt_column_is_refused() -> None:
+    with pytest.raises(TypeError):
+        InstanceChange(**{"create_sate": CreateState.DONE})  # type: ignore[arg-type]
+
+
+def test_values_are_the_set_columns_with_enums_as_stored_strings() -> None:
+    change = InstanceChange(status=Status.STOPPED, operation=None, create_state=CreateState.DONE)
+    assert change.columns() == {"status": "stopped", "operation": None, "create_state": "done"}
+    assert all(type(value) is not Status for value in change.columns().values())
+
+
+def test_merged_keeps_the_later_fields_and_after_leaves_the_row_alone() -> None:
+    now = utcnow()
+    change = InstanceChange(operation=Operation.STOP, attempts=3).merged(
+        InstanceChange(attempts=0, stopped_at=now)
+    )
+    assert change.columns() == {"operation": "stop", "attempts": 0, "stopped_at": now}
+    row = Instance(id="x", status="running", attempts=3)
+    after = change.after(row)
+    assert (after.operation, after.attempts, after.stopped_at) == ("stop", 0, now)
+    assert (row.operation, row.attempts) == (None, 3)
+
+
+def test_a_wait_becomes_due_at_once_when_a_newer_observation_was_written() -> None:
+    now = utcnow()
+    change = InstanceChange(
+        next_attempt_at=now + timedelta(seconds=30), sooner_if_observed_after=now
+    )
+    assert "sooner_if_observed_after" not in change.columns()
+    sql = str(change.values(now)["next_attempt_at"])
+    assert "CASE" in sql
+    assert "observed_at" in sql
+
+
+def test_an_observation_sets_the_observation_columns() -> None:
+    now = utcnow()
+    change = observed({"status": "running", "portMappings": [1]}, now, "cn-hongkong-1")
+    assert change.columns() == {
+        "observation": {"status": "running", "portMappings": [1]},
+        "observed_at": now,
+        "novita_status": "running",
+        "port_mappings": [1],
+        "connection_details": {},
+        "cluster_id": "cn-hongkong-1",
+    }
