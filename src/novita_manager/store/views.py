@@ -7,14 +7,16 @@ webhook payloads written in the same transaction as a status change.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
 from novita_manager.domain.payloads import iso
 from novita_manager.domain.views import (
     AttemptView,
-    ConnectionDetails,
     DeliveryView,
     InstanceView,
     OperationRequestView,
-    PortMappingView,
 )
 from novita_manager.store.models import (
     Instance,
@@ -23,38 +25,93 @@ from novita_manager.store.models import (
     WebhookDelivery,
 )
 
+# The columns an instance view is made of: the fast read path selects exactly these.
+VIEW_COLUMNS: tuple[str, ...] = (
+    "id",
+    "name",
+    "status",
+    "novita_status",
+    "novita_instance_id",
+    "product_id",
+    "product_name",
+    "template_id",
+    "gpu_num",
+    "rootfs_size",
+    "region",
+    "cluster_id",  # or, until it is recorded, the cluster the last observation named
+    "billing_mode",
+    "price_per_hour",
+    "port_mappings",
+    "connection_details",
+    "created_at",
+    "started_at",
+    "ready_at",
+    "failed_at",
+    "stopped_at",
+    "deleted_at",
+    "failure_reason",
+    "last_error",
+    "last_synced_at",
+)
+
+
+def render_instance(columns: Mapping[str, Any], *, stale: bool) -> dict[str, Any]:
+    """The instance view as plain JSON values, from the row's columns (`VIEW_COLUMNS`).
+
+    This is the one place the fields are made; `instance_view` validates the same dict into the
+    typed model, and the read endpoints serialise it directly (a test checks both agree).
+    Timestamps are datetimes, or already their ISO-8601 text (the SQLite read path has it).
+    """
+    connection = columns["connection_details"] or {}
+    return {
+        "id": columns["id"],
+        "name": columns["name"],
+        "status": columns["status"],
+        "novitaStatus": columns["novita_status"],
+        "novitaInstanceId": columns["novita_instance_id"],
+        "productId": columns["product_id"],
+        "productName": columns["product_name"],
+        "templateId": columns["template_id"],
+        "gpuNum": columns["gpu_num"],
+        "rootfsSize": columns["rootfs_size"],
+        "region": columns["region"],
+        "clusterId": columns["cluster_id"],
+        "billingMode": columns["billing_mode"],
+        "pricePerHour": columns["price_per_hour"],
+        "portMappings": [
+            {"port": int(m["port"]), "endpoint": m.get("endpoint"), "type": m.get("type")}
+            for m in columns["port_mappings"] or []
+        ],
+        "connectionDetails": {
+            "ssh": connection.get("ssh"),
+            "jupyter": connection.get("jupyter"),
+            "webTerminal": connection.get("webTerminal"),
+        },
+        "createdAt": _iso(columns["created_at"]),
+        "startedAt": _iso(columns["started_at"]),
+        "readyAt": _iso(columns["ready_at"]),
+        "failedAt": _iso(columns["failed_at"]),
+        "stoppedAt": _iso(columns["stopped_at"]),
+        "deletedAt": _iso(columns["deleted_at"]),
+        "lastError": columns["failure_reason"] or columns["last_error"],
+        "lastSyncedAt": _iso(columns["last_synced_at"]),
+        "stale": stale,
+    }
+
+
+def _iso(moment: datetime | str | None) -> str | None:
+    return moment if isinstance(moment, str) else iso(moment)
+
+
+def view_columns(row: Instance) -> dict[str, Any]:
+    """The `VIEW_COLUMNS` of an ORM row (`store.instance_reads` selects the same in SQL)."""
+    columns = {name: getattr(row, name) for name in VIEW_COLUMNS}
+    columns["cluster_id"] = row.cluster_id or (row.observation or {}).get("clusterId")
+    return columns
+
 
 def instance_view(row: Instance, *, stale: bool) -> InstanceView:
-    observation = row.observation or {}
-    created_at = iso(row.created_at)
-    assert created_at is not None  # the column is NOT NULL
-    return InstanceView(
-        id=row.id,
-        name=row.name,
-        status=row.status,
-        novitaStatus=row.novita_status,
-        novitaInstanceId=row.novita_instance_id,
-        productId=row.product_id,
-        productName=row.product_name,
-        templateId=row.template_id,
-        gpuNum=row.gpu_num,
-        rootfsSize=row.rootfs_size,
-        region=row.region,
-        clusterId=row.cluster_id or observation.get("clusterId"),
-        billingMode=row.billing_mode,
-        pricePerHour=row.price_per_hour,
-        portMappings=[PortMappingView.model_validate(p) for p in row.port_mappings or []],
-        connectionDetails=ConnectionDetails.model_validate(row.connection_details or {}),
-        createdAt=created_at,
-        startedAt=iso(row.started_at),
-        readyAt=iso(row.ready_at),
-        failedAt=iso(row.failed_at),
-        stoppedAt=iso(row.stopped_at),
-        deletedAt=iso(row.deleted_at),
-        lastError=row.failure_reason or row.last_error,
-        lastSyncedAt=iso(row.last_synced_at),
-        stale=stale,
-    )
+    return InstanceView.model_validate(render_instance(view_columns(row), stale=stale))
 
 
 def operation_view(request: OperationRequest) -> OperationRequestView:
