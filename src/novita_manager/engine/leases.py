@@ -99,11 +99,6 @@ def _forget_releases(session: Session) -> None:
     session.info.pop(_PENDING, None)
 
 
-async def release_lease(session: AsyncSession, model: type[Any], lease: Lease) -> bool:
-    """Clear the lease if still held (no other change); True if it was."""
-    return await write_with_lease(session, model, lease, {}, release=True)
-
-
 def require(held: bool) -> None:
     """Raise `LeaseLost` when a `write_with_lease` found the lease gone (for early exits)."""
     if not held:

@@ -1,4 +1,4 @@
-"""Named leases for work that one replica at a time should do (the periodic status sync).
+"""Named leases for work that one replica at a time should do (the status sync, scheduled tasks).
 
 A row per name in `service_leases`. Acquire inserts it or takes it over once expired (or when the
 same owner asks again); renew and release act only with the token that acquire returned, so a
@@ -71,3 +71,35 @@ async def release_service_lease(db: Database, name: str, token: str) -> bool:
             .values(owner=None, token=None, expires_at=None)
         )
         return cast(CursorResult[Any], result).rowcount == 1
+
+
+class HeldServiceLease:
+    """One process's hold on the lease `name`: `hold()` renews it, or takes it when free, each
+    time the holder's loop comes round (at least every `seconds`/3, so it never lapses)."""
+
+    def __init__(self, db: Database, name: str, owner: str, seconds: float) -> None:
+        self.db = db
+        self.name = name
+        self.owner = owner
+        self.seconds = seconds
+        self._token: str | None = None
+
+    @property
+    def held(self) -> bool:
+        """Whether the last `hold()` held the lease."""
+        return self._token is not None
+
+    async def hold(self) -> bool:
+        """Renew the lease, or acquire it when this process does not hold it; True if held."""
+        if self._token is None or not await renew_service_lease(
+            self.db, self.name, self._token, self.seconds
+        ):
+            self._token = None
+            self._token = await acquire_service_lease(self.db, self.name, self.owner, self.seconds)
+        return self._token is not None
+
+    async def release(self) -> None:
+        """Give the lease up (on shutdown) so another replica need not wait for its expiry."""
+        token, self._token = self._token, None
+        if token is not None:
+            await release_service_lease(self.db, self.name, token)

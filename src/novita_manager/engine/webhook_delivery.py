@@ -60,6 +60,7 @@ from novita_manager.webhooks.signing import WebhookSigner
 
 PIPELINE_NAME = "webhook_delivery"
 MAX_BACKOFF = 3600.0
+IS_PENDING = WebhookDelivery.status == DeliveryStatus.PENDING.value
 log = get_logger(__name__)
 
 
@@ -229,7 +230,7 @@ class WebhookDeliveryHandler:
             .where(
                 d.instance_id == row.instance_id,
                 d.url == row.url,
-                d.status == DeliveryStatus.PENDING.value,
+                IS_PENDING,
                 d.id != row.id,
                 earlier,
             )
@@ -256,7 +257,7 @@ class WebhookDeliveryHandler:
             .where(
                 d.instance_id == row.instance_id,
                 d.url == row.url,
-                d.status == DeliveryStatus.PENDING.value,
+                IS_PENDING,
                 d.id != row.id,
                 d.lock_token.is_(None),
                 d.next_attempt_at > now,
@@ -278,12 +279,7 @@ class WebhookDeliveryHandler:
         d, now = WebhookDelivery, utcnow()
         statement = (
             update(d)
-            .where(
-                which,
-                d.status == DeliveryStatus.PENDING.value,
-                d.lock_token.is_(None),
-                d.next_attempt_at > now,
-            )
+            .where(which, IS_PENDING, d.lock_token.is_(None), d.next_attempt_at > now)
             .values(next_attempt_at=now)
             .execution_options(synchronize_session=False)
         )
@@ -296,11 +292,8 @@ class WebhookDeliveryHandler:
         self.wake()
 
     async def _skip(self, lease: Lease, row: WebhookDelivery) -> None:
-        values = {
-            "status": DeliveryStatus.SKIPPED.value,
-            "next_attempt_at": None,
-            "last_error": None,
-        }
+        skipped = DeliveryStatus.SKIPPED.value
+        values = {"status": skipped, "next_attempt_at": None, "last_error": None}
         async with self.db.session() as session, session.begin():
             if not await write_with_lease(session, WebhookDelivery, lease, values, release=True):
                 return
@@ -335,7 +328,7 @@ def build_webhook_pipeline(
         db=db,
         model=WebhookDelivery,
         handler=handler,
-        due_filter=WebhookDelivery.status == DeliveryStatus.PENDING.value,
+        due_filter=IS_PENDING,
         workers=settings.webhook_max_in_flight,
         batch_size=min(settings.webhook_max_in_flight, 64),
         lease_seconds=settings.lease_seconds,

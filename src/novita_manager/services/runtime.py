@@ -1,7 +1,8 @@
 """Everything a running service owns, opened in order and closed in reverse.
 
 The app's lifespan creates one `Runtime`: the database (migrated), the upstream client, the
-catalogue cache, and the background work (provisioning pipeline, status sync, webhook delivery).
+catalogue cache, and the background work (provisioning pipeline, status sync, scheduled tasks,
+webhook delivery).
 Routers reach it through `api.deps.get_runtime`.
 """
 
@@ -16,6 +17,7 @@ from novita_manager.config import Settings
 from novita_manager.domain.statuses import Status
 from novita_manager.engine.pipeline import Pipeline
 from novita_manager.engine.provisioning import Provisioner
+from novita_manager.engine.scheduled import ScheduledRunner, build_scheduled_runner
 from novita_manager.engine.status_sync import StatusSync
 from novita_manager.engine.webhook_delivery import build_webhook_pipeline
 from novita_manager.logging import get_logger
@@ -43,6 +45,7 @@ class Runtime:
     webhook_pipeline: Pipeline[WebhookDelivery]
     webhook_sender: WebhookSender
     status_sync: StatusSync
+    scheduled: ScheduledRunner
     key_check: KeyCheck = field(default_factory=KeyCheck)
     _key_task: asyncio.Task[None] | None = None
 
@@ -86,6 +89,9 @@ class Runtime:
                 retry_cap=60.0,
             )
             status_sync.on_changes = provisioning.hint
+            scheduled = build_scheduled_runner(
+                db, client, status_sync, owner=db.owner, metrics=metrics
+            )
         except BaseException:
             await db.close()
             raise
@@ -99,11 +105,13 @@ class Runtime:
             webhook_pipeline=webhook_pipeline,
             webhook_sender=sender,
             status_sync=status_sync,
+            scheduled=scheduled,
         )
         if background:
             await runtime.provisioning.start()
             await runtime.webhook_pipeline.start()
             await runtime.status_sync.start()
+            await runtime.scheduled.start()
             # The key is checked once, in the background: start-up neither waits for Novita
             # nor fails when it is unreachable (services/health.py check_key_once).
             runtime._key_task = asyncio.create_task(check_key_once(runtime))
@@ -116,6 +124,7 @@ class Runtime:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._key_task
         for stop in (
+            self.scheduled.stop,
             self.status_sync.stop,
             self.provisioning.stop,
             self.webhook_pipeline.stop,

@@ -15,7 +15,8 @@ Modules:
 - `sync`: `StatusSync`, the loop under the service lease and one run (`run_once`);
 - `listing`: what the listing is completed with (the fallback GETs) and when to list at all;
 - `record`: writing observations and waking the rows whose next step would act on them;
-- `strays`: instances carrying our marker that no row owns.
+- `strays`: instances carrying our marker that no row owns: adopted by a row still creating,
+  else recorded as sightings for the stray deletion task (`engine/scheduled/strays.py`).
 """
 
 from novita_manager.engine.status_sync.listing import (

@@ -78,14 +78,16 @@ def is_stray(owner: tuple[str | None, str] | None, novita_id: str) -> bool:
 
 async def settle_strays(
     db: Database, strays: dict[str, tuple[str, NovitaInstance]], started: datetime
-) -> list[Sighting]:
+) -> tuple[int, list[Sighting]]:
     """Instances carrying our marker that no row owns: a row still creating (its create's
     answer was lost) adopts its instance; the others are returned as sightings to delete (a
     duplicate, or the late result of a create whose request already failed or was deleted).
     Instances with a marker we never issued belong to someone else and are left alone.
+    Returns how many were adopted, and the sightings.
     """
     owners = await owners_of(db, {marker for marker, _ in strays.values()})
     sightings: list[Sighting] = []
+    adopted = 0
     for novita_id, (marker, item) in strays.items():
         owner = owners.get(marker)
         if owner is None or owner[0] == novita_id:
@@ -93,6 +95,7 @@ async def settle_strays(
         if is_stray(owner, novita_id):
             sightings.append(Sighting(novita_id, marker, started))
             continue
+        adopted += 1
         log.warning("stray_instance_adopted", instance_id=marker, novita_instance_id=novita_id)
         async with db.session() as session, session.begin():
             await session.execute(
@@ -110,4 +113,4 @@ async def settle_strays(
                 )
                 .execution_options(synchronize_session=False)
             )
-    return sightings
+    return adopted, sightings

@@ -12,15 +12,7 @@ from sqlalchemy import select
 
 from novita_manager.domain import observations
 from novita_manager.domain.statuses import NOVITA_REMOVING, Status
-from novita_manager.engine.housekeeping import (
-    HOUSEKEEPING_EVERY,
-    purge_expired_idempotency_keys,
-)
-from novita_manager.engine.service_lease import (
-    acquire_service_lease,
-    release_service_lease,
-    renew_service_lease,
-)
+from novita_manager.engine.service_lease import HeldServiceLease
 from novita_manager.engine.status_sync.listing import (
     PAGE_SIZE,
     creates_in_doubt,
@@ -28,7 +20,7 @@ from novita_manager.engine.status_sync.listing import (
     fetch_missing,
 )
 from novita_manager.engine.status_sync.record import SYNC_COLUMNS, record
-from novita_manager.engine.status_sync.strays import settle_strays
+from novita_manager.engine.status_sync.strays import StraySightings, settle_strays
 from novita_manager.logging import get_logger
 from novita_manager.metrics import Metrics
 from novita_manager.novita.client import ListingProgress, NovitaClient
@@ -50,7 +42,7 @@ class SyncReport:
     fallback_gets: int = 0
     rows: int = 0
     changed: int = 0
-    strays: int = 0
+    strays: int = 0  # instances carrying our marker that no row owned (adopted or sighted)
     complete: bool = True  # whether the listing proved it saw every instance
 
 
@@ -73,6 +65,7 @@ class StatusSync:
         startup_timeout: float = 600.0,
         metrics: Metrics | None = None,
         on_changes: Callable[[], None] = lambda: None,
+        on_strays: Callable[[], None] = lambda: None,
     ) -> None:
         self.db = db
         self.client = client
@@ -82,12 +75,20 @@ class StatusSync:
         self.resync_write_interval = max(interval * 10, 60.0)
         self.owner = owner
         self.metrics = metrics
-        self.on_changes = on_changes
+        self.on_changes = on_changes  # wakes the provisioning pipeline
+        self.on_strays = on_strays  # asks for the stray deletion task (scheduled/strays.py)
+        # What the last listing showed of strays, for the stray deletion task.
+        self.sightings = StraySightings()
         self.health = SyncHealth()
+        self._lease = HeldServiceLease(db, LEASE_NAME, owner, max(interval * 3, 5.0))
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
-        self._last_housekeeping: datetime | None = None
+
+    @property
+    def holds_lease(self) -> bool:
+        """Whether this process runs the sync now (tasks that follow the sync check it)."""
+        return self._lease.held
 
     def request(self) -> None:
         """Ask for an early sync (after a create or an operation); coalesced with others."""
@@ -105,20 +106,11 @@ class StatusSync:
                 await self._task
 
     async def _loop(self) -> None:
-        token: str | None = None
         min_gap = min(self.interval, 1.0) / 4
         while not self._stopping:
-            lease_seconds = max(self.interval * 3, 5.0)
             try:
-                if token is None or not await renew_service_lease(
-                    self.db, LEASE_NAME, token, lease_seconds
-                ):
-                    token = await acquire_service_lease(
-                        self.db, LEASE_NAME, self.owner, lease_seconds
-                    )
-                if token is not None:
+                if await self._lease.hold():
                     await self.run_once()
-                    await self._housekeeping()
             except asyncio.CancelledError:
                 raise
             except Exception:
@@ -127,20 +119,8 @@ class StatusSync:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=self.interval)
             await asyncio.sleep(min_gap)  # coalesce a burst of requests into one sync
-        if token is not None:
-            with contextlib.suppress(Exception):
-                await release_service_lease(self.db, LEASE_NAME, token)
-
-    async def _housekeeping(self) -> None:
-        now = utcnow()
-        if self._last_housekeeping is not None and now - self._last_housekeeping < (
-            HOUSEKEEPING_EVERY
-        ):
-            return
-        self._last_housekeeping = now
-        purged = await purge_expired_idempotency_keys(self.db)
-        if purged:
-            log.info("idempotency_keys_purged", count=purged)
+        with contextlib.suppress(Exception):
+            await self._lease.release()
 
     async def run_once(self) -> SyncReport:
         """List the account once and record what it says about every managed instance."""
@@ -183,13 +163,16 @@ class StatusSync:
             report.complete = progress.complete
             report.fallback_gets = len(missing)
             found.update(await fetch_missing(self.client, missing))
-            if strays:
-                report.strays = await settle_strays(self.db, self.client, strays, started)
         except NovitaError as error:
             self.health.consecutive_failures += 1
             self.health.last_error = str(error)
             log.warning("status_sync_failed", error=str(error))
             return report
+        adopted, sighted = await settle_strays(self.db, strays, started) if strays else (0, [])
+        report.strays = adopted + len(sighted)
+        self.sightings.record(sighted)
+        if sighted:
+            self.on_strays()
         report.changed, woken = await record(
             self.db,
             rows,
