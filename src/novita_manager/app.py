@@ -12,6 +12,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from novita_manager import __version__
+from novita_manager.api.admission import Admission, AdmissionMiddleware, LoopLagMonitor
 from novita_manager.api.auth import AuthMiddleware
 from novita_manager.api.body_limit import BodyLimitMiddleware
 from novita_manager.api.errors import install_error_handlers
@@ -36,6 +37,12 @@ def is_loopback_host(host: str) -> bool:
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or load_settings()
+    admission = Admission(
+        max_in_flight=settings.api_max_in_flight,
+        max_reads_in_flight=settings.api_max_reads_in_flight,
+        max_loop_lag=settings.api_max_loop_lag,
+        monitor=LoopLagMonitor(),
+    )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -51,10 +58,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 hint="set API_KEYS so that /api needs a Bearer key",
             )
         runtime = await Runtime.open(settings)
+        admission.bind(runtime.metrics)
+        admission.monitor.start()
         app.state.runtime = runtime
         try:
             yield
         finally:
+            await admission.monitor.stop()
             await runtime.close()
             log.info("service_stopped")
 
@@ -68,14 +78,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.settings = settings
+    app.state.admission = admission
     install_error_handlers(app)
     install_openapi(app)
     app.include_router(instances_router)  # /api: AuthMiddleware checks the key first
     app.include_router(webhooks_router)
     app.include_router(health_router)  # open without API keys, like /metrics
     app.include_router(metrics_router)
-    # Outermost last: request id → authentication → rate limit → body limit → routes, so a
-    # request without a valid key is refused before its body is read (see api/auth.py).
+    # Outermost last: admission → request id → authentication → rate limit → body limit →
+    # routes, so under overload a request is refused before anything else runs (see
+    # api/admission.py), and a request without a valid key before its body is read (api/auth.py).
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_request_bytes)
     if settings.api_rate_limit > 0:
         app.add_middleware(RateLimitMiddleware, rate=settings.api_rate_limit)
@@ -85,6 +97,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         failure_limit=settings.auth_failure_limit,
     )
     app.add_middleware(RequestContextMiddleware)
+    app.add_middleware(AdmissionMiddleware, admission=admission)
     # A database failure in the lifespan: one log line, not a traceback.
     app.add_middleware(QuietStartupFailure)
     return app

@@ -6,6 +6,8 @@ process. Layers record through the small methods here so that series names stay 
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from prometheus_client import (
     CollectorRegistry,
     Counter,
@@ -122,6 +124,26 @@ class Metrics:
             ["status"],
             registry=r,
         )
+        self.requests_shed = Counter(
+            "novita_manager_requests_shed_total",
+            "/api requests refused at once with 503 SERVICE_UNAVAILABLE by admission control, by "
+            "reason (in_flight: API_MAX_IN_FLIGHT reached; reads_in_flight: a read at "
+            "API_MAX_READS_IN_FLIGHT; loop_lag: a read while the event loop was later than "
+            "API_MAX_LOOP_LAG).",
+            ["reason"],
+            registry=r,
+        )
+        self.api_in_flight = Gauge(
+            "novita_manager_api_requests_in_flight",
+            "/api requests being served by this process now.",
+            registry=r,
+        )
+        self.event_loop_lag = Gauge(
+            "novita_manager_event_loop_lag_seconds",
+            "How late this process's event loop is: the last wake-up of a 50 ms timer, or how "
+            "overdue the next one is.",
+            registry=r,
+        )
         self.status_sync_pages = Counter(
             "novita_manager_status_sync_pages_total",
             "Pages of the account's instance listing read by the status sync.",
@@ -140,6 +162,13 @@ class Metrics:
 
     def record_cache(self, cache: str, hit: bool) -> None:
         self.cache_events.labels(cache, "hit" if hit else "miss").inc()
+
+    def watch_admission(
+        self, in_flight: Callable[[], float], loop_lag: Callable[[], float]
+    ) -> None:
+        """Read the admission gauges from these functions at each scrape."""
+        self.api_in_flight.set_function(in_flight)
+        self.event_loop_lag.set_function(loop_lag)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

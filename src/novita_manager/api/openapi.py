@@ -1,6 +1,7 @@
 """OpenAPI details: error responses documented with the contract's envelope, FastAPI's default
 422 validation response replaced by the 400 the service really answers, and the bearer security
-of /api with the answers every /api operation can give before its route runs (401, 413, 429)."""
+of /api with the answers every /api operation can give before its route runs (401, 413, 429, and
+503 from admission control)."""
 
 from __future__ import annotations
 
@@ -21,6 +22,10 @@ ERROR_DESCRIPTIONS: dict[int, str] = {
     429: "Too many requests, or too many failed authentications from this address "
     "(`RATE_LIMITED`, see `Retry-After`)",
     502: "Novita answered with an error (`UPSTREAM_ERROR`)",
+    503: "Not served now, nothing was done: this process is overloaded (`SERVICE_UNAVAILABLE`, "
+    "`details.reason` `in_flight`, `reads_in_flight` or `loop_lag`, refused before the request "
+    "is read; see API_MAX_IN_FLIGHT, API_MAX_READS_IN_FLIGHT, API_MAX_LOOP_LAG) or its database "
+    "is unreachable; retry after `Retry-After` seconds",
 }
 
 
@@ -48,8 +53,8 @@ def error_responses(*statuses: int, **descriptions: str) -> dict[int | str, dict
 
 
 BEARER_SCHEME = "bearerAuth"
-# Answered by the middleware in front of every /api route (api/auth.py, api/body_limit.py,
-# api/rate_limit.py), so documented on every /api operation, with their headers.
+# Answered by the middleware in front of every /api route (api/admission.py, api/auth.py,
+# api/body_limit.py, api/rate_limit.py), so documented on every /api operation, with their headers.
 GUARD_HEADERS: dict[int, dict[str, Any]] = {
     401: {
         "WWW-Authenticate": {
@@ -64,11 +69,17 @@ GUARD_HEADERS: dict[int, dict[str, Any]] = {
             "schema": {"type": "integer", "minimum": 1},
         }
     },
+    503: {
+        "Retry-After": {
+            "description": "Seconds to wait before retrying.",
+            "schema": {"type": "integer", "minimum": 1},
+        }
+    },
 }
 
 
 def document_api_guards(schema: dict[str, Any]) -> None:
-    """Bearer security and the 401/413/429 answers on every /api operation."""
+    """Bearer security and the 401/413/429/503 answers on every /api operation."""
     components = schema.setdefault("components", {})
     components.setdefault("securitySchemes", {})[BEARER_SCHEME] = {
         "type": "http",

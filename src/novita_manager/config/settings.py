@@ -140,6 +140,32 @@ class Settings(BaseSettings):
         description="Open client connections at most; a connection beyond it is answered "
         "503 SERVICE_UNAVAILABLE (Retry-After: 1) and closed at once.",
     )
+    api_max_in_flight: int = Field(
+        default=64,
+        ge=0,
+        le=100_000,
+        description="/api requests (any method) this process serves at once; one more is "
+        "answered 503 SERVICE_UNAVAILABLE (Retry-After: 1) at once, before authentication or "
+        "its body. The only limit that refuses writes. 0 turns it off. /health and /metrics "
+        "are never refused.",
+    )
+    api_max_reads_in_flight: int = Field(
+        default=16,
+        ge=0,
+        le=100_000,
+        description="/api reads (GET, HEAD) this process serves at once; one more is answered "
+        "503 SERVICE_UNAVAILABLE (Retry-After: 1) at once. Answered reads wait at most about "
+        "this many reads' CPU time, and the background pipelines keep their turns of the "
+        "event loop. 0 turns it off.",
+    )
+    api_max_loop_lag: float = Field(
+        default=0.1,
+        ge=0,
+        le=60,
+        description="Seconds the event loop may run late (measured every 50 ms) before new "
+        "/api reads are answered 503 SERVICE_UNAVAILABLE (Retry-After: 1), until it keeps time "
+        "again; writes are refused only at API_MAX_IN_FLIGHT. 0 turns it off.",
+    )
 
     # Instances
     default_region: str = Field(

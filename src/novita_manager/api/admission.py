@@ -1,0 +1,195 @@
+"""Admission control: under overload, refuse /api requests early instead of queueing them.
+
+Reads and the background pipelines share one event loop. Without a limit, reads offered faster than
+the process can serve pile up as tasks, every await of every pipeline waits behind them, and the
+latency of everything grows without bound. This middleware runs first, before the request id,
+authentication and the body, and answers `503 SERVICE_UNAVAILABLE` with `Retry-After: 1` (the
+contract's envelope; nothing was done, a retry is safe) when:
+
+- `API_MAX_IN_FLIGHT` /api requests are already being served by this process (any method);
+- `API_MAX_READS_IN_FLIGHT` reads (GET, HEAD, OPTIONS) are in flight (each request is many short
+  steps that take turns on the loop, so what an admitted read waits for is the CPU of the reads
+  ahead of it (16 reads of ~2.5 ms: ~40 ms), and each pipeline step waits at most one round of
+  them per await. Measured: with 64 in flight the answered reads' p99 was ~450 ms at twice the
+  capacity; with 16, ~120 ms; the throughput did not drop: docs/operations.md "Overload"); or
+- the event loop is late by more than `API_MAX_LOOP_LAG` (reads only). A small task
+  (`LoopLagMonitor`) sleeps 50 ms at a time and records how much later than asked it woke; the
+  lag is the lesser of its last two measurements or, if larger, how overdue its wake-up is now.
+  This catches what the count does not: requests whose steps are long (large listings) or
+  anything else holding the loop, so the pipelines sharing the loop keep their share of it.
+
+Writes (POST, DELETE, ...) are refused only at the in-flight cap, never for lag: a write is
+rarer, stores its work in one transaction, and refusing it costs the client a retry (the request
+did nothing; with `Idempotency-Key` a create is safe to repeat anyway). `/health*`, `/metrics` and
+everything outside /api are never refused or counted, so orchestrators and Prometheus always see
+the truth. Refusals are counted in `novita_manager_requests_shed_total{reason}`; the requests in
+flight and the loop lag are the gauges `novita_manager_api_requests_in_flight` and
+`novita_manager_event_loop_lag_seconds`. The limits are per process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import re
+import time
+
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from novita_manager.api.auth import is_api_path, refuse
+from novita_manager.errors import ServiceUnavailable
+from novita_manager.logging import bound_context, get_logger, new_request_id
+from novita_manager.metrics import Metrics
+
+log = get_logger("novita_manager.http")
+
+LAG_INTERVAL = 0.05  # seconds between two wake-ups of the lag monitor
+READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+WARN_EVERY = 10.0  # seconds between two warnings about shed requests
+RETRY_AFTER = {"Retry-After": "1"}
+IN_FLIGHT = "in_flight"
+READS_IN_FLIGHT = "reads_in_flight"
+LOOP_LAG = "loop_lag"
+_VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
+
+
+class LoopLagMonitor:
+    """Measures how late the running event loop wakes a task that sleeps `interval` at a time."""
+
+    def __init__(self, interval: float = LAG_INTERVAL) -> None:
+        self.interval = interval
+        self.last = 0.0  # seconds late at the last wake-up
+        self.previous = 0.0  # and at the one before
+        self._due: float | None = None  # monotonic time of the next expected wake-up
+        self._task: asyncio.Task[None] | None = None
+
+    def lag(self) -> float:
+        """Seconds the loop is late: how overdue the next wake-up is now, or, if less, the lesser
+        of the last two measurements (one long callback alone is not a late loop)."""
+        sustained = min(self.last, self.previous)
+        due = self._due
+        if due is None:
+            return sustained
+        return max(sustained, time.monotonic() - due)
+
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self._run(), name="loop-lag")
+
+    async def stop(self) -> None:
+        task, self._task = self._task, None
+        self._due = None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def _run(self) -> None:
+        while True:
+            due = time.monotonic() + self.interval
+            self._due = due
+            await asyncio.sleep(self.interval)
+            self.previous, self.last = self.last, max(0.0, time.monotonic() - due)
+
+
+class Admission:
+    """The limits and the live counts; `AdmissionMiddleware` asks it before each /api request."""
+
+    def __init__(
+        self,
+        max_in_flight: int,
+        max_reads_in_flight: int,
+        max_loop_lag: float,
+        monitor: LoopLagMonitor,
+    ) -> None:
+        self.max_in_flight = max_in_flight  # every /api request; 0: no cap
+        self.max_reads_in_flight = max_reads_in_flight  # reads only; 0: no cap
+        self.max_loop_lag = max_loop_lag  # seconds; 0: reads are not shed for lag
+        self.monitor = monitor
+        self.in_flight = 0
+        self.reads_in_flight = 0
+        self.metrics: Metrics | None = None
+        self._last_warning = 0.0
+
+    def bind(self, metrics: Metrics) -> None:
+        """Count refusals in, and expose the gauges through, a runtime's registry."""
+        self.metrics = metrics
+        metrics.watch_admission(in_flight=lambda: self.in_flight, loop_lag=self.monitor.lag)
+
+    def refusal(self, method: str) -> str | None:
+        """The reason to refuse a request now (`in_flight`, `reads_in_flight`, `loop_lag`), or
+        None to admit it."""
+        if self.max_in_flight and self.in_flight >= self.max_in_flight:
+            return IN_FLIGHT
+        if method not in READ_METHODS:
+            return None
+        if self.max_reads_in_flight and self.reads_in_flight >= self.max_reads_in_flight:
+            return READS_IN_FLIGHT
+        if self.max_loop_lag and self.monitor.lag() > self.max_loop_lag:
+            return LOOP_LAG
+        return None
+
+    def shed(self, reason: str) -> ServiceUnavailable:
+        if self.metrics is not None:
+            self.metrics.requests_shed.labels(reason).inc()
+        now = time.monotonic()
+        if now - self._last_warning >= WARN_EVERY:
+            self._last_warning = now
+            log.warning(
+                "requests_shed",
+                reason=reason,
+                in_flight=self.in_flight,
+                reads_in_flight=self.reads_in_flight,
+                loop_lag_ms=round(self.monitor.lag() * 1000, 1),
+                max_in_flight=self.max_in_flight,
+                max_loop_lag_ms=round(self.max_loop_lag * 1000, 1),
+            )
+        if reason == IN_FLIGHT:
+            message = (
+                f"The service is busy: {self.max_in_flight} requests in flight "
+                "(API_MAX_IN_FLIGHT); retry shortly"
+            )
+        elif reason == READS_IN_FLIGHT:
+            message = (
+                f"The service is busy: {self.max_reads_in_flight} reads in flight "
+                "(API_MAX_READS_IN_FLIGHT); retry shortly"
+            )
+        else:
+            message = "The service is overloaded (its event loop is late); retry shortly"
+        return ServiceUnavailable(message, details={"reason": reason}, headers=RETRY_AFTER)
+
+
+def request_id_of(scope: Scope) -> str:
+    for name, value in scope.get("headers", ()):
+        if name == b"x-request-id":
+            given = value.decode("latin-1")
+            return given if _VALID_REQUEST_ID.match(given) else new_request_id()
+    return new_request_id()
+
+
+class AdmissionMiddleware:
+    """The outermost HTTP layer: admit an /api request, or refuse it before anything else runs."""
+
+    def __init__(self, app: ASGIApp, admission: Admission) -> None:
+        self.app = app
+        self.admission = admission
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not is_api_path(scope["path"]):
+            await self.app(scope, receive, send)
+            return
+        admission = self.admission
+        reason = admission.refusal(scope["method"])
+        if reason is not None:
+            error = admission.shed(reason)
+            with bound_context(request_id=request_id_of(scope)):
+                await refuse(scope, receive, send, error)
+            return
+        read = scope["method"] in READ_METHODS
+        admission.in_flight += 1
+        admission.reads_in_flight += read
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            admission.in_flight -= 1
+            admission.reads_in_flight -= read

@@ -1,0 +1,241 @@
+"""Admission control (api/admission.py): under overload /api requests are refused at once with 503
+and Retry-After instead of queued; /health and /metrics never are; writes only at the cap.
+
+The loop-lag monitor is tested on a real event loop blocked by `time.sleep`; the service tests run
+over real sockets and overload the real server: creates held up by a slow Novita fill the
+in-flight cap, and the service's own event loop is blocked from outside (the way a long
+synchronous step would block it) while reads queue up.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import threading
+import time
+from collections import Counter
+from typing import Any
+
+import httpx
+import pytest
+
+from novita_manager.api.admission import Admission, LoopLagMonitor
+from tests.fixtures.service import ServiceThread
+
+CREATE = {"name": "gpu", "productName": "RTX 4090 24GB", "templateId": "1"}
+
+
+# -- the lag monitor and the decision, on their own -------------------------------------------
+
+
+async def test_lag_monitor_sees_a_blocked_loop_and_recovers() -> None:
+    monitor = LoopLagMonitor(interval=0.02)
+    monitor.start()
+    try:
+        await asyncio.sleep(0.1)
+        assert monitor.lag() < 0.05
+        loop = asyncio.get_running_loop()
+        seen: list[float] = []
+        # Two blocks in a row: a loop that stays late, not one long callback.
+        loop.call_soon(time.sleep, 0.2)
+        await asyncio.sleep(0.03)
+        loop.call_soon(time.sleep, 0.2)
+        loop.call_soon(lambda: seen.append(monitor.lag()))  # overdue while blocked
+        await asyncio.sleep(0.05)
+        assert seen
+        assert seen[0] >= 0.15, seen
+        assert monitor.lag() >= 0.1, (monitor.last, monitor.previous)
+        await asyncio.sleep(0.2)  # keeps time again
+        assert monitor.lag() < 0.05
+    finally:
+        await monitor.stop()
+
+
+async def test_one_long_callback_alone_is_not_a_late_loop() -> None:
+    monitor = LoopLagMonitor(interval=0.02)
+    monitor.start()
+    try:
+        await asyncio.sleep(0.1)
+        asyncio.get_running_loop().call_soon(time.sleep, 0.2)
+        await asyncio.sleep(0.06)  # the block passed and the next wake-up was on time
+        assert monitor.last < 0.05 or monitor.previous < 0.05
+        assert monitor.lag() < 0.05
+    finally:
+        await monitor.stop()
+
+
+class FixedLag(LoopLagMonitor):
+    def __init__(self, lag: float) -> None:
+        super().__init__()
+        self.value = lag
+
+    def lag(self) -> float:
+        return self.value
+
+
+def test_refusal_rules() -> None:
+    admission = Admission(
+        max_in_flight=4, max_reads_in_flight=2, max_loop_lag=0.1, monitor=FixedLag(0.0)
+    )
+    assert admission.refusal("GET") is None
+    admission.in_flight = admission.reads_in_flight = 2
+    assert admission.refusal("GET") == "reads_in_flight"
+    assert admission.refusal("HEAD") == "reads_in_flight"
+    assert admission.refusal("POST") is None  # writes are not refused before the cap
+    admission.in_flight = 4
+    assert admission.refusal("POST") == "in_flight"
+    assert admission.refusal("DELETE") == "in_flight"
+    admission.in_flight = admission.reads_in_flight = 0
+    admission.monitor = FixedLag(0.5)
+    assert admission.refusal("GET") == "loop_lag"
+    assert admission.refusal("POST") is None  # nor for lag
+    off = Admission(max_in_flight=0, max_reads_in_flight=0, max_loop_lag=0, monitor=FixedLag(9))
+    off.in_flight = off.reads_in_flight = 10_000
+    assert off.refusal("GET") is None
+
+
+# -- the real server ---------------------------------------------------------------------------
+
+
+def shed_counts(service: ServiceThread) -> dict[str, float]:
+    text = httpx.get(f"{service.base_url}/metrics", timeout=5).text
+    counts: dict[str, float] = {}
+    for line in text.splitlines():
+        if line.startswith("novita_manager_requests_shed_total{"):
+            reason = line.split('reason="')[1].split('"')[0]
+            counts[reason] = float(line.rsplit(" ", 1)[1])
+    return counts
+
+
+def assert_shed(response: httpx.Response, reason: str) -> None:
+    assert response.status_code == 503, response.text
+    assert response.headers["Retry-After"] == "1"
+    assert response.headers["X-Request-ID"]
+    error = response.json()["error"]
+    assert error["code"] == "SERVICE_UNAVAILABLE"
+    assert error["details"] == {"reason": reason}
+    assert error["requestId"] == response.headers["X-Request-ID"]
+
+
+def test_the_cap_refuses_the_excess_while_the_admitted_complete(simulator, make_service) -> None:
+    service = make_service(simulator.base_url, API_MAX_IN_FLIGHT="4")
+    # Creates wait for the catalogue while Novita is slow: they hold the four places.
+    simulator.control.set_faults([{"endpoint": "*", "kind": "delay", "seconds": 1.5}])
+    with concurrent.futures.ThreadPoolExecutor(4) as pool:
+        creates = [
+            pool.submit(
+                httpx.post,
+                f"{service.base_url}/api/instances",
+                json={**CREATE, "name": f"gpu-{n}"},
+                timeout=10,
+            )
+            for n in range(4)
+        ]
+        deadline = time.monotonic() + 5
+        while service.app.state.admission.in_flight < 4:
+            assert time.monotonic() < deadline, "the creates did not start"
+            time.sleep(0.01)
+        started = time.monotonic()
+        read = httpx.get(f"{service.base_url}/api/instances", timeout=5)
+        write = httpx.post(
+            f"{service.base_url}/api/instances", json={**CREATE, "name": "late"}, timeout=5
+        )
+        assert time.monotonic() - started < 0.5  # refused at once, not queued
+        assert_shed(read, "in_flight")
+        assert_shed(write, "in_flight")
+        # Health and metrics are never refused.
+        assert httpx.get(f"{service.base_url}/health/live", timeout=5).status_code == 200
+        assert httpx.get(f"{service.base_url}/health/ready", timeout=5).status_code == 200
+        metrics = httpx.get(f"{service.base_url}/metrics", timeout=5)
+        assert metrics.status_code == 200
+        assert "novita_manager_api_requests_in_flight 4.0" in metrics.text
+        assert [future.result().status_code for future in creates] == [201] * 4
+    simulator.control.clear_faults()
+    assert service.app.state.admission.in_flight == 0
+    assert httpx.get(f"{service.base_url}/api/instances", timeout=5).status_code == 200
+    assert shed_counts(service) == {"in_flight": 2.0}
+
+
+def block_loop(service: ServiceThread, seconds: float, times: int = 1) -> None:
+    """Block the service's event loop from outside, as long synchronous steps would: `times`
+    blocks of `seconds` with 10 ms between them; returns once the last block has begun."""
+    task = service.app.state.admission.monitor._task
+    assert task is not None
+    loop = task.get_loop()
+    last_started = threading.Event()
+    left = [times]
+
+    def hold() -> None:
+        left[0] -= 1
+        if left[0] == 0:
+            last_started.set()
+        time.sleep(seconds)
+        if left[0] > 0:
+            loop.call_later(0.01, hold)
+
+    loop.call_soon_threadsafe(hold)
+    assert last_started.wait(10)
+
+
+def during_block(
+    service: ServiceThread, requests: list[tuple[str, str]], times: int = 1
+) -> list[httpx.Response]:
+    """Send `requests` (method, path) at once while the service's loop is blocked (the last of
+    `times` blocks of 0.4 s); they are read when it is free again."""
+
+    def send(method: str, path: str) -> httpx.Response:
+        body: Any = {**CREATE, "name": f"w-{time.monotonic_ns()}"} if method == "POST" else None
+        return httpx.request(method, f"{service.base_url}{path}", json=body, timeout=10)
+
+    with concurrent.futures.ThreadPoolExecutor(len(requests)) as pool:
+        block_loop(service, 0.4, times)
+        futures = [pool.submit(send, method, path) for method, path in requests]
+        return [future.result() for future in futures]
+
+
+def test_a_late_loop_sheds_reads_not_writes_nor_health_and_recovers(
+    simulator, make_service
+) -> None:
+    service = make_service(
+        simulator.base_url,
+        API_MAX_LOOP_LAG="0.2",
+        API_MAX_READS_IN_FLIGHT="0",
+        API_MAX_IN_FLIGHT="0",
+    )
+    time.sleep(0.3)  # the monitor has measured
+    requests = [("GET", "/api/instances")] * 6 + [("POST", "/api/instances")] * 2
+    requests += [("GET", "/health/live"), ("GET", "/metrics")]
+    responses = during_block(service, requests, times=3)  # late at every wake-up
+    reads, writes, health = responses[:6], responses[6:8], responses[8:]
+    for response in reads:
+        assert_shed(response, "loop_lag")
+    assert [response.status_code for response in writes] == [201, 201]
+    assert [response.status_code for response in health] == [200, 200]
+    assert shed_counts(service) == {"loop_lag": 6.0}
+    deadline = time.monotonic() + 5  # it recovers once the loop keeps time again
+    while httpx.get(f"{service.base_url}/api/instances", timeout=5).status_code != 200:
+        assert time.monotonic() < deadline, "reads still refused"
+        time.sleep(0.05)
+
+
+def test_the_reads_cap_admits_that_many_reads_at_once(simulator, make_service) -> None:
+    service = make_service(simulator.base_url, API_MAX_READS_IN_FLIGHT="2", API_MAX_LOOP_LAG="0")
+    responses = during_block(service, [("GET", "/api/instances")] * 8)
+    statuses = Counter(response.status_code for response in responses)
+    assert statuses[200] >= 2
+    assert statuses[200] + statuses[503] == 8
+    assert statuses[503] >= 1, statuses
+    for response in responses:
+        if response.status_code == 503:
+            assert_shed(response, "reads_in_flight")
+    assert shed_counts(service) == {"reads_in_flight": float(statuses[503])}
+
+
+@pytest.mark.parametrize("path", ["/api/instances", "/api/instances/{instanceId}"])
+def test_openapi_documents_the_503(simulator, make_service, path: str) -> None:
+    service = make_service(simulator.base_url)
+    schema = httpx.get(f"{service.base_url}/openapi.json", timeout=5).json()
+    for operation in schema["paths"][path].values():
+        answer = operation["responses"]["503"]
+        assert "SERVICE_UNAVAILABLE" in answer["description"]
+        assert "Retry-After" in answer["headers"]
