@@ -6,8 +6,8 @@ from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
 from typing import Any
 
+from novita_manager.domain.payloads import iso
 from novita_manager.services.runtime import Runtime
-from novita_manager.store.models import Instance
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -24,18 +24,28 @@ def fake_runtime(circuit: str = "closed", sync_failures: int = 0) -> Any:
     )
 
 
-def row(synced_ago: float | None, novita_id: str | None = "abc", status: str = "running"):
-    return Instance(
-        id="x",
-        status=status,
-        novita_instance_id=novita_id,
-        created_at=NOW - timedelta(hours=1),
-        last_synced_at=None if synced_ago is None else NOW - timedelta(seconds=synced_ago),
-    )
+def row(
+    synced_ago: float | None, novita_id: str | None = "abc", status: str = "running"
+) -> dict[str, Any]:
+    return {
+        "id": "x",
+        "status": status,
+        "novita_instance_id": novita_id,
+        "created_at": NOW - timedelta(hours=1),
+        "last_synced_at": None if synced_ago is None else NOW - timedelta(seconds=synced_ago),
+    }
 
 
-def is_stale(runtime: Any, instance: Instance) -> bool:
-    return Runtime.is_stale(runtime, instance, NOW)
+def is_stale(runtime: Any, columns: dict[str, Any]) -> bool:
+    return Runtime.staleness(runtime, NOW)(columns)
+
+
+def test_timestamps_given_as_iso_text_count_the_same() -> None:
+    """The SQLite read path hands timestamps over as the API's ISO-8601 text."""
+    as_text = {**row(64), "last_synced_at": iso(NOW - timedelta(seconds=64))}
+    assert is_stale(fake_runtime(), as_text)
+    as_text = {**row(10), "last_synced_at": iso(NOW - timedelta(seconds=10))}
+    assert not is_stale(fake_runtime(), as_text)
 
 
 def test_fresh_row_is_not_stale() -> None:

@@ -11,6 +11,7 @@ if TYPE_CHECKING:
     from novita_manager.services.runtime import Runtime
 
 
-def get_runtime(request: Request) -> Runtime:
+async def get_runtime(request: Request) -> Runtime:
+    # async: FastAPI runs a plain `def` dependency in a worker thread, a thread hop per request.
     runtime: Runtime = request.app.state.runtime
     return runtime

@@ -65,10 +65,11 @@ async def list_instances(
     name: Annotated[str | None, Query(max_length=100, description="Name contains.")] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
-) -> InstanceList:
-    return await queries.list_instances(
+) -> Response:
+    body = await queries.list_instances_json(
         runtime, status=status, name=name, limit=limit, offset=offset
     )
+    return Response(body, media_type="application/json")
 
 
 async def _by_name(
@@ -119,8 +120,11 @@ async def delete_by_name(body: OperationByNameBody, runtime: RuntimeDep) -> Oper
     description="Answers from the service's database, so it works while Novita is down; "
     "`stale` is true when Novita could not be reached recently.",
 )
-async def get_instance(instanceId: str, runtime: RuntimeDep) -> InstanceView:
-    return await queries.get_instance(runtime, instanceId)
+async def get_instance(instanceId: str, runtime: RuntimeDep) -> Response:
+    # Served as the stored row rendered once (services/queries.get_instance_json): the same
+    # fields as InstanceView without validating them again on the way out.
+    body = await queries.get_instance_json(runtime, instanceId)
+    return Response(body, media_type="application/json")
 
 
 @router.get(

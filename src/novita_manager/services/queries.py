@@ -1,13 +1,15 @@
 """Reading instances: by id (ours or Novita's), by name, a page of them, and their request log.
 
 Every read answers from the database, so it works while Novita is down; `stale` says when the
-row may be out of date.
+row may be out of date. The endpoints use the `*_json` forms (store/instance_reads.py: one
+SELECT, no ORM, serialised once); the typed forms are the reference they are tested against.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+import orjson
 from sqlalchemy import func, or_, select
 
 from novita_manager.domain.statuses import Status
@@ -15,7 +17,12 @@ from novita_manager.domain.views import InstanceList, InstanceView, OperationReq
 from novita_manager.errors import InstanceNotFound, InvalidState
 from novita_manager.store.models import Instance, OperationRequest
 from novita_manager.store.types import utcnow
-from novita_manager.store.views import instance_view, operation_view
+from novita_manager.store.views import (
+    instance_view,
+    operation_view,
+    render_instance,
+    view_columns,
+)
 
 if TYPE_CHECKING:
     from novita_manager.services.runtime import Runtime
@@ -62,8 +69,32 @@ async def find_by_name(runtime: Runtime, name: str) -> Instance:
 
 
 async def get_instance(runtime: Runtime, instance_id: str) -> InstanceView:
+    """The typed view through the ORM: the reference the fast read path is tested against."""
     row = await find_instance(runtime, instance_id)
-    return instance_view(row, stale=runtime.is_stale(row, utcnow()))
+    return instance_view(row, stale=runtime.staleness(utcnow())(view_columns(row)))
+
+
+async def get_instance_json(runtime: Runtime, instance_id: str) -> bytes:
+    """The same view as `get_instance`, as JSON, from one SELECT without the ORM."""
+    columns = await runtime.instance_reads.by_key(instance_id)
+    if columns is None:
+        raise InstanceNotFound(f"Instance {instance_id!r} not found")
+    return orjson.dumps(render_instance(columns, stale=runtime.staleness(utcnow())(columns)))
+
+
+async def list_instances_json(
+    runtime: Runtime,
+    *,
+    status: Status | None,
+    name: str | None,
+    limit: int,
+    offset: int,
+) -> bytes:
+    """The same page as `list_instances`, as JSON, from one snapshot without the ORM."""
+    total, rows = await runtime.instance_reads.page(status, name, limit, offset)
+    stale = runtime.staleness(utcnow())
+    views = [render_instance(columns, stale=stale(columns)) for columns in rows]
+    return orjson.dumps({"instances": views, "total": total, "limit": limit, "offset": offset})
 
 
 async def list_instances(
@@ -99,9 +130,9 @@ async def list_instances(
             .scalars()
             .all()
         )
-    now = utcnow()
+    stale = runtime.staleness(utcnow())
     return InstanceList(
-        instances=[instance_view(row, stale=runtime.is_stale(row, now)) for row in rows],
+        instances=[instance_view(row, stale=stale(view_columns(row))) for row in rows],
         total=total,
         limit=limit,
         offset=offset,

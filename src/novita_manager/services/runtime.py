@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
+from typing import Any
 
 from novita_manager.config import Settings
 from novita_manager.domain.statuses import Status
@@ -27,6 +29,7 @@ from novita_manager.novita.client import NovitaClient
 from novita_manager.services.key_check import KeyCheck, check_key_once
 from novita_manager.services.upstream import novita_client
 from novita_manager.store.db import Database
+from novita_manager.store.instance_reads import InstanceReads
 from novita_manager.store.models import Instance, WebhookDelivery
 from novita_manager.store.startup import open_database
 from novita_manager.webhooks.sender import WebhookSender
@@ -46,6 +49,7 @@ class Runtime:
     webhook_sender: WebhookSender
     status_sync: StatusSync
     scheduled: ScheduledRunner
+    instance_reads: InstanceReads
     key_check: KeyCheck = field(default_factory=KeyCheck)
     _key_task: asyncio.Task[None] | None = None
 
@@ -106,6 +110,7 @@ class Runtime:
             webhook_sender=sender,
             status_sync=status_sync,
             scheduled=scheduled,
+            instance_reads=InstanceReads(db),
         )
         if background:
             await runtime.provisioning.start()
@@ -133,6 +138,7 @@ class Runtime:
                 await stop()
         await self.webhook_sender.aclose()
         await self.client.aclose()
+        self.instance_reads.close()
         await self.db.close()
 
     def hint_provisioning(self) -> None:
@@ -144,14 +150,25 @@ class Runtime:
             self.client.breaker.state == "open" or self.status_sync.health.consecutive_failures > 0
         )
 
-    def is_stale(self, row: Instance, now: datetime) -> bool:
-        """Whether a row's state may be out of date: Novita unreachable from here, or (seen from
-        a replica that does not run the sync) the row not confirmed for longer than the sync
-        would ever leave it."""
+    def staleness(self, now: datetime) -> Callable[[Mapping[str, Any]], bool]:
+        """The rule for `stale` at `now`, for rows given as their columns (`novita_instance_id`,
+        `status`, `last_synced_at`, `created_at`): true when Novita is unreachable from here, or
+        (seen from a replica that does not run the sync) when the row has not been confirmed
+        for longer than the sync would ever leave it. Built once per request, applied per row."""
         if self.upstream_stale():
-            return True
-        if row.novita_instance_id is None or row.status == Status.DELETED.value:
-            return False
-        confirmed = row.last_synced_at or row.created_at
-        limit = self.status_sync.resync_write_interval + 3 * self.settings.instance_poll_interval
-        return (now - confirmed).total_seconds() > limit
+            return lambda _columns: True
+        limit = timedelta(
+            seconds=self.status_sync.resync_write_interval
+            + 3 * self.settings.instance_poll_interval
+        )
+        deleted = Status.DELETED.value
+
+        def stale(columns: Mapping[str, Any]) -> bool:
+            if columns["novita_instance_id"] is None or columns["status"] == deleted:
+                return False
+            confirmed = columns["last_synced_at"] or columns["created_at"]
+            if isinstance(confirmed, str):  # the SQLite read path gives ISO-8601 text
+                confirmed = datetime.fromisoformat(confirmed)
+            return bool(now - confirmed > limit)
+
+        return stale
