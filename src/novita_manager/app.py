@@ -2,6 +2,8 @@
 
 `create_app` wires routers, middleware and error handlers; the lifespan opens what the app owns
 (database, upstream client, background pipelines: see `runtime.Runtime`) and closes it on shutdown.
+SERVICE_ROLE chooses what runs: `all` (everything), `api` (routes, no background work) or
+`worker` (background work; only /health and /metrics over HTTP).
 """
 
 from __future__ import annotations
@@ -49,6 +51,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         log.info(
             "service_starting",
             version=__version__,
+            role=settings.service_role,
             database=(settings.uses_sqlite and "sqlite") or "postgresql",
         )
         if not settings.api_keys and not is_loopback_host(settings.host):
@@ -57,7 +60,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 host=settings.host,
                 hint="set API_KEYS so that /api needs a Bearer key",
             )
-        runtime = await Runtime.open(settings)
+        # The api role leaves the background work (pipelines, status sync, scheduled tasks) to
+        # worker processes on the same PostgreSQL database; Runtime.is_stale still judges rows
+        # by when the sync last confirmed them.
+        runtime = await Runtime.open(settings, background=settings.service_role != "api")
         admission.bind(runtime.metrics)
         admission.monitor.start()
         app.state.runtime = runtime
@@ -81,8 +87,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.admission = admission
     install_error_handlers(app)
     install_openapi(app)
-    app.include_router(instances_router)  # /api: AuthMiddleware checks the key first
-    app.include_router(webhooks_router)
+    if settings.service_role != "worker":  # a worker serves only /health and /metrics
+        app.include_router(instances_router)  # /api: AuthMiddleware checks the key first
+        app.include_router(webhooks_router)
     app.include_router(health_router)  # open without API keys, like /metrics
     app.include_router(metrics_router)
     # Outermost last: admission → request id → authentication → rate limit → body limit →

@@ -15,7 +15,9 @@ request head has been read: a connection that never finishes its head is never r
 - HTTP_KEEPALIVE_TIMEOUT: uvicorn's `timeout_keep_alive`.
 
 `uvicorn_options` builds the uvicorn.Config arguments from Settings; `novita-manager serve` and
-the test fixtures both use it, so tests run the same protocol as production.
+the test fixtures both use it, so tests run the same protocol as production. `serve --workers N`
+uses `worker_uvicorn_options`: uvicorn pickles its config into each worker process, so the
+protocol there is a class importable by name whose limits each worker sets from its settings.
 """
 
 from __future__ import annotations
@@ -188,5 +190,24 @@ def uvicorn_options(settings: Settings) -> dict[str, Any]:
     """The uvicorn.Config arguments that carry the connection limits of `settings`."""
     return {
         "http": protocol_class(settings),
+        "timeout_keep_alive": settings.http_keepalive_timeout,
+    }
+
+
+class WorkerHttpToolsProtocol(GuardedHttpToolsProtocol):
+    """The protocol of `serve --workers N`, configured in each worker by `configure_worker_protocol`
+    (a class made by `protocol_class` cannot be pickled into the worker processes)."""
+
+
+def configure_worker_protocol(settings: Settings) -> type[GuardedHttpToolsProtocol]:
+    WorkerHttpToolsProtocol.header_timeout = settings.http_header_timeout
+    WorkerHttpToolsProtocol.max_connections = settings.http_max_connections
+    return WorkerHttpToolsProtocol
+
+
+def worker_uvicorn_options(settings: Settings) -> dict[str, Any]:
+    """`uvicorn_options` for several worker processes (HTTP_MAX_CONNECTIONS is per worker)."""
+    return {
+        "http": configure_worker_protocol(settings),
         "timeout_keep_alive": settings.http_keepalive_timeout,
     }

@@ -2,26 +2,54 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from enum import StrEnum
+from typing import Annotated, Any
 
 import typer
+
+
+class Role(StrEnum):
+    all = "all"
+    api = "api"
+    worker = "worker"
 
 
 def serve(
     host: Annotated[str | None, typer.Option(help="Bind address (default: HOST).")] = None,
     port: Annotated[int | None, typer.Option(help="Port (default: PORT or 3000).")] = None,
+    role: Annotated[
+        Role | None,
+        typer.Option(
+            case_sensitive=False,
+            help="all: the API and the background work (default: SERVICE_ROLE or all); api: the "
+            "API only; worker: pipelines, status sync and scheduled tasks with only /health and "
+            "/metrics over HTTP. api and worker need PostgreSQL.",
+        ),
+    ] = None,
+    workers: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            max=256,
+            help="API processes sharing the port (role api only); each has its own limits.",
+        ),
+    ] = 1,
 ) -> None:
     """Run the service (REST API and background pipelines) until Ctrl-C.
 
     Configured by environment variables and an optional .env file (NOVITA_API_KEY, DATABASE_URL,
     API_KEYS, WEBHOOK_URL, WEBHOOK_SECRET, ...; see docs/). Against the simulator, set
     NOVITA_API_BASE_URL=http://127.0.0.1:8900/gpu-instance/openapi and no key is needed.
+    On PostgreSQL, scale out with `serve --role worker` and `serve --role api --workers N`.
     """
+    import os
+
     import uvicorn
 
     from novita_manager.app import create_app
+    from novita_manager.cli.exit_codes import ServeExitCode
     from novita_manager.config import load_settings_or_exit
-    from novita_manager.http_server import uvicorn_options
+    from novita_manager.http_server import uvicorn_options, worker_uvicorn_options
     from novita_manager.logging import configure_logging
     from novita_manager.store.startup import check_database_or_exit
 
@@ -30,18 +58,51 @@ def serve(
         overrides["host"] = host
     if port is not None:
         overrides["port"] = port
-    settings = load_settings_or_exit(**overrides)
+    if role is not None:
+        overrides["service_role"] = role.value
+    settings = load_settings_or_exit(**overrides)  # api/worker on SQLite: exit 2
+    if workers > 1 and settings.service_role != "api":
+        typer.echo(
+            f"--workers {workers} needs --role api: the background work runs in one process "
+            f"per replica (role {settings.service_role})",
+            err=True,
+        )
+        raise typer.Exit(ServeExitCode.CONFIGURATION)
     configure_logging(settings.log_level, settings.log_format, settings.secret_values())
     check_database_or_exit(settings.database_url)  # one line and exit 4, not a traceback
+    common: dict[str, Any] = {
+        "host": settings.host,
+        "port": settings.port,
+        "log_config": None,
+        "access_log": False,
+        "timeout_graceful_shutdown": 15,
+    }
+    if workers == 1:
+        # header timeout, keep-alive, connection cap
+        uvicorn.run(create_app(settings), **common, **uvicorn_options(settings))
+        return
+    # Each worker process loads its settings from the environment (api_worker_app).
+    os.environ.update({"SERVICE_ROLE": "api", "HOST": settings.host, "PORT": str(settings.port)})
     uvicorn.run(
-        create_app(settings),
-        host=settings.host,
-        port=settings.port,
-        log_config=None,
-        access_log=False,
-        timeout_graceful_shutdown=15,
-        **uvicorn_options(settings),  # header timeout, keep-alive, connection cap
+        "novita_manager.cli.servers:api_worker_app",
+        factory=True,
+        workers=workers,
+        **common,
+        **worker_uvicorn_options(settings),
     )
+
+
+def api_worker_app() -> Any:
+    """The app of one `serve --role api --workers N` process (uvicorn calls it in each)."""
+    from novita_manager.app import create_app
+    from novita_manager.config import load_settings_or_exit
+    from novita_manager.http_server import configure_worker_protocol
+    from novita_manager.logging import configure_logging
+
+    settings = load_settings_or_exit()
+    configure_logging(settings.log_level, settings.log_format, settings.secret_values())
+    configure_worker_protocol(settings)
+    return create_app(settings)
 
 
 def simulator(

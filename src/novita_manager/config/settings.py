@@ -185,6 +185,13 @@ class Settings(BaseSettings):
     lease_seconds: PositiveSeconds = Field(
         default=30.0, description="How long a claimed row stays locked without a heartbeat."
     )
+    service_role: Literal["all", "api", "worker"] = Field(
+        default="all",
+        description="What `serve` runs: `all` (the API and the background work), `api` (the "
+        "API only; several processes may share one port with `serve --workers N`) or `worker` "
+        "(pipelines, status sync and scheduled tasks, with only /health and /metrics over "
+        "HTTP). `api` and `worker` need PostgreSQL. `serve --role` overrides it.",
+    )
 
     # Webhooks
     webhook_url: str | None = Field(
@@ -243,7 +250,7 @@ class Settings(BaseSettings):
         default="json", description="`json` lines, or readable `console` output."
     )
 
-    @field_validator("log_level", "log_format", mode="before")
+    @field_validator("log_level", "log_format", "service_role", mode="before")
     @classmethod
     def _lower(cls, value: object) -> object:
         return value.lower() if isinstance(value, str) else value
@@ -291,6 +298,17 @@ class Settings(BaseSettings):
                 raise ValueError(
                     f"WEBHOOK_URL: refused ({refused}); set WEBHOOK_ALLOW_PRIVATE=true to allow it"
                 ) from None
+        return self
+
+    @model_validator(mode="after")
+    def _check_role_database(self) -> Settings:
+        """SQLite is one process (store/locking.py): the API and the worker cannot be split."""
+        if self.service_role != "all" and self.uses_sqlite:
+            raise ValueError(
+                f"SERVICE_ROLE={self.service_role} needs PostgreSQL (a postgresql+asyncpg "
+                "DATABASE_URL); SQLite allows one process per database file, which then runs "
+                "both the API and the background work (role all)"
+            )
         return self
 
     @field_validator("novita_api_base_url")
