@@ -11,7 +11,8 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from novita_manager.domain.statuses import Status
+from novita_manager.domain.requests import RequestState
+from novita_manager.domain.statuses import DeliveryStatus, Status
 
 
 class CreateInstanceResponse(BaseModel):
@@ -86,12 +87,10 @@ class OperationResponse(BaseModel):
 class OperationRequestView(BaseModel):
     seq: int = Field(description="Order of acceptance on this instance, from 1.")
     operation: Literal["start", "stop", "delete"]
-    state: Literal["pending", "in_progress", "succeeded", "failed", "superseded", "refused"] = (
-        Field(
-            description="`pending` until the pipeline takes it up; `superseded` (by a later "
-            "delete, or a stop during a start) and `refused` (no longer applied when its turn "
-            "came) say why in `reason`."
-        )
+    state: RequestState = Field(
+        description="`pending` until the pipeline takes it up; `superseded` (by a later "
+        "delete, or a stop during a start) and `refused` (no longer applied when its turn "
+        "came) say why in `reason`."
     )
     reason: str | None = None
     joins: int | None = Field(
@@ -107,9 +106,6 @@ class OperationRequestView(BaseModel):
 class OperationRequestList(BaseModel):
     instanceId: str
     operations: list[OperationRequestView]
-
-
-DeliveryStatus = Literal["pending", "delivered", "failed", "skipped"]
 
 
 class AttemptView(BaseModel):

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from sqlalchemy import ColumnElement, and_, func, or_, select
 
-from novita_manager.domain.statuses import Status
+from novita_manager.domain.statuses import DeliveryStatus, Status
 from novita_manager.engine.leases import LeasedModel
 from novita_manager.engine.pipeline import Pipeline
 from novita_manager.engine.webhook_delivery import WebhookDeliveryHandler
@@ -117,7 +117,7 @@ async def pending_webhooks(runtime: Runtime) -> PendingWebhooks:
     d = WebhookDelivery
     query = (
         select(d.url, func.count(), func.min(d.created_at))
-        .where(d.status == "pending", d.url.is_not(None))
+        .where(d.status == DeliveryStatus.PENDING, d.url.is_not(None))
         .group_by(d.url)
     )
     folded: dict[str, tuple[int, datetime]] = {}

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from novita_manager.domain.offers import NoOffer, Offer
 from novita_manager.domain.regions import resolve_cluster
-from novita_manager.domain.statuses import Operation, Status
+from novita_manager.domain.statuses import CreateState, Operation, Status
 from novita_manager.errors import ValidationFailed
 from novita_manager.logging import current_request_id, get_logger
 from novita_manager.novita.create_request import UnacceptableName, novita_name
@@ -132,7 +132,7 @@ async def create_instance(
         operation=Operation.CREATE.value,
         operation_started_at=now,
         operation_issued=False,
-        create_state="pending",
+        create_state=CreateState.PENDING.value,
         create_attempts=0,
         product_name=body.productName,
         product_id=offer.product_id if offer else None,

@@ -33,6 +33,7 @@ from sqlalchemy.engine import make_url
 
 from novita_manager import __version__
 from novita_manager.domain.payloads import iso
+from novita_manager.domain.statuses import DeliveryStatus
 from novita_manager.engine.webhook_destinations import host_of
 from novita_manager.logging import get_logger
 from novita_manager.novita.errors import NovitaError, NovitaUnauthorized, is_transient
@@ -206,10 +207,13 @@ class HealthChecker:
         failed = (
             select(func.count(distinct(WebhookDelivery.id)))
             .join(WebhookAttempt, WebhookAttempt.delivery_id == WebhookDelivery.id)
-            .where(WebhookDelivery.status == "failed", WebhookAttempt.attempted_at >= since)
+            .where(
+                WebhookDelivery.status == DeliveryStatus.FAILED,
+                WebhookAttempt.attempted_at >= since,
+            )
         )
         retrying = select(func.count()).where(
-            WebhookDelivery.status == "pending", WebhookDelivery.attempts > 0
+            WebhookDelivery.status == DeliveryStatus.PENDING, WebhookDelivery.attempts > 0
         )
         async with self.runtime.db.read_session() as session:
             failed_count = int(await session.scalar(failed) or 0)

@@ -9,6 +9,7 @@ from __future__ import annotations
 from sqlalchemy import or_, select
 
 from novita_manager.config import Settings
+from novita_manager.domain.statuses import DeliveryStatus
 from novita_manager.domain.views import DeliveryList, DeliveryView
 from novita_manager.errors import InstanceNotFound, NotFound, ValidationFailed
 from novita_manager.logging import get_logger
@@ -78,7 +79,7 @@ async def redeliver(
         if target is None:
             raise _url_error("this delivery has no URL and WEBHOOK_URL is not set: give `url`")
         row.url = target
-        row.status = "pending"
+        row.status = DeliveryStatus.PENDING.value
         row.attempts = 0
         row.next_attempt_at = utcnow()
         row.delivered_at = None

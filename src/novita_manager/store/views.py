@@ -12,6 +12,8 @@ from datetime import datetime
 from typing import Any
 
 from novita_manager.domain.payloads import iso
+from novita_manager.domain.requests import RequestState
+from novita_manager.domain.statuses import DeliveryStatus
 from novita_manager.domain.views import (
     AttemptView,
     DeliveryView,
@@ -120,7 +122,7 @@ def operation_view(request: OperationRequest) -> OperationRequestView:
     return OperationRequestView(
         seq=request.seq,
         operation=request.operation,  # type: ignore[arg-type]  # validated by the model
-        state=request.state,  # type: ignore[arg-type]
+        state=RequestState(request.state),
         reason=request.reason,
         joins=request.joins_seq,
         requestedAt=requested_at,
@@ -135,7 +137,7 @@ def delivery_view(row: WebhookDelivery, attempts: list[WebhookAttempt]) -> Deliv
         instanceId=row.instance_id,
         eventType=row.event_type,
         url=row.url,
-        status=row.status,  # type: ignore[arg-type]
+        status=DeliveryStatus(row.status),
         attempts=row.attempts,
         createdAt=iso(row.created_at) or "",
         deliveredAt=iso(row.delivered_at),
