@@ -3,6 +3,7 @@
 `settings.py` declares every variable; `loading.py` reads them and reports what is wrong.
 """
 
+from novita_manager.config.addresses import is_loopback_url
 from novita_manager.config.loading import (
     ConfigurationError,
     describe_validation_error,
@@ -14,7 +15,6 @@ from novita_manager.config.settings import (
     DEFAULT_NOVITA_BASE_URL,
     SIMULATOR_API_KEY,
     Settings,
-    is_loopback_url,
 )
 
 __all__ = [

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ipaddress
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
@@ -15,6 +14,7 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from novita_manager.config.addresses import is_loopback_url
 from novita_manager.webhooks.signing import InvalidWebhookSecret, secret_key
 from novita_manager.webhooks.ssrf import WebhookUrlRefused, validate_webhook_url
 
@@ -23,17 +23,6 @@ DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./data/novita-manager.db"
 SIMULATOR_API_KEY = "sk_simulator"  # not a secret: the simulator accepts any key
 
 PositiveSeconds = Annotated[float, Field(gt=0, le=86_400)]
-
-
-def is_loopback_url(url: str) -> bool:
-    """True when `url` points at this machine, which is where the built-in simulator runs."""
-    host = urlsplit(url).hostname or ""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 class Settings(BaseSettings):
