@@ -1,0 +1,206 @@
+"""Overload benchmark: lifecycles while reads are offered at twice what the process can serve.
+
+Usage: python -m bench.overload [--n 200] [--poll-interval 1] [--factor 2] [--write-docs]
+
+1. Measures the read capacity of the service (`wrk` closed loop on `GET /api/instances/{id}`
+   with 100 instances running) and the floor (`GET /health/live`) in the same run.
+2. Runs N lifecycles (create → running → `instance.running` webhook) without read load: the
+   unloaded wall time.
+3. Runs N more while an open-loop generator (bench.common.RateLoad, a separate process) offers
+   `--factor` x capacity reads per second: the loaded wall time, what the reads got (answered
+   p50/p99, 503s) and the shed counter from /metrics.
+Goals (issue 15): loaded lifecycles at ≥ 80 % of the unloaded speed, the excess refused early
+with 503 + Retry-After, the answered reads' p99 < 100 ms.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import re
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+from tests.fixtures.webhook_receiver import WebhookReceiver
+
+from bench.common import (
+    RateLoad,
+    cpu_seconds,
+    database,
+    fmt_ms,
+    machine,
+    service_pid,
+    service_process,
+    simulator_process,
+    today,
+    write_section,
+)
+from bench.reads import wrk
+
+GOALS = {"speed": 0.8, "p99_ms": 100.0}
+
+
+def create_body(prefix: str, index: int) -> dict[str, Any]:
+    return {"name": f"{prefix}-{index}", "productName": "RTX 4090 24GB", "templateId": "1"}
+
+
+async def lifecycles(base: str, receiver: WebhookReceiver, prefix: str, n: int) -> float:
+    """Seconds from the first create to the last `instance.running` webhook of this batch."""
+    seen_before = len(receiver.requests())
+    async with httpx.AsyncClient(base_url=base, timeout=60) as client:
+        began = time.perf_counter()
+        limit = asyncio.Semaphore(20)
+
+        async def one(index: int) -> str:
+            async with limit:
+                for _ in range(100):  # a create shed with 503 is retried, as a client would
+                    response = await client.post("/api/instances", json=create_body(prefix, index))
+                    if response.status_code != 503:
+                        break
+                    await asyncio.sleep(float(response.headers.get("Retry-After", "1")))
+                response.raise_for_status()
+                return str(response.json()["instanceId"])
+
+        ids = set(await asyncio.gather(*(one(i) for i in range(n))))
+        while True:
+            running = {
+                json.loads(r.body)["data"]["instanceId"]
+                for r in receiver.requests()[seen_before:]
+                if b"instance.running" in r.body
+            }
+            if ids <= running:
+                return time.perf_counter() - began
+            if time.perf_counter() - began > 900:
+                raise SystemExit(f"timed out: {len(ids & running)} of {n} running")
+            await asyncio.sleep(0.1)
+
+
+def shed_total(base: str) -> float:
+    text = httpx.get(f"{base}/metrics", timeout=10).text
+    return sum(
+        float(value)
+        for value in re.findall(
+            r"^novita_manager_requests_shed_total\{[^}]*\} ([\d.e+]+)$", text, re.M
+        )
+    )
+
+
+def run(args: argparse.Namespace, base: str, pid: int, receiver: WebhookReceiver) -> dict[str, Any]:
+    ids = asyncio.run(prepare(base, receiver))
+    one = f"/api/instances/{ids[0]}"
+    floor = wrk(f"{base}/health/live", 5, 10)
+    cpu = cpu_seconds(pid)
+    capacity = wrk(base + one, 5, 10)
+    capacity["cpu_ms"] = (cpu_seconds(pid) - cpu) * 1000 / max(capacity["requests"], 1)
+    unloaded = asyncio.run(lifecycles(base, receiver, "calm", args.n))
+    offered = args.factor * capacity["rate"]
+    shed_before = shed_total(base)
+    load = RateLoad(base, offered, connections=256).start()
+    load.add(one)
+    time.sleep(1)  # the load is on before the lifecycles start
+    loaded = asyncio.run(lifecycles(base, receiver, "busy", args.n))
+    reads = load.stop()
+    return {
+        "floor": floor,
+        "capacity": capacity,
+        "offered": offered,
+        "unloaded": unloaded,
+        "loaded": loaded,
+        "reads": reads,
+        "shed": shed_total(base) - shed_before,
+    }
+
+
+async def prepare(base: str, receiver: WebhookReceiver) -> list[str]:
+    """100 running instances to read (they also make the status sync's work realistic)."""
+    await lifecycles(base, receiver, "read", 100)
+    async with httpx.AsyncClient(base_url=base, timeout=30) as client:
+        listed = await client.get("/api/instances", params={"limit": 1, "name": "read-"})
+        return [listed.json()["instances"][0]["id"]]
+
+
+def report(r: dict[str, Any], args: argparse.Namespace, command: str) -> str:
+    speed = r["unloaded"] / r["loaded"]
+    reads = r["reads"]
+    answered = reads["statuses"].get(200, 0)
+    refused = reads["statuses"].get(503, 0)
+    p99_ms = reads["p99"] * 1000
+    met = {
+        "speed": speed >= GOALS["speed"],
+        "shed": refused > 0 and r["shed"] > 0,
+        "p99": p99_ms < GOALS["p99_ms"],
+    }
+    return "\n".join(
+        [
+            "## Overload (issue 15)",
+            "",
+            f"`{command}` · {today()} · {machine()} · {args.database} · poll interval "
+            f"{args.poll_interval:g} s",
+            "",
+            "| measure | result | goal |",
+            "|---|---|---|",
+            f"| floor: `GET /health/live`, wrk 10 connections | {r['floor']['rate']:.0f}/s | |",
+            f"| capacity: `GET /api/instances/{{id}}`, wrk 10 connections | "
+            f"{r['capacity']['rate']:.0f}/s, {r['capacity']['cpu_ms']:.3f} ms CPU each | |",
+            f"| {args.n} lifecycles, no read load | {r['unloaded']:.1f} s | |",
+            f"| {args.n} lifecycles, reads offered at {r['offered']:.0f}/s ({args.factor:g}x "
+            f"capacity, open loop) | {r['loaded']:.1f} s: **{speed:.0%}** of the unloaded speed "
+            f"| ≥ 80 %: {'met' if met['speed'] else 'NOT met'} |",
+            f"| reads answered / refused with 503 | {answered} / {refused} "
+            f"(shed counter +{r['shed']:.0f}; other: "
+            f"{ {k: v for k, v in reads['statuses'].items() if k not in (200, 503)} }) "
+            f"| excess refused: {'met' if met['shed'] else 'NOT met'} |",
+            f"| answered and refused reads, from scheduled send to answer | p50 "
+            f"{fmt_ms(reads['p50'])}, p99 {fmt_ms(reads['p99'])} | p99 < "
+            f"{GOALS['p99_ms']:g} ms: {'met' if met['p99'] else 'NOT met'} |",
+            "",
+            "The generator runs in its own process on the same 2 cores as the service and the "
+            "simulator, so its own CPU is part of the load the machine carries.",
+        ]
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--n", type=int, default=200)
+    parser.add_argument("--poll-interval", type=float, default=1.0)
+    parser.add_argument("--factor", type=float, default=2.0)
+    parser.add_argument("--database", choices=["sqlite", "postgresql"], default="sqlite")
+    parser.add_argument("--write-docs", action="store_true")
+    args = parser.parse_args()
+    receiver = WebhookReceiver()
+    receiver.start()
+    try:
+        with (
+            simulator_process(0.01) as sim,
+            database(args.database) as url,
+            tempfile.TemporaryDirectory(prefix="nm-bench-logs-") as logs,
+        ):
+            env = {
+                "NOVITA_API_BASE_URL": sim.base_url,
+                "DATABASE_URL": url,
+                "INSTANCE_POLL_INTERVAL": str(args.poll_interval),
+                "WEBHOOK_URL": receiver.url,
+            }
+            service = service_process(env, Path(logs)).start()
+            try:
+                result = run(args, service.base_url, service_pid(service), receiver)
+            finally:
+                service.stop()
+    finally:
+        receiver.stop()
+    command = " ".join(["python -m bench.overload", *sys.argv[1:]])
+    text = report(result, args, command)
+    print(text)
+    if args.write_docs:
+        write_section("overload", text)
+        print("updated docs/benchmarks.md", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
