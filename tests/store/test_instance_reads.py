@@ -109,7 +109,7 @@ async def orm_rows(db: Database) -> dict[str, Instance]:
 
 
 async def test_one_instance_equals_the_orm_view(db: Database, rows: list[Instance]) -> None:
-    reads = InstanceReads(db)
+    reads = await InstanceReads.open(db)
     try:
         stored = await orm_rows(db)
         for row in rows:
@@ -123,7 +123,7 @@ async def test_one_instance_equals_the_orm_view(db: Database, rows: list[Instanc
                 assert by_novita["id"] == row.id
         assert await reads.by_key("no-such-instance") is None
     finally:
-        reads.close()
+        await reads.close()
 
 
 @pytest.mark.parametrize(
@@ -150,11 +150,11 @@ async def test_a_page_equals_the_orm_page(
     limit: int,
     offset: int,
 ) -> None:
-    reads = InstanceReads(db)
+    reads = await InstanceReads.open(db)
     try:
         total, page = await reads.page(status, name, limit, offset)
     finally:
-        reads.close()
+        await reads.close()
     stored = await orm_rows(db)
     expected = sorted(
         (

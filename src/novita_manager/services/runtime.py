@@ -96,6 +96,7 @@ class Runtime:
             scheduled = build_scheduled_runner(
                 db, client, status_sync, owner=db.owner, metrics=metrics
             )
+            instance_reads = await InstanceReads.open(db)
         except BaseException:
             await db.close()
             raise
@@ -110,7 +111,7 @@ class Runtime:
             webhook_sender=sender,
             status_sync=status_sync,
             scheduled=scheduled,
-            instance_reads=InstanceReads(db),
+            instance_reads=instance_reads,
         )
         if background:
             await runtime.provisioning.start()
@@ -138,7 +139,7 @@ class Runtime:
                 await stop()
         await self.webhook_sender.aclose()
         await self.client.aclose()
-        self.instance_reads.close()
+        await self.instance_reads.close()
         await self.db.close()
 
     def hint_provisioning(self) -> None:

@@ -11,7 +11,8 @@ per-row instrumentation and, on SQLite, six hops to aiosqlite's thread per read)
   thread: an indexed read in WAL mode takes microseconds and never waits for the writer, so a
   thread hop would cost more than the read. The SQL is the Core statement compiled for SQLite
   once; the values are decoded by the column types of the model (timestamps, JSON).
-- On PostgreSQL they run through the async engine (asyncpg needs no thread).
+- On PostgreSQL they run on a small asyncpg pool of their own (no ORM session, no pre-ping per
+  checkout; asyncpg caches the prepared statements).
 
 Rows come back as plain mappings of `VIEW_COLUMNS`, ready for `store.views.render_instance`;
 on SQLite their timestamps are already the API's ISO-8601 text (see `_sqlite_time`).
@@ -20,12 +21,15 @@ on SQLite their timestamps are already the API's ISO-8601 text (see `_sqlite_tim
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
+import asyncpg
 import orjson
 from sqlalchemy import JSON, Column, ColumnElement, Select, bindparam, func, or_, select
 from sqlalchemy.dialects import sqlite as sqlite_dialect
+from sqlalchemy.dialects.postgresql import asyncpg as postgresql_dialect
+from sqlalchemy.engine import URL
 
 from novita_manager.domain.statuses import Status
 from novita_manager.store.db import Database
@@ -35,6 +39,7 @@ from novita_manager.store.views import VIEW_COLUMNS
 
 Columns = dict[str, Any]
 SQLITE_READ_BUSY_MS = 2000  # WAL readers do not wait for writers; only recovery could block
+POSTGRES_READERS = 4  # connections of the read pool, beside the ORM's pool
 
 _TABLE = Instance.__table__
 _OBSERVED_CLUSTER = Instance.observation["clusterId"].as_string()
@@ -67,7 +72,12 @@ def _decoder(column: Any) -> Callable[[Any], Any] | None:
 
 
 # (index, decoder) of the selected columns that need one; applied to non-NULL values only.
-_DECODERS = tuple((index, decode) for index, c in enumerate(_SELECTED) if (decode := _decoder(c)))
+_SQLITE_DECODERS = tuple(
+    (index, decode) for index, c in enumerate(_SELECTED) if (decode := _decoder(c))
+)
+_JSON_DECODERS = tuple(
+    (index, decode) for index, decode in _SQLITE_DECODERS if decode is orjson.loads
+)
 
 
 def by_key_statement() -> Select[Any]:
@@ -119,10 +129,12 @@ _PAGES = {
 }
 
 
-def _compile_for_sqlite(statement: Select[Any]) -> tuple[str, list[str], dict[str, Any]]:
-    """The SQL, the order of its parameters, and the statement's own constants as the driver
-    must receive them (a JSON path, say, goes through its type's bind processor)."""
-    dialect = sqlite_dialect.dialect()
+Compiled = tuple[str, list[str], dict[str, Any]]
+
+
+def compile_for(statement: Select[Any], dialect: Any) -> Compiled:
+    """The SQL for `dialect`, the order of its parameters, and the statement's own constants as
+    the driver must receive them (a JSON path, say, goes through its type's bind processor)."""
     compiled = statement.compile(dialect=dialect)
     constants = {}
     for name, value in compiled.params.items():
@@ -131,75 +143,118 @@ def _compile_for_sqlite(statement: Select[Any]) -> tuple[str, list[str], dict[st
     return str(compiled), list(compiled.positiontup or []), constants
 
 
-class InstanceReads:
-    """Reads of instance views for the API; `open` picks the path for the database's dialect."""
+def _decoded(raw: Iterable[Any], decoders: Sequence[tuple[int, Callable[[Any], Any]]]) -> Columns:
+    values = list(raw)
+    for index, decode in decoders:
+        if values[index] is not None:
+            values[index] = decode(values[index])
+    return dict(zip(VIEW_COLUMNS, values, strict=True))
 
-    def __init__(self, db: Database) -> None:
-        self._db = db
-        self._sqlite: sqlite3.Connection | None = None
+
+class InstanceReads:
+    """Reads of instance views for the API, on the database's own fast path (`open`)."""
+
+    def __init__(self, dialect: Any, decoders: Sequence[tuple[int, Callable[[Any], Any]]]) -> None:
+        self._dialect = dialect
+        self._decoders = decoders
+        self._compiled: dict[int, Compiled] = {}  # by statement (they live as long as the module)
+
+    @staticmethod
+    async def open(db: Database) -> InstanceReads:
         if db.dialect == "sqlite":
             path = db.engine.url.database
             assert path is not None
-            self._sqlite = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-            self._sqlite.execute(f"PRAGMA busy_timeout={SQLITE_READ_BUSY_MS}")
-            self._sqlite.execute("PRAGMA query_only=ON")
-        self._compiled: dict[int, tuple[str, list[str], dict[str, Any]]] = {}
+            return SqliteReads(path)
+        return await PostgresReads.connect(db.engine.url.set(drivername="postgresql"))
 
-    def close(self) -> None:
-        if self._sqlite is not None:
-            self._sqlite.close()
-            self._sqlite = None
+    async def close(self) -> None:
+        raise NotImplementedError
 
     async def by_key(self, key: str) -> Columns | None:
-        rows = await self._rows(_BY_KEY, {"key": key})
+        rows = await self.rows(_BY_KEY, {"key": key})
         return rows[0] if rows else None
+
+    async def page(
+        self, status: Status | None, name: str | None, limit: int, offset: int
+    ) -> tuple[int, list[Columns]]:
+        """The total and the page, from one snapshot."""
+        raise NotImplementedError
+
+    async def rows(self, statement: Select[Any], params: dict[str, Any]) -> list[Columns]:
+        raise NotImplementedError
+
+    def _args(self, statement: Select[Any], params: dict[str, Any]) -> tuple[str, list[Any]]:
+        compiled = self._compiled.get(id(statement))
+        if compiled is None:
+            compiled = self._compiled[id(statement)] = compile_for(statement, self._dialect)
+        sql, order, constants = compiled
+        return sql, [params[n] if n in params else constants[n] for n in order]
+
+
+class SqliteReads(InstanceReads):
+    """A plain `sqlite3` connection used in the event loop's thread: an indexed read in WAL mode
+    takes microseconds and never waits for the writer, less than a hop to another thread."""
+
+    def __init__(self, path: str) -> None:
+        super().__init__(sqlite_dialect.dialect(), _SQLITE_DECODERS)
+        self._conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        self._conn.execute(f"PRAGMA busy_timeout={SQLITE_READ_BUSY_MS}")
+        self._conn.execute("PRAGMA query_only=ON")
+
+    async def close(self) -> None:
+        self._conn.close()
+
+    async def rows(self, statement: Select[Any], params: dict[str, Any]) -> list[Columns]:
+        sql, args = self._args(statement, params)
+        return [_decoded(raw, self._decoders) for raw in self._conn.execute(sql, args).fetchall()]
 
     async def page(
         self, status: Status | None, name: str | None, limit: int, offset: int
     ) -> tuple[int, list[Columns]]:
         count, page = _PAGES[(status is not None, bool(name))]
         params = page_params(status, name, limit, offset)
-        if self._sqlite is not None:
-            # One read transaction: the total and the page come from the same snapshot.
-            self._sqlite.execute("BEGIN")
-            try:
-                total = self._sqlite_scalar(count, params)
-                rows = self._sqlite_rows(page, params)
-            finally:
-                self._sqlite.execute("COMMIT")
-            return total, rows
-        async with self._db.read_engine.connect() as conn:
-            total = int((await conn.execute(count, params)).scalar_one())
-            result = await conn.execute(page, params)
-            return total, [dict(row._mapping) for row in result]
+        self._conn.execute("BEGIN")  # one read transaction: one snapshot
+        try:
+            sql, args = self._args(count, params)
+            total = int(self._conn.execute(sql, args).fetchone()[0])
+            rows = await self.rows(page, params)
+        finally:
+            self._conn.execute("COMMIT")
+        return total, rows
 
-    async def _rows(self, statement: Select[Any], params: dict[str, Any]) -> list[Columns]:
-        if self._sqlite is not None:
-            return self._sqlite_rows(statement, params)
-        async with self._db.read_engine.connect() as conn:
-            result = await conn.execute(statement, params)
-            return [dict(row._mapping) for row in result]
 
-    def _sqlite_execute(self, statement: Select[Any], params: dict[str, Any]) -> sqlite3.Cursor:
-        assert self._sqlite is not None
-        compiled = self._compiled.get(id(statement))  # the statements live as long as the module
-        if compiled is None:
-            compiled = self._compiled[id(statement)] = _compile_for_sqlite(statement)
-        sql, order, constants = compiled
-        return self._sqlite.execute(
-            sql, [params[n] if n in params else constants[n] for n in order]
-        )
+class PostgresReads(InstanceReads):
+    """A small asyncpg pool of its own: no ORM, no pre-ping per checkout, prepared statements
+    cached by asyncpg. Timestamps arrive as aware datetimes; JSON as text, decoded here."""
 
-    def _sqlite_scalar(self, statement: Select[Any], params: dict[str, Any]) -> int:
-        row = self._sqlite_execute(statement, params).fetchone()
-        return int(row[0]) if row else 0
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        super().__init__(postgresql_dialect.dialect(), _JSON_DECODERS)  # type: ignore[no-untyped-call]
+        self._pool = pool
 
-    def _sqlite_rows(self, statement: Select[Any], params: dict[str, Any]) -> list[Columns]:
-        rows = []
-        for raw in self._sqlite_execute(statement, params).fetchall():
-            values = list(raw)
-            for index, decode in _DECODERS:
-                if values[index] is not None:
-                    values[index] = decode(values[index])
-            rows.append(dict(zip(VIEW_COLUMNS, values, strict=True)))
-        return rows
+    @classmethod
+    async def connect(cls, url: URL) -> PostgresReads:
+        dsn = url.render_as_string(hide_password=False)
+        return cls(await asyncpg.create_pool(dsn, min_size=1, max_size=POSTGRES_READERS))
+
+    async def close(self) -> None:
+        await self._pool.close()
+
+    async def rows(self, statement: Select[Any], params: dict[str, Any]) -> list[Columns]:
+        sql, args = self._args(statement, params)
+        async with self._pool.acquire() as conn:
+            return [_decoded(raw, self._decoders) for raw in await conn.fetch(sql, *args)]
+
+    async def page(
+        self, status: Status | None, name: str | None, limit: int, offset: int
+    ) -> tuple[int, list[Columns]]:
+        count, page = _PAGES[(status is not None, bool(name))]
+        params = page_params(status, name, limit, offset)
+        count_sql, count_args = self._args(count, params)
+        page_sql, page_args = self._args(page, params)
+        async with (
+            self._pool.acquire() as conn,
+            conn.transaction(isolation="repeatable_read", readonly=True),
+        ):
+            total = int(await conn.fetchval(count_sql, *count_args))
+            raws = await conn.fetch(page_sql, *page_args)
+        return total, [_decoded(raw, self._decoders) for raw in raws]
