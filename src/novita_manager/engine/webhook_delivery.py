@@ -35,76 +35,31 @@ least once; receivers deduplicate by `webhook-id`. A result whose lease was lost
 
 from __future__ import annotations
 
-import json
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
 from sqlalchemy import ColumnElement, Update, and_, or_, select, update
 
-from novita_manager.backoff import backoff_delay
 from novita_manager.config import Settings
 from novita_manager.domain.statuses import DeliveryStatus
-from novita_manager.engine.leases import Lease, LeaseLost, require, write_with_lease
+from novita_manager.engine.group_commit import Batch, GroupCommit
+from novita_manager.engine.leases import Lease, write_with_lease
 from novita_manager.engine.pipeline import Pipeline
-from novita_manager.engine.retry import truncate_error
 from novita_manager.engine.webhook_destinations import Destinations, destination_of
+from novita_manager.engine.webhook_outcome import MAX_BACKOFF, encode_body, next_step
 from novita_manager.logging import get_logger
 from novita_manager.metrics import Metrics
 from novita_manager.store.db import Database
 from novita_manager.store.models import WebhookAttempt, WebhookDelivery
 from novita_manager.store.types import utcnow
-from novita_manager.webhooks.sender import AttemptResult, WebhookSender
+from novita_manager.webhooks.sender import WebhookSender
 from novita_manager.webhooks.signing import WebhookSigner
 
 PIPELINE_NAME = "webhook_delivery"
-MAX_BACKOFF = 3600.0
 IS_PENDING = WebhookDelivery.status == DeliveryStatus.PENDING.value
 log = get_logger(__name__)
-
-
-def encode_body(payload: dict[str, Any]) -> bytes:
-    """The request body: compact UTF-8 JSON of the stored payload, identical on every attempt."""
-    return json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
-
-
-def next_step(
-    attempts: int,
-    result: AttemptResult,
-    now: datetime,
-    *,
-    max_retries: int,
-    retry_base: float,
-) -> tuple[str, dict[str, Any]]:
-    """The outcome (metrics label) and the row's new values after one attempt of a delivery that
-    had made `attempts` attempts before."""
-    made = attempts + 1
-    if result.delivered:
-        return "delivered", {
-            "status": DeliveryStatus.DELIVERED.value,
-            "attempts": made,
-            "delivered_at": now,
-            "next_attempt_at": None,
-            "last_error": None,
-        }
-    error = truncate_error(result.error or f"receiver answered {result.status_code}")
-    if result.retryable and made <= max_retries:
-        if result.retry_after is not None:
-            delay = result.retry_after
-        else:
-            delay = backoff_delay(made, retry_base, cap=MAX_BACKOFF)
-        return "retry", {
-            "attempts": made,
-            "next_attempt_at": now + timedelta(seconds=delay),
-            "last_error": error,
-        }
-    return "refused" if result.refused else "failed", {
-        "status": DeliveryStatus.FAILED.value,
-        "attempts": made,
-        "next_attempt_at": None,
-        "last_error": error,
-    }
 
 
 class WebhookDeliveryHandler:
@@ -126,6 +81,8 @@ class WebhookDeliveryHandler:
             park_for=settings.webhook_timeout + 1.0,
         )
         self.wake: Callable[[], None] = lambda: None  # the pipeline's hint, set by the builder
+        # Results and deferrals of concurrent attempts share transactions (group_commit.py).
+        self.commits = GroupCommit(db)
 
     async def __call__(self, lease: Lease, row: WebhookDelivery) -> None:
         if row.status != DeliveryStatus.PENDING:
@@ -185,15 +142,17 @@ class WebhookDeliveryHandler:
             answered = not result.retryable
         else:
             answered = False if result.retryable else None
-        try:
-            async with self.db.session() as session, session.begin():
-                require(
-                    await write_with_lease(session, WebhookDelivery, lease, values, release=True)
-                )
-                session.add(attempt)
-                if values["next_attempt_at"] is None:  # done: the instance's next event may go
-                    await session.execute(self._successors_now(row, now))
-        except LeaseLost:
+
+        async def record(batch: Batch) -> bool:
+            session = batch.session
+            if not await write_with_lease(session, WebhookDelivery, lease, values, release=True):
+                return False
+            batch.insert(attempt)
+            if values["next_attempt_at"] is None:  # done: the instance's next event may go
+                await session.execute(self._successors_now(row, now))
+            return True
+
+        if not await self.commits.run(record):
             log.warning("webhook_result_dropped", delivery_id=row.id, reason="lease lost")
             return answered
         if values["next_attempt_at"] is None:
@@ -237,7 +196,7 @@ class WebhookDeliveryHandler:
             .order_by(d.created_at, d.id)
             .limit(1)
         )
-        async with self.db.session() as session:
+        async with self.db.read_session() as session:
             found = (await session.execute(query)).first()
         if found is None:
             return None
@@ -269,10 +228,20 @@ class WebhookDeliveryHandler:
     async def _defer(self, lease: Lease, row: WebhookDelivery, wait: float, reason: str) -> None:
         """Put the row back, due after `wait` seconds, without an attempt; it holds no slot."""
         values = {"next_attempt_at": utcnow() + timedelta(seconds=wait)}
-        async with self.db.session() as session, session.begin():
-            if not await write_with_lease(session, WebhookDelivery, lease, values, release=True):
-                return
+        if not await self.commits.run(self._release_with(lease, values)):
+            return
         self.metrics.webhook_deferrals.labels(reason).inc()
+
+    @staticmethod
+    def _release_with(lease: Lease, values: dict[str, Any]) -> Callable[[Batch], Awaitable[bool]]:
+        """A unit writing `values` and releasing the lease (False: the lease was lost)."""
+
+        async def unit(batch: Batch) -> bool:
+            return await write_with_lease(
+                batch.session, WebhookDelivery, lease, values, release=True
+            )
+
+        return unit
 
     async def _pull_forward(self, which: ColumnElement[bool]) -> None:
         """Make parked rows due now (those not claimed meanwhile) and wake the pipeline."""
@@ -294,9 +263,8 @@ class WebhookDeliveryHandler:
     async def _skip(self, lease: Lease, row: WebhookDelivery) -> None:
         skipped = DeliveryStatus.SKIPPED.value
         values = {"status": skipped, "next_attempt_at": None, "last_error": None}
-        async with self.db.session() as session, session.begin():
-            if not await write_with_lease(session, WebhookDelivery, lease, values, release=True):
-                return
+        if not await self.commits.run(self._release_with(lease, values)):
+            return
         self.metrics.webhook_deliveries.labels("skipped").inc()
         log.info(
             "webhook_skipped",

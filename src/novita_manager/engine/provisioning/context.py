@@ -7,6 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from novita_manager.config import Settings
+from novita_manager.engine.group_commit import GroupCommit
 from novita_manager.novita.catalogue import Catalogue
 from novita_manager.novita.client import NovitaClient
 from novita_manager.store.db import Database
@@ -25,3 +26,9 @@ class StepContext:
     on_outbox: Callable[[], None] = field(default=_nothing)  # wakes the webhook pipeline
     # asks the status sync for an early look
     on_upstream_change: Callable[[], None] = field(default=_nothing)
+    # The steps' writes, in transactions shared by the workers (made from `db` when not given).
+    commits: GroupCommit = field(default=None)  # type: ignore[assignment]
+
+    def __post_init__(self) -> None:
+        if self.commits is None:
+            self.commits = GroupCommit(self.db)

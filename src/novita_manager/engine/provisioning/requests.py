@@ -29,7 +29,7 @@ async def take_requests(ctx: StepContext, lease: Lease, row: Instance) -> bool:
     whether the step goes on (False: the lease was lost).
     """
     joined = aliased(OperationRequest)
-    async with ctx.db.session() as session:
+    async with ctx.db.read_session() as session:
         pending = (
             await session.execute(
                 select(

@@ -9,7 +9,8 @@ from sqlalchemy import case
 
 from novita_manager.backoff import backoff_delay
 from novita_manager.engine.changes import InstanceChange
-from novita_manager.engine.leases import Lease, LeaseLost, write_with_lease
+from novita_manager.engine.group_commit import Batch
+from novita_manager.engine.leases import Lease, write_with_lease
 from novita_manager.engine.provisioning.context import StepContext
 from novita_manager.engine.retry import truncate_error
 from novita_manager.logging import get_logger
@@ -35,6 +36,7 @@ async def write(
 ) -> bool:
     """Write `change` under the lease with `also` (rows to add) and `statements` in the same
     transaction; mirror the change on `row`. False when the lease was lost (nothing written).
+    The transaction may hold other workers' writes too (`engine/group_commit.py`).
 
     A release never puts a row to sleep past a request accepted meanwhile: its
     `next_attempt_at` becomes now when `request_seq` (read by the UPDATE itself, so also on
@@ -49,15 +51,17 @@ async def write(
         values["next_attempt_at"] = case(
             (Instance.request_seq > consumed, now), else_=values["next_attempt_at"]
         )
-    try:
-        async with ctx.db.session() as session, session.begin():
-            held = await write_with_lease(session, Instance, lease, values, release=release)
-            if not held:
-                raise LeaseLost
-            session.add_all(also or [])
-            for statement in statements or []:
-                await session.execute(statement)
-    except LeaseLost:
+
+    async def unit(batch: Batch) -> bool:
+        if not await write_with_lease(batch.session, Instance, lease, values, release=release):
+            return False  # nothing else of this step is written
+        batch.insert(*(also or []))
+        for statement in statements or []:
+            await batch.session.execute(statement)
+        return True
+
+    # In a transaction shared with the other workers' writes of the moment (group_commit).
+    if not await ctx.commits.run(unit):
         log.warning("lease_lost_result_dropped")
         return False
     change.apply_to(row)

@@ -1,0 +1,155 @@
+"""Group commit: the writes of many workers in shared transactions.
+
+When a burst of rows is due (a thousand instances reaching `running` within a second, their
+webhooks), every worker used to open a transaction of its own. On SQLite there is one writing
+connection and each statement is a hop to its thread and back, so the writes queued behind each
+other one commit at a time; on PostgreSQL each commit is a round trip and a WAL flush. Here a
+worker hands its unit of work (a function of the session) to `GroupCommit.run`; while one
+transaction is being written, the units that arrive queue, and the next transaction runs them
+all, in arrival order, then commits once. Under no load a unit runs alone at once, as before.
+
+A unit must leave nothing behind when it does not apply: the lease writes check the lease with
+their first statement (`UPDATE ... WHERE lock_token`) and return False without writing anything
+else when it was lost, instead of raising to roll back. Rows a unit inserts are handed to
+`Batch.insert` and inserted together at the end (one executemany per table: "the outbox rows
+inserted together"). If anything fails in a shared transaction (a unit raises, a constraint, a
+deadlock on PostgreSQL), it is rolled back and every unit of it runs again in a transaction of
+its own, so one unit's failure stays its own and reaches only its caller.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable
+from typing import Any, Generic, TypeVar
+
+from sqlalchemy import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from novita_manager.logging import get_logger
+from novita_manager.store.db import Database
+
+T = TypeVar("T")
+log = get_logger(__name__)
+
+# Units per transaction at most: bounds how long a transaction holds the writer (SQLite) or its
+# row locks (PostgreSQL), and how much work one failure makes run again alone.
+MAX_UNITS = 64
+
+
+class Batch:
+    """What a unit writes besides its statements: rows inserted at the end of the transaction."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+        self._inserts: dict[type[Any], list[dict[str, Any]]] = {}
+
+    def insert(self, *rows: Any) -> None:
+        """Insert ORM objects (their set columns) with the others of their table, at the end."""
+        for row in rows:
+            model = type(row)
+            values = {
+                column.key: row.__dict__[column.key]
+                for column in model.__table__.columns
+                if column.key in row.__dict__
+            }
+            self._inserts.setdefault(model, []).append(values)
+
+    async def flush(self) -> None:
+        inserts, self._inserts = self._inserts, {}
+        for model, rows in inserts.items():
+            by_shape: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+            for values in rows:
+                by_shape.setdefault(tuple(sorted(values)), []).append(values)
+            for shape_rows in by_shape.values():
+                await self.session.execute(insert(model), shape_rows)
+
+
+Unit = Callable[[Batch], Awaitable[T]]
+
+
+class _Pending(Generic[T]):
+    __slots__ = ("future", "unit")
+
+    def __init__(self, unit: Unit[T], future: asyncio.Future[T]) -> None:
+        self.unit = unit
+        self.future = future
+
+
+class GroupCommit:
+    """Runs units of work in shared transactions, one transaction at a time (module docstring)."""
+
+    def __init__(self, db: Database, *, max_units: int = MAX_UNITS) -> None:
+        self.db = db
+        self.max_units = max_units
+        self._queue: list[_Pending[Any]] = []
+        self._writer: asyncio.Task[None] | None = None
+        self.transactions = 0  # committed shared transactions (for tests and benchmarks)
+        self.units = 0  # units committed in them
+
+    async def run(self, unit: Unit[T]) -> T:
+        """Run `unit` in a transaction shared with the units queued beside it; its result."""
+        future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+        self._queue.append(_Pending(unit, future))
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.create_task(self._write_all(), name="group-commit")
+        return await future
+
+    async def _write_all(self) -> None:
+        while self._queue:
+            batch, self._queue = self._queue[: self.max_units], self._queue[self.max_units :]
+            batch = [pending for pending in batch if not pending.future.done()]
+            if not batch:
+                continue
+            try:
+                await self._together(batch)
+            except Exception as error:
+                if len(batch) > 1:
+                    log.info("group_commit_split", units=len(batch), error=str(error)[:200])
+                    for pending in batch:
+                        await self._alone(pending)
+                else:
+                    _settle(batch[0], error=error)
+            except BaseException as error:  # cancelled: callers must not wait forever
+                for pending in [*batch, *self._queue]:
+                    _settle(pending, error=error)
+                self._queue = []
+                raise
+
+    async def _together(self, batch: list[_Pending[Any]]) -> None:
+        results: list[Any] = []
+        async with self.db.session() as session, session.begin():
+            writes = Batch(session)
+            for pending in batch:
+                results.append(await pending.unit(writes))
+            await writes.flush()
+        self.transactions += 1
+        self.units += len(batch)
+        for pending, result in zip(batch, results, strict=True):
+            _settle(pending, result=result)
+
+    async def _alone(self, pending: _Pending[Any]) -> None:
+        try:
+            async with self.db.session() as session, session.begin():
+                writes = Batch(session)
+                result = await pending.unit(writes)
+                await writes.flush()
+        except Exception as error:
+            _settle(pending, error=error)
+        else:
+            self.transactions += 1
+            self.units += 1
+            _settle(pending, result=result)
+
+
+def _settle(
+    pending: _Pending[Any], *, result: Any = None, error: BaseException | None = None
+) -> None:
+    if pending.future.done():
+        return
+    if error is not None:
+        with contextlib.suppress(asyncio.InvalidStateError):
+            pending.future.set_exception(error)
+    else:
+        pending.future.set_result(result)

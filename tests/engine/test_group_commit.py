@@ -1,0 +1,97 @@
+"""Group commit: concurrent units share a transaction; a unit's failure or lost lease is its own."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from sqlalchemy import func, select, update
+
+from novita_manager.domain.statuses import Status
+from novita_manager.engine.group_commit import Batch, GroupCommit
+from novita_manager.engine.leases import Lease, write_with_lease
+from novita_manager.store.db import Database
+from novita_manager.store.models import Instance, InstanceEvent
+from novita_manager.store.types import utcnow
+from tests.engine.steps import insert_instance
+
+
+async def lease_rows(db: Database, ids: list[str]) -> dict[str, Lease]:
+    leases = {row_id: Lease(row_id, f"token-{row_id}", "me") for row_id in ids}
+    async with db.session() as session, session.begin():
+        for lease in leases.values():
+            await session.execute(
+                update(Instance).where(Instance.id == lease.row_id).values(lock_token=lease.token)
+            )
+    return leases
+
+
+def step(lease: Lease, *, fail: bool = False) -> object:
+    """A unit as a provisioning step writes it: the row under its lease, and a history entry."""
+
+    async def unit(batch: Batch) -> bool:
+        values = {"status": Status.RUNNING.value}
+        if not await write_with_lease(batch.session, Instance, lease, values, release=True):
+            return False
+        if fail:
+            raise RuntimeError("this unit fails")
+        event = InstanceEvent(
+            instance_id=lease.row_id, at=utcnow(), from_status="starting", to_status="running"
+        )
+        batch.insert(event)
+        return True
+
+    return unit
+
+
+async def test_concurrent_units_share_transactions_and_insert_together(db: Database) -> None:
+    ids = [await insert_instance(db) for _ in range(20)]
+    leases = await lease_rows(db, ids)
+    commits = GroupCommit(db)
+    results = await asyncio.gather(*(commits.run(step(lease)) for lease in leases.values()))
+    assert results == [True] * 20
+    assert commits.units == 20
+    assert commits.transactions < 20  # the first ran alone, the others queued behind it
+    async with db.session() as session:
+        assert await session.scalar(select(func.count()).select_from(InstanceEvent)) == 20
+        statuses = set((await session.scalars(select(Instance.status))).all())
+        tokens = set((await session.scalars(select(Instance.lock_token))).all())
+    assert statuses == {Status.RUNNING.value}
+    assert tokens == {None}
+
+
+async def test_a_lost_lease_writes_nothing_and_the_others_commit(db: Database) -> None:
+    ids = [await insert_instance(db) for _ in range(3)]
+    leases = await lease_rows(db, ids)
+    stale = Lease(ids[1], "someone-elses-token", "me")
+    units = [step(leases[ids[0]]), step(stale), step(leases[ids[2]])]
+    commits = GroupCommit(db)
+    assert await asyncio.gather(*(commits.run(unit) for unit in units)) == [True, False, True]
+    async with db.session() as session:
+        events = set((await session.scalars(select(InstanceEvent.instance_id))).all())
+        untouched = await session.scalar(select(Instance.status).where(Instance.id == ids[1]))
+    assert events == {ids[0], ids[2]}
+    assert untouched == Status.CREATING.value
+
+
+async def test_a_failing_unit_fails_alone(db: Database) -> None:
+    ids = [await insert_instance(db) for _ in range(4)]
+    leases = await lease_rows(db, ids)
+    commits = GroupCommit(db)
+    units = [step(leases[ids[0]]), step(leases[ids[1]], fail=True)]
+    units += [step(leases[ids[2]]), step(leases[ids[3]])]
+    results = await asyncio.gather(*(commits.run(unit) for unit in units), return_exceptions=True)
+    assert [results[0], results[2], results[3]] == [True, True, True]
+    assert isinstance(results[1], RuntimeError)
+    async with db.session() as session:
+        events = set((await session.scalars(select(InstanceEvent.instance_id))).all())
+        failed_row = await session.scalar(select(Instance.status).where(Instance.id == ids[1]))
+    assert events == {ids[0], ids[2], ids[3]}
+    assert failed_row == Status.CREATING.value  # its transaction rolled back
+
+
+async def test_a_unit_alone_raises_its_error(db: Database) -> None:
+    (row_id,) = [await insert_instance(db)]
+    leases = await lease_rows(db, [row_id])
+    with pytest.raises(RuntimeError):
+        await GroupCommit(db).run(step(leases[row_id], fail=True))
