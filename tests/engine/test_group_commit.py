@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 
 import pytest
 from sqlalchemy import func, select, update
@@ -26,7 +27,7 @@ async def lease_rows(db: Database, ids: list[str]) -> dict[str, Lease]:
     return leases
 
 
-def step(lease: Lease, *, fail: bool = False) -> object:
+def step(lease: Lease, *, fail: bool = False) -> Callable[[Batch], Awaitable[bool]]:
     """A unit as a provisioning step writes it: the row under its lease, and a history entry."""
 
     async def unit(batch: Batch) -> bool:

@@ -14,6 +14,7 @@ import httpx
 
 from novita_manager.metrics import Metrics
 from novita_manager.novita.circuit import CircuitBreaker
+from novita_manager.novita.listed import ListedPage, parse_listed_page
 from novita_manager.novita.listing import Listing, ListingProgress, walk_instance_pages
 from novita_manager.novita.models import (
     Cluster,
@@ -138,6 +139,20 @@ class NovitaClient(NovitaSession):
             instances.extend(page.instances)
         return Listing(instances=instances, complete=progress.complete, progress=progress)
 
+    def list_listed_pages(
+        self, *, page_size: int = REQUESTED_PAGE_SIZE, progress: ListingProgress | None = None
+    ) -> AsyncIterator[ListedPage]:
+        """The whole account's pages as the status sync reads them (`listed.py`: orjson and only
+        the fields an observation is made of), walked like `list_instance_pages`."""
+        return walk_instance_pages(
+            self._fetch_listed_page,
+            name=None,
+            status=None,
+            product_name=None,
+            page_size=page_size,
+            progress=progress,
+        )
+
     async def get_instance(self, instance_id: str) -> Instance:
         query = {"instanceId": instance_id}
         return await self.call("GET", "/gpu/instance", parse_instance, params=query)
@@ -165,6 +180,9 @@ class NovitaClient(NovitaSession):
         await self.call(
             "POST", f"/gpu/instance/{action}", ignore_body, body={"instanceId": instance_id}
         )
+
+    async def _fetch_listed_page(self, query: Params) -> ListedPage:
+        return await self.call("GET", "/gpu/instances", parse_listed_page, params=query)
 
     async def _fetch_page(self, query: Params) -> InstancePage:
         return await self.call("GET", "/gpu/instances", parse_page, params=query)

@@ -10,15 +10,19 @@ function (one page for given query parameters); `NovitaClient` supplies its requ
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from typing import Any, TypeVar
 
 from novita_manager.novita.errors import NovitaBadRequest
+from novita_manager.novita.listed import ListedPage
 from novita_manager.novita.models import Instance, InstancePage
 from novita_manager.novita.parsing import Params, params
 
 MAX_LISTING_PAGES = 2000  # 40,000 instances at a cap of 20 per page
 
-FetchPage = Callable[[Params], Awaitable[InstancePage]]
+# The pages walked: the model's (`InstancePage`) or the status sync's cheap reading (`ListedPage`).
+PageT = TypeVar("PageT", InstancePage, ListedPage)
+FetchPage = Callable[[Params], Awaitable[PageT]]
 
 
 @dataclass
@@ -52,15 +56,21 @@ class Listing:
     progress: ListingProgress = field(default_factory=ListingProgress)
 
 
+def _with_instances(page: PageT, fresh: list[Any]) -> PageT:
+    if isinstance(page, InstancePage):
+        return page.model_copy(update={"instances": fresh})
+    return replace(page, instances=fresh)
+
+
 async def walk_instance_pages(
-    fetch: FetchPage,
+    fetch: FetchPage[PageT],
     *,
     name: str | None,
     status: str | None,
     product_name: str | None,
     page_size: int,
     progress: ListingProgress | None = None,
-) -> AsyncIterator[InstancePage]:
+) -> AsyncIterator[PageT]:
     """Yield pages of GET /gpu/instances, each with only ids not yielded before.
 
     Correct whichever page base applies (readings `page_base`, `page_zero`) and when the
@@ -110,7 +120,7 @@ async def walk_instance_pages(
         seen.update(item.id for item in fresh)
         state.distinct = len(seen)
         if fresh:
-            yield page.model_copy(update={"instances": fresh})
+            yield _with_instances(page, fresh)
         if not items:
             state.ended = True
             break

@@ -49,6 +49,16 @@ def needs_reaction(
     return decision.action not in (Action.WAIT, Action.IDLE)
 
 
+def seen_again(row: Any, started: datetime, resync_write_interval: float) -> bool:
+    """Whether a row seen again unchanged gets `observed_at`/`last_synced_at` written: a row
+    with an operation under way needs the fresh `observed_at` (is a start taking?); a row at
+    rest only a `last_synced_at` that is not too old, so thousands of idle rows do not rewrite
+    every interval."""
+    return row.operation is not None or _older_than(
+        row.last_synced_at, started, resync_write_interval
+    )
+
+
 async def record(
     db: Database,
     rows: Any,
@@ -57,14 +67,18 @@ async def record(
     *,
     startup_timeout: float,
     resync_write_interval: float,
+    unchanged: Any = (),
+    quiet: set[str] | None = None,
 ) -> tuple[int, bool]:
     """Write observations: changed rows in full, the rest only as seen again; wake the rows
-    whose next provisioning step would act. Returns how many observations changed and whether
-    a row was woken."""
+    whose next provisioning step would act. `unchanged`: rows the sync already knows are seen
+    again as they were (not evaluated); `quiet` collects the ids of the evaluated rows seen
+    unchanged without a reaction. Returns how many observations changed and whether a row was
+    woken."""
     now = utcnow()
     updates: list[dict[str, Any]] = []
     woken: list[dict[str, Any]] = []
-    unchanged_ids = []
+    unchanged_ids = [row.id for row in unchanged if seen_again(row, started, resync_write_interval)]
     changed = 0
     for row in rows:
         observation = found.get(row.novita_instance_id)
@@ -74,12 +88,9 @@ async def record(
         react = needs_reaction(row, observation, started, now, startup_timeout)
         changed += observation != row.observation
         if observation == row.observation and not react:
-            # Seen again, unchanged. A row with an operation under way needs the fresh
-            # `observed_at` (is a start taking?); a row at rest only a `last_synced_at` that is
-            # not too old, so thousands of idle rows do not rewrite every interval.
-            if row.operation is not None or _older_than(
-                row.last_synced_at, started, resync_write_interval
-            ):
+            if quiet is not None:
+                quiet.add(row.id)
+            if seen_again(row, started, resync_write_interval):
                 unchanged_ids.append(row.id)
             continue
         change = observed(observation, started, row.cluster_id).merged(

@@ -5,6 +5,7 @@ scheduled task `scheduled/strays.py` deletes upstream.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -14,6 +15,7 @@ from novita_manager.domain import observations
 from novita_manager.domain.statuses import CreateState, Status
 from novita_manager.engine.changes import InstanceChange
 from novita_manager.logging import get_logger
+from novita_manager.novita.listed import ListedInstance
 from novita_manager.novita.models import Instance as NovitaInstance
 from novita_manager.store.db import Database
 from novita_manager.store.models import Instance
@@ -77,7 +79,9 @@ def is_stray(owner: tuple[str | None, str] | None, novita_id: str) -> bool:
 
 
 async def settle_strays(
-    db: Database, strays: dict[str, tuple[str, NovitaInstance]], started: datetime
+    db: Database,
+    strays: Mapping[str, tuple[str, NovitaInstance | ListedInstance]],
+    started: datetime,
 ) -> tuple[int, list[Sighting]]:
     """Instances carrying our marker that no row owns: a row still creating (its create's
     answer was lost) adopts its instance; the others are returned as sightings to delete (a

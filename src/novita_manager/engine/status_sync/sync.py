@@ -7,11 +7,12 @@ import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import select
 
 from novita_manager.domain import observations
-from novita_manager.domain.statuses import NOVITA_REMOVING, Status
+from novita_manager.domain.statuses import NOVITA_REMOVING
 from novita_manager.engine.service_lease import HeldServiceLease
 from novita_manager.engine.status_sync.listing import (
     PAGE_SIZE,
@@ -19,16 +20,20 @@ from novita_manager.engine.status_sync.listing import (
     fallback_ids,
     fetch_missing,
 )
-from novita_manager.engine.status_sync.record import SYNC_COLUMNS, record
+from novita_manager.engine.status_sync.record import record
+from novita_manager.engine.status_sync.settled import (
+    MANAGED,
+    RAW_SYNC_COLUMNS,
+    parsed,
+    settle_key,
+)
 from novita_manager.engine.status_sync.strays import StraySightings, settle_strays
 from novita_manager.logging import get_logger
 from novita_manager.metrics import Metrics
 from novita_manager.novita.client import ListingProgress, NovitaClient
-from novita_manager.novita.create_request import marker_of
 from novita_manager.novita.errors import NovitaError
-from novita_manager.novita.models import Instance as NovitaInstance
+from novita_manager.novita.listed import ListedInstance
 from novita_manager.store.db import Database
-from novita_manager.store.models import Instance
 from novita_manager.store.types import utcnow
 
 log = get_logger(__name__)
@@ -44,6 +49,7 @@ class SyncReport:
     changed: int = 0
     strays: int = 0  # instances carrying our marker that no row owned (adopted or sighted)
     complete: bool = True  # whether the listing proved it saw every instance
+    skipped: int = 0  # rows seen exactly as at the last run, not evaluated again
 
 
 @dataclass
@@ -84,11 +90,22 @@ class StatusSync:
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
+        # Row id -> `settle_key` of rows seen unchanged without a reaction at the last run.
+        self._settled: dict[str, tuple[Any, ...]] = {}
 
     @property
     def holds_lease(self) -> bool:
         """Whether this process runs the sync now (tasks that follow the sync check it)."""
         return self._lease.held
+
+    def _calm(self, row: Any, started: datetime) -> bool:
+        """Whether only news (not time) can make this row need a reaction: no deadline of an
+        operation under way has passed (the provisioning step waits for its own deadline
+        too, but the sync's fresh `observed_at` is what proves a timeout)."""
+        if row.operation is None:
+            return True
+        begun = row.operation_started_at or started
+        return (started - begun).total_seconds() < self.startup_timeout
 
     def request(self) -> None:
         """Ask for an early sync (after a create or an operation); coalesced with others."""
@@ -126,61 +143,79 @@ class StatusSync:
         """List the account once and record what it says about every managed instance."""
         report = SyncReport()
         async with self.db.read_session() as session:
-            rows = (
-                await session.execute(
-                    select(*SYNC_COLUMNS).where(
-                        Instance.novita_instance_id.is_not(None),
-                        Instance.status != Status.DELETED.value,
-                    )
-                )
-            ).all()
+            rows = (await session.execute(select(*RAW_SYNC_COLUMNS).where(MANAGED))).all()
         report.rows = len(rows)
         if not rows and not await creates_in_doubt(self.db):
+            self._settled = {}
             return report  # nothing to watch: no upstream call at all
         started = utcnow()
         managed = {row.novita_instance_id for row in rows}
-        seen: dict[str, NovitaInstance] = {}
-        strays: dict[str, tuple[str, NovitaInstance]] = {}
+        seen: dict[str, ListedInstance] = {}
+        strays: dict[str, tuple[str, ListedInstance]] = {}
         progress = ListingProgress()
         try:
-            async for page in self.client.list_instance_pages(
-                page_size=PAGE_SIZE, progress=progress
-            ):
+            async for page in self.client.list_listed_pages(page_size=PAGE_SIZE, progress=progress):
                 report.pages += 1
                 if self.metrics is not None:
                     self.metrics.status_sync_pages.inc()
                 for item in page.instances:
                     if item.id in managed:
                         seen[item.id] = item
-                    elif (marker := marker_of(item.envs)) and item.status not in NOVITA_REMOVING:
-                        strays[item.id] = (marker, item)
-            found = {
-                row.novita_instance_id: observations.summarize(seen[row.novita_instance_id])
-                for row in rows
-                if row.novita_instance_id in seen
-            }
+                    elif item.marker and item.status not in NOVITA_REMOVING:
+                        strays[item.id] = (item.marker, item)
             missing = fallback_ids(rows, seen, complete=progress.complete)
             report.complete = progress.complete
             report.fallback_gets = len(missing)
-            found.update(await fetch_missing(self.client, missing))
+            fetched = await fetch_missing(self.client, missing)
         except NovitaError as error:
             self.health.consecutive_failures += 1
             self.health.last_error = str(error)
             log.warning("status_sync_failed", error=str(error))
             return report
+        # Rows seen exactly as at the last run (same listing fingerprint, same row) are not
+        # evaluated again: their observation and decision are those of the last run.
+        settled = self._settled
+        self._settled = {}
+        unchanged: list[Any] = []
+        evaluate: list[Any] = []
+        keys: dict[str, tuple[Any, ...]] = {}
+        found: dict[str, dict[str, Any]] = {}
+        for row in rows:
+            novita_id = row.novita_instance_id
+            listed = seen.get(novita_id)
+            if listed is not None:
+                key = settle_key(row, listed)
+                if key is not None and settled.get(row.id) == key and self._calm(row, started):
+                    unchanged.append(row)
+                    self._settled[row.id] = key
+                    continue
+                if key is not None:
+                    keys[row.id] = key
+                found[novita_id] = observations.summarize(listed)
+            elif novita_id in fetched:
+                found[novita_id] = fetched[novita_id]
+            else:
+                continue
+            evaluate.append(parsed(row))
         adopted, sighted = await settle_strays(self.db, strays, started) if strays else (0, [])
         report.strays = adopted + len(sighted)
         self.sightings.record(sighted)
         if sighted:
             self.on_strays()
+        quiet: set[str] = set()
         report.changed, woken = await record(
             self.db,
-            rows,
+            evaluate,
             found,
             started,
             startup_timeout=self.startup_timeout,
             resync_write_interval=self.resync_write_interval,
+            unchanged=unchanged,
+            quiet=quiet,
         )
+        report.skipped = len(unchanged)
+        for row_id in quiet & keys.keys():
+            self._settled[row_id] = keys[row_id]
         if woken:
             self.on_changes()
         self.health.consecutive_failures = 0
