@@ -147,6 +147,29 @@ def service_process(env: dict[str, str], log_dir: Path, name: str = "service") -
     return ServiceProcess({**BENCH_ENV, **env}, log_dir / f"{name}.log")
 
 
+@contextlib.contextmanager
+def service_on_simulator(
+    database_kind: str, poll_interval: float, time_scale: float = 0.01, **env: str
+) -> Iterator[ServiceProcess]:
+    """A started service on its own database, against a simulator process; stopped after."""
+    with (
+        simulator_process(time_scale) as sim,
+        database(database_kind) as url,
+        tempfile.TemporaryDirectory(prefix="nm-bench-logs-") as logs,
+    ):
+        service_env = {
+            "NOVITA_API_BASE_URL": sim.base_url,
+            "DATABASE_URL": url,
+            "INSTANCE_POLL_INTERVAL": str(poll_interval),
+            **env,
+        }
+        service = service_process(service_env, Path(logs)).start()
+        try:
+            yield service
+        finally:
+            service.stop()
+
+
 def service_pid(service: ServiceProcess) -> int:
     assert service.process is not None
     return service.process.pid

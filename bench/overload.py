@@ -20,9 +20,7 @@ import asyncio
 import json
 import re
 import sys
-import tempfile
 import time
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -31,12 +29,10 @@ from tests.fixtures.webhook_receiver import WebhookReceiver
 from bench.common import (
     RateLoad,
     cpu_seconds,
-    database,
     fmt_ms,
     machine,
+    service_on_simulator,
     service_pid,
-    service_process,
-    simulator_process,
     today,
     write_section,
 )
@@ -179,22 +175,10 @@ def main() -> None:
     receiver = WebhookReceiver()
     receiver.start()
     try:
-        with (
-            simulator_process(0.01) as sim,
-            database(args.database) as url,
-            tempfile.TemporaryDirectory(prefix="nm-bench-logs-") as logs,
-        ):
-            env = {
-                "NOVITA_API_BASE_URL": sim.base_url,
-                "DATABASE_URL": url,
-                "INSTANCE_POLL_INTERVAL": str(args.poll_interval),
-                "WEBHOOK_URL": receiver.url,
-            }
-            service = service_process(env, Path(logs)).start()
-            try:
-                result = run(args, service.base_url, service_pid(service), receiver)
-            finally:
-                service.stop()
+        with service_on_simulator(
+            args.database, args.poll_interval, WEBHOOK_URL=receiver.url
+        ) as service:
+            result = run(args, service.base_url, service_pid(service), receiver)
     finally:
         receiver.stop()
     command = " ".join(["python -m bench.overload", *sys.argv[1:]])

@@ -21,9 +21,7 @@ import re
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -31,12 +29,10 @@ import httpx
 from bench.common import (
     RateLoad,
     cpu_seconds,
-    database,
     fmt_ms,
     machine,
+    service_on_simulator,
     service_pid,
-    service_process,
-    simulator_process,
     today,
     write_section,
 )
@@ -180,31 +176,18 @@ def main() -> None:
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is not installed: apt-get install wrk")
-    with (
-        simulator_process(0.01) as sim,
-        database(args.database) as url,
-        tempfile.TemporaryDirectory(prefix="nm-bench-logs-") as logs,
-    ):
-        env = {
-            "NOVITA_API_BASE_URL": sim.base_url,
-            "DATABASE_URL": url,
-            "INSTANCE_POLL_INTERVAL": str(args.poll_interval),
+    with service_on_simulator(args.database, args.poll_interval) as service:
+        base, pid = service.base_url, service_pid(service)
+        ids = asyncio.run(create_running(base, args.n))
+        one = f"/api/instances/{ids[len(ids) // 2]}"
+        result = {
+            "floor": closed_loop(base, "/health/live", pid, args.seconds, args.connections),
+            "one": closed_loop(base, one, pid, args.seconds, args.connections),
+            "list": closed_loop(
+                base, "/api/instances?limit=100", pid, args.seconds, args.connections
+            ),
+            "open": open_loop(base, one, args.open_rate, args.seconds),
         }
-        service = service_process(env, Path(logs)).start()
-        try:
-            base, pid = service.base_url, service_pid(service)
-            ids = asyncio.run(create_running(base, args.n))
-            one = f"/api/instances/{ids[len(ids) // 2]}"
-            result = {
-                "floor": closed_loop(base, "/health/live", pid, args.seconds, args.connections),
-                "one": closed_loop(base, one, pid, args.seconds, args.connections),
-                "list": closed_loop(
-                    base, "/api/instances?limit=100", pid, args.seconds, args.connections
-                ),
-                "open": open_loop(base, one, args.open_rate, args.seconds),
-            }
-        finally:
-            service.stop()
     command = " ".join(["python -m bench.reads", *sys.argv[1:]])
     text = report(result, args, command)
     print(text)
