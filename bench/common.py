@@ -22,6 +22,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 from tests.fixtures.service import ServiceProcess
 
 from novita_manager.simulator.config import SimulatorConfig
@@ -294,3 +295,19 @@ async def _load(host: str, port: int, rate: float, connections: int, paths_q: An
         "errors": errors,
         "late": late,
     }
+
+
+# -- the framework floor ---------------------------------------------------------------------
+
+
+async def floor_cpu_ms(base_url: str, pid: int, requests: int = 400) -> float:
+    """Service CPU ms per `GET /health/live` (routing and middleware, no work): the floor a
+    figure of the same run is compared with, so that the machine's speed cancels out."""
+    limits = httpx.Limits(max_connections=4)
+    async with httpx.AsyncClient(base_url=base_url, timeout=30, limits=limits) as client:
+        for _ in range(20):  # warm the connections
+            await client.get("/health/live")
+        before = cpu_seconds(pid)
+        for _ in range(requests // 4):
+            await asyncio.gather(*(client.get("/health/live") for _ in range(4)))
+        return (cpu_seconds(pid) - before) * 1000 / (requests // 4 * 4)

@@ -31,6 +31,7 @@ from bench.common import (
     RateLoad,
     cpu_seconds,
     database,
+    floor_cpu_ms,
     fmt_ms,
     machine,
     memory_kib,
@@ -161,6 +162,7 @@ async def measure(args: argparse.Namespace, base_url: str, sim: Any, receiver: W
             idle_load.add(f"/api/instances/{instance_id}")
         steady = await listing_rate(sim.control, args.steady_seconds)
         get_steady = await asyncio.to_thread(idle_load.stop)
+        floor = await floor_cpu_ms(base_url, pid)
     upstream = {i["id"]: i for i in sim.control.instances()}
     lags = []
     for arrived, data in events.first.values():
@@ -189,11 +191,22 @@ async def measure(args: argparse.Namespace, base_url: str, sim: Any, receiver: W
         "get": get_during,
         "get_steady": get_steady,
         "duplicates": len(upstream) - len(ids),
+        "floor_cpu_ms": floor,
     }
+
+
+# Issue 15's goals for a burst of lifecycles.
+CPU_GOAL_MS = 15.0  # service CPU per lifecycle (create -> running -> webhook)
+LAG_GOAL_EXTRA = 2.0  # running -> webhook lag p99 at most the poll interval plus this
 
 
 def report(r: dict[str, Any], args: argparse.Namespace, command: str) -> str:
     verdict = "met" if r["per_instance_total"] <= 5 else "NOT met"
+    cpu_ms = r["cpu_per_instance"] * 1000
+    floor = r["floor_cpu_ms"]
+    cpu_met = "met" if cpu_ms <= CPU_GOAL_MS else "NOT met"
+    lag_goal = args.poll_interval + LAG_GOAL_EXTRA
+    lag_met = "met" if r["lag_p99"] <= lag_goal else "NOT met"
     steady_runs = r["steady_listing_per_s"] * args.poll_interval / max(r["pages"], 1)
     calls = ", ".join(f"`{k}` {v:.2f}" for k, v in r["per_instance"].items())
     g, s = r["get"], r["get_steady"]
@@ -206,6 +219,12 @@ def report(r: dict[str, Any], args: argparse.Namespace, command: str) -> str:
         ("Service CPU (GET load included)",
          f"{r['cpu']:.1f} s total, {r['cpu_per_instance'] * 1000:.1f} ms/instance; busy "
          f"{r['cpu'] / r['wall']:.0%} of one core over the wall time"),
+        ("Goal: ≤ 15 ms of service CPU per lifecycle",
+         f"**{cpu_ms:.1f} ms** ({cpu_met}; GET load included), = {cpu_ms / floor:.0f}x the "
+         f"floor"),
+        ("Floor, same run: service CPU per `GET /health/live`", f"{floor:.2f} ms"),
+        (f"Goal: lag p99 ≤ poll interval + 2 s = {lag_goal:g} s",
+         f"**{r['lag_p99']:.1f} s** ({lag_met})"),
         ("Service peak RSS (VmHWM)", f"{r['peak_rss_mib']:.0f} MiB"),
         ("Upstream calls per instance (listing excluded)",
          f"**{r['per_instance_total']:.2f}** (target ≤ 5: {verdict}): {calls}"),

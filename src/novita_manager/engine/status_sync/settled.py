@@ -17,16 +17,17 @@ import json
 from types import SimpleNamespace
 from typing import Any
 
-from sqlalchemy import Text, type_coerce
+from sqlalchemy import Text, cast
 
 from novita_manager.domain.statuses import Status
 from novita_manager.engine.status_sync.record import SYNC_COLUMNS
 from novita_manager.novita.listed import ListedInstance
 from novita_manager.store.models import Instance
 
-# The sync's columns with the observation as stored text: parsed only for rows evaluated.
+# The sync's columns with the observation as text, parsed only for rows evaluated. A SQL cast:
+# on PostgreSQL the driver itself decodes json columns, whatever type SQLAlchemy is told.
 RAW_SYNC_COLUMNS = tuple(
-    type_coerce(Instance.observation, Text).label("observation_json")
+    cast(Instance.observation, Text).label("observation_json")
     if column.key == "observation"
     else column
     for column in SYNC_COLUMNS
