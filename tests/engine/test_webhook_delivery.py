@@ -13,12 +13,8 @@ from standardwebhooks import Webhook
 from novita_manager.config import Settings
 from novita_manager.engine.leases import Lease
 from novita_manager.engine.pipeline import Pipeline
-from novita_manager.engine.webhook_delivery import (
-    build_webhook_pipeline,
-    encode_body,
-    next_step,
-    webhook_sender_of,
-)
+from novita_manager.engine.webhook_delivery import build_webhook_pipeline, webhook_sender_of
+from novita_manager.engine.webhook_outcome import encode_body, next_step
 from novita_manager.metrics import Metrics
 from novita_manager.store.db import Database
 from novita_manager.store.models import WebhookDelivery

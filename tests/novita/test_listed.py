@@ -12,6 +12,7 @@ from typing import Any
 
 import httpx
 import pytest
+from pydantic import ValidationError
 
 from novita_manager.domain.observations import summarize
 from novita_manager.novita.create_request import MARKER_ENV, marker_of
@@ -117,9 +118,9 @@ def test_odd_items_read_the_same(item: dict[str, Any]) -> None:
     ],
 )
 def test_what_the_model_refuses_is_refused(data: dict[str, Any]) -> None:
-    with pytest.raises(ValueError):
+    with pytest.raises(ValidationError):
         InstancePage.model_validate(data)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValidationError):
         read_listed_page(data)
 
 

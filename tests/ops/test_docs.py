@@ -14,7 +14,7 @@ from types import ModuleType
 import pytest
 
 from novita_manager.config import Settings
-from novita_manager.engine.webhook_delivery import encode_body
+from novita_manager.engine.webhook_outcome import encode_body
 from novita_manager.webhooks.signing import WebhookSigner
 
 ROOT = Path(__file__).resolve().parents[2]
