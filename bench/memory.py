@@ -51,8 +51,13 @@ async def create_all(base_url: str, n: int, concurrency: int) -> float:
 
         async def one(index: int) -> None:
             body = {"name": f"mem-{index}", "productName": "RTX 4090 24GB", "templateId": "1"}
+            headers = {"Idempotency-Key": f"mem-{index}"}
             async with limit:
-                response = await client.post("/api/instances", json=body)
+                for _ in range(30):  # a 503 (load shed at admission): again after Retry-After
+                    response = await client.post("/api/instances", json=body, headers=headers)
+                    if response.status_code != 503:
+                        break
+                    await asyncio.sleep(float(response.headers.get("retry-after", "1")))
             if response.status_code != 201:
                 raise SystemExit(f"create {index}: {response.status_code} {response.text}")
 
@@ -61,7 +66,7 @@ async def create_all(base_url: str, n: int, concurrency: int) -> float:
         seconds = time.perf_counter() - began
         while True:  # until every instance runs (the sync has seen them all)
             listed = await client.get("/api/instances", params={"status": "running", "limit": 1})
-            if listed.json()["total"] >= n:
+            if listed.status_code == 200 and listed.json()["total"] >= n:  # 503: shed, again
                 return seconds
             await asyncio.sleep(1)
 
