@@ -61,7 +61,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 hint="set API_KEYS so that /api needs a Bearer key",
             )
         # The api role leaves the background work (pipelines, status sync, scheduled tasks) to
-        # worker processes on the same PostgreSQL database; Runtime.is_stale still judges rows
+        # worker processes on the same PostgreSQL database; Runtime.staleness still judges rows
         # by when the sync last confirmed them.
         runtime = await Runtime.open(settings, background=settings.service_role != "api")
         admission.bind(runtime.metrics)
