@@ -20,7 +20,7 @@ from novita_manager.domain.statuses import Status
 from novita_manager.store.db import Database
 from novita_manager.store.instance_reads import InstanceReads
 from novita_manager.store.models import Instance
-from novita_manager.store.views import instance_view, render_instance
+from novita_manager.store.views import instance_view, keep_timestamp, render_instance
 
 ROWS = 300
 NAMES = ["train", "Train_%", "a_b", "a-b", "日本語", "x\\y", "eval-100", "big"]
@@ -99,7 +99,8 @@ def reference(row: Instance, stale: bool = False) -> dict[str, Any]:
 
 
 def fast(columns: dict[str, Any], stale: bool = False) -> dict[str, Any]:
-    parsed: dict[str, Any] = orjson.loads(orjson.dumps(render_instance(columns, stale=stale)))
+    view = render_instance(columns, stale=stale, timestamp=keep_timestamp)
+    parsed: dict[str, Any] = orjson.loads(orjson.dumps(view, option=orjson.OPT_UTC_Z))
     return parsed
 
 

@@ -19,6 +19,7 @@ from novita_manager.store.models import Instance, OperationRequest
 from novita_manager.store.types import utcnow
 from novita_manager.store.views import (
     instance_view,
+    keep_timestamp,
     operation_view,
     render_instance,
     view_columns,
@@ -79,7 +80,9 @@ async def get_instance_json(runtime: Runtime, instance_id: str) -> bytes:
     columns = await runtime.instance_reads.by_key(instance_id)
     if columns is None:
         raise InstanceNotFound(f"Instance {instance_id!r} not found")
-    return orjson.dumps(render_instance(columns, stale=runtime.staleness(utcnow())(columns)))
+    stale = runtime.staleness(utcnow())(columns)
+    view = render_instance(columns, stale=stale, timestamp=keep_timestamp)
+    return orjson.dumps(view, option=orjson.OPT_UTC_Z)
 
 
 async def list_instances_json(
@@ -93,8 +96,11 @@ async def list_instances_json(
     """The same page as `list_instances`, as JSON, from one snapshot without the ORM."""
     total, rows = await runtime.instance_reads.page(status, name, limit, offset)
     stale = runtime.staleness(utcnow())
-    views = [render_instance(columns, stale=stale(columns)) for columns in rows]
-    return orjson.dumps({"instances": views, "total": total, "limit": limit, "offset": offset})
+    views = [
+        render_instance(columns, stale=stale(columns), timestamp=keep_timestamp) for columns in rows
+    ]
+    page = {"instances": views, "total": total, "limit": limit, "offset": offset}
+    return orjson.dumps(page, option=orjson.OPT_UTC_Z)
 
 
 async def list_instances(

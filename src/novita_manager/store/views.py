@@ -7,7 +7,7 @@ webhook payloads written in the same transaction as a status change.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -57,13 +57,21 @@ VIEW_COLUMNS: tuple[str, ...] = (
 )
 
 
-def render_instance(columns: Mapping[str, Any], *, stale: bool) -> dict[str, Any]:
+def render_instance(
+    columns: Mapping[str, Any],
+    *,
+    stale: bool,
+    timestamp: Callable[[datetime | str | None], Any] | None = None,
+) -> dict[str, Any]:
     """The instance view as plain JSON values, from the row's columns (`VIEW_COLUMNS`).
 
     This is the one place the fields are made; `instance_view` validates the same dict into the
     typed model, and the read endpoints serialise it directly (a test checks both agree).
-    Timestamps are datetimes, or already their ISO-8601 text (the SQLite read path has it).
+    Timestamps are datetimes, or already their ISO-8601 text (the SQLite read path has it);
+    `timestamp` formats each (default: ISO-8601 text). The JSON endpoints pass `keep_timestamp`
+    and let orjson write datetimes with `OPT_UTC_Z`, the same text in C.
     """
+    time = timestamp or _iso
     connection = columns["connection_details"] or {}
     return {
         "id": columns["id"],
@@ -89,20 +97,25 @@ def render_instance(columns: Mapping[str, Any], *, stale: bool) -> dict[str, Any
             "jupyter": connection.get("jupyter"),
             "webTerminal": connection.get("webTerminal"),
         },
-        "createdAt": _iso(columns["created_at"]),
-        "startedAt": _iso(columns["started_at"]),
-        "readyAt": _iso(columns["ready_at"]),
-        "failedAt": _iso(columns["failed_at"]),
-        "stoppedAt": _iso(columns["stopped_at"]),
-        "deletedAt": _iso(columns["deleted_at"]),
+        "createdAt": time(columns["created_at"]),
+        "startedAt": time(columns["started_at"]),
+        "readyAt": time(columns["ready_at"]),
+        "failedAt": time(columns["failed_at"]),
+        "stoppedAt": time(columns["stopped_at"]),
+        "deletedAt": time(columns["deleted_at"]),
         "lastError": columns["failure_reason"] or columns["last_error"],
-        "lastSyncedAt": _iso(columns["last_synced_at"]),
+        "lastSyncedAt": time(columns["last_synced_at"]),
         "stale": stale,
     }
 
 
 def _iso(moment: datetime | str | None) -> str | None:
     return moment if isinstance(moment, str) else iso(moment)
+
+
+def keep_timestamp(moment: datetime | str | None) -> datetime | str | None:
+    """For `render_instance` when orjson writes the JSON (with `orjson.OPT_UTC_Z`)."""
+    return moment
 
 
 def view_columns(row: Instance) -> dict[str, Any]:
