@@ -61,7 +61,8 @@ def _sqlite_time(raw: str) -> str:
 
 
 def _decoder(column: Any) -> Callable[[Any], Any] | None:
-    """How a raw SQLite value of this column becomes what the ORM would have given."""
+    """How a raw SQLite value of this column becomes what `render_instance` takes: JSON decoded,
+    timestamps as the API's ISO-8601 text."""
     if not isinstance(column, Column):
         return None  # computed in SQL (the cluster): a plain value
     if isinstance(column.type, UTCDateTime):
