@@ -2,7 +2,8 @@
 
 Every read answers from the database, so it works while Novita is down; `stale` says when the
 row may be out of date. The endpoints use the `*_json` forms (store/instance_reads.py: one
-SELECT, no ORM, serialised once); the typed forms are the reference they are tested against.
+SELECT, no ORM, serialised once); tests/store/test_instance_reads.py checks they equal the typed
+`InstanceView` of the ORM row.
 """
 
 from __future__ import annotations
@@ -10,19 +11,17 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import orjson
-from sqlalchemy import func, or_, select
+from sqlalchemy import or_, select
 
 from novita_manager.domain.statuses import Status
-from novita_manager.domain.views import InstanceList, InstanceView, OperationRequestList
+from novita_manager.domain.views import OperationRequestList
 from novita_manager.errors import InstanceNotFound, InvalidState
 from novita_manager.store.models import Instance, OperationRequest
 from novita_manager.store.types import utcnow
 from novita_manager.store.views import (
-    instance_view,
     keep_timestamp,
     operation_view,
     render_instance,
-    view_columns,
 )
 
 if TYPE_CHECKING:
@@ -69,14 +68,8 @@ async def find_by_name(runtime: Runtime, name: str) -> Instance:
     return rows[0]
 
 
-async def get_instance(runtime: Runtime, instance_id: str) -> InstanceView:
-    """The typed view through the ORM: the reference the fast read path is tested against."""
-    row = await find_instance(runtime, instance_id)
-    return instance_view(row, stale=runtime.staleness(utcnow())(view_columns(row)))
-
-
 async def get_instance_json(runtime: Runtime, instance_id: str) -> bytes:
-    """The same view as `get_instance`, as JSON, from one SELECT without the ORM."""
+    """The instance view as JSON, from one SELECT without the ORM."""
     columns = await runtime.instance_reads.by_key(instance_id)
     if columns is None:
         raise InstanceNotFound(f"Instance {instance_id!r} not found")
@@ -93,7 +86,7 @@ async def list_instances_json(
     limit: int,
     offset: int,
 ) -> bytes:
-    """The same page as `list_instances`, as JSON, from one snapshot without the ORM."""
+    """A page of instance views (newest first) as JSON, from one snapshot without the ORM."""
     total, rows = await runtime.instance_reads.page(status, name, limit, offset)
     stale = runtime.staleness(utcnow())
     views = [
@@ -101,48 +94,6 @@ async def list_instances_json(
     ]
     page = {"instances": views, "total": total, "limit": limit, "offset": offset}
     return orjson.dumps(page, option=orjson.OPT_UTC_Z)
-
-
-async def list_instances(
-    runtime: Runtime,
-    *,
-    status: Status | None,
-    name: str | None,
-    limit: int,
-    offset: int,
-) -> InstanceList:
-    conditions = []
-    if status is not None:
-        conditions.append(Instance.status == status.value)
-    else:
-        conditions.append(Instance.status != Status.DELETED.value)
-    if name:
-        escaped = name.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-        conditions.append(Instance.name.ilike(f"%{escaped}%", escape="\\"))
-    async with runtime.db.read_session() as session:
-        total = (
-            await session.execute(select(func.count()).select_from(Instance).where(*conditions))
-        ).scalar_one()
-        rows = (
-            (
-                await session.execute(
-                    select(Instance)
-                    .where(*conditions)
-                    .order_by(Instance.created_at.desc(), Instance.id.desc())
-                    .limit(limit)
-                    .offset(offset)
-                )
-            )
-            .scalars()
-            .all()
-        )
-    stale = runtime.staleness(utcnow())
-    return InstanceList(
-        instances=[instance_view(row, stale=stale(view_columns(row))) for row in rows],
-        total=total,
-        limit=limit,
-        offset=offset,
-    )
 
 
 async def list_operations(runtime: Runtime, instance_id: str) -> OperationRequestList:
