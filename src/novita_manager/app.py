@@ -17,6 +17,7 @@ from novita_manager import __version__
 from novita_manager.api.admission import Admission, AdmissionMiddleware, LoopLagMonitor
 from novita_manager.api.auth import AuthMiddleware
 from novita_manager.api.body_limit import BodyLimitMiddleware
+from novita_manager.api.docs_pages import install_docs
 from novita_manager.api.errors import install_error_handlers
 from novita_manager.api.health import router as health_router
 from novita_manager.api.instances import router as instances_router
@@ -82,11 +83,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             "before it is answered and advanced by background pipelines, so restarts lose nothing."
         ),
         lifespan=lifespan,
+        docs_url=None,  # /docs and /redoc with local assets: api/docs_pages.py
+        redoc_url=None,
     )
     app.state.settings = settings
     app.state.admission = admission
     install_error_handlers(app)
     install_openapi(app)
+    install_docs(app)
     if settings.service_role != "worker":  # a worker serves only /health and /metrics
         app.include_router(instances_router)  # /api: AuthMiddleware checks the key first
         app.include_router(webhooks_router)
