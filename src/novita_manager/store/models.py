@@ -22,6 +22,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -109,6 +110,28 @@ class Instance(LeasedMixin, Base):
     failed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     stopped_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+    # Spot life (migration 0003; docs/design.md "Spot life"): where it may run and at what price,
+    # what to do when Novita reclaims it, and the recovery under way.
+    regions: Mapped[list[Any] | None] = mapped_column(JSON)  # ordered codes, or ["any"]
+    max_price_per_hour: Mapped[float | None] = mapped_column(Float)
+    fallback_to_on_demand: Mapped[bool] = mapped_column(
+        Boolean, default=False, server_default=false(), nullable=False
+    )
+    requested_billing_mode: Mapped[str | None] = mapped_column(String(20))  # None: billing_mode
+    cluster_name: Mapped[str | None] = mapped_column(String(100))
+    on_reclaim: Mapped[str] = mapped_column(
+        String(20), default="none", server_default="none", nullable=False
+    )
+    max_recoveries: Mapped[int] = mapped_column(
+        Integer, default=3, server_default="3", nullable=False
+    )
+    recoveries: Mapped[int] = mapped_column(Integer, default=0, server_default="0", nullable=False)
+    recovery: Mapped[str | None] = mapped_column(String(20))  # restart|migrate|recreate under way
+    last_recovery_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    replaces_novita_id: Mapped[str | None] = mapped_column(String(64))  # recreate: the old one
+    spot_status: Mapped[str | None] = mapped_column(String(20))
+    reclaim_at: Mapped[datetime | None] = mapped_column(UTCDateTime())  # set once announced
 
     __table_args__ = (Index("ix_instances_due", "next_attempt_at", "lock_expires_at"),)
 
