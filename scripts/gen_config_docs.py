@@ -29,6 +29,7 @@ SECTIONS = {
     "Storage": "database_url",
     "HTTP server": "host",
     "Instances": "default_region",
+    "Spot instances (defaults of the create fields)": "default_on_reclaim",
     "Background processing": "pipeline_workers",
     "Webhooks": "webhook_url",
     "Logging": "log_level",
@@ -91,6 +92,9 @@ def sections() -> list[tuple[str, list[tuple[str, FieldInfo]]]]:
         if name in starts or not result:
             result.append((starts.get(name, "General"), []))
         result[-1][1].append((name, field))
+    # Fields of mixed-in settings classes (config/spot.py) come first: order as in SECTIONS.
+    order = list(SECTIONS)
+    result.sort(key=lambda section: order.index(section[0]) if section[0] in order else -1)
     return result
 
 

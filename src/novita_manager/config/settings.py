@@ -12,9 +12,10 @@ from pydantic import (
     field_validator,
     model_validator,
 )
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic_settings import NoDecode, SettingsConfigDict
 
 from novita_manager.config.addresses import is_loopback_url
+from novita_manager.config.spot import SpotSettings
 from novita_manager.webhooks.signing import InvalidWebhookSecret, secret_key
 from novita_manager.webhooks.ssrf import WebhookUrlRefused, validate_webhook_url
 
@@ -25,7 +26,7 @@ SIMULATOR_API_KEY = "sk_simulator"  # not a secret: the simulator accepts any ke
 PositiveSeconds = Annotated[float, Field(gt=0, le=86_400)]
 
 
-class Settings(BaseSettings):
+class Settings(SpotSettings):
     """Every configuration variable of the service; field names map to UPPER_CASE variables."""
 
     model_config = SettingsConfigDict(

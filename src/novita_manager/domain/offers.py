@@ -54,6 +54,7 @@ class Offer:
     cluster_id: str
     price_per_gpu_hour: float  # USD per GPU per hour; a whole instance costs `instance_price`
     billing_mode: str
+    cluster_name: str | None = None  # the region code users know (`CN-HK-01`)
 
     def instance_price(self, gpu_num: int) -> float:
         """USD per hour for an instance of `gpu_num` GPUs: the figure the API shows."""
@@ -154,6 +155,7 @@ def rank_offers(
             cluster_id=cluster.id,
             price_per_gpu_hour=price,
             billing_mode=billing_mode,
+            cluster_name=cluster.name,
         )
         for product, price in ranked
     ]
@@ -175,3 +177,60 @@ def select_offer(
         billing_mode=billing_mode,
         rootfs_size=rootfs_size,
     )[0]
+
+
+@dataclass(frozen=True)
+class PriceCap:
+    """The request's placement rules beyond one region: a cap on the whole instance's price
+    (USD/h, None: none), whether on-demand may be paid when no spot offer is under it, and
+    whether every cluster is allowed (`regions: "any"`: cheapest first across them)."""
+
+    max_price_per_hour: float | None = None
+    fallback_to_on_demand: bool = False
+    any_region: bool = False
+
+
+def plan_offers(
+    primary: Sequence[list[Offer] | NoOffer],
+    fallback: Sequence[list[Offer] | NoOffer],
+    *,
+    gpu_num: int,
+    cap: PriceCap,
+    product_name: str,
+) -> list[Offer]:
+    """The offers a create tries, in order, across the allowed clusters.
+
+    `primary` holds each allowed cluster's ranked offers in the requested billing mode (or why
+    it has none), in the user's region order; `fallback` the same for on-demand when the request
+    is spot and `fallbackToOnDemand` is set (else empty). Offers over the cap are dropped. The
+    primary offers come first: by region order, cheapest first within a region (or all by price
+    for `any`); then the on-demand ones in the same order. Raises NoOffer: kind `over_price_cap`
+    when offers exist but none is under the cap (the message names the cap and the cheapest),
+    else the most telling reason a cluster gave (unknown product, root disk, none in region).
+    """
+
+    def ordered(per_cluster: Sequence[list[Offer] | NoOffer]) -> list[Offer]:
+        offers = [offer for item in per_cluster if isinstance(item, list) for offer in item]
+        if cap.any_region:
+            offers.sort(key=lambda offer: offer.price_per_gpu_hour)  # stable: region order
+        return offers
+
+    every = ordered(primary) + ordered(fallback)
+    limit = cap.max_price_per_hour
+    under = [o for o in every if limit is None or o.instance_price(gpu_num) <= limit + 1e-9]
+    if under:
+        return under
+    if every:
+        cheapest = min(every, key=lambda offer: offer.instance_price(gpu_num))
+        raise NoOffer(
+            "over_price_cap",
+            f"No offer for {product_name!r} at or under maxPricePerHour ${limit:g}/h: the "
+            f"cheapest is ${cheapest.instance_price(gpu_num):g}/h ({cheapest.billing_mode} in "
+            f"{cheapest.cluster_id})",
+        )
+    reasons = [item for item in (*primary, *fallback) if isinstance(item, NoOffer)]
+    for kind in ("unknown_product", "rootfs_out_of_range", "no_offer_in_region"):
+        for reason in reasons:
+            if reason.kind == kind:
+                raise reason
+    raise NoOffer("no_offer_in_region", f"No deployable offer for {product_name!r}")

@@ -45,3 +45,32 @@ def offered_in(product_regions: Sequence[str], cluster: ClusterLike) -> bool:
         return True
     keys = {cluster.id.lower(), region_code(cluster.name or "")}
     return any(region_code(entry) in keys for entry in product_regions)
+
+
+ANY_REGION = "any"
+
+
+class UnknownRegion(ValueError):
+    """A region that no cluster answers to (the message names it)."""
+
+
+def allowed_clusters(region: str, regions: Sequence[str] | None, clusters: Sequence[C]) -> list[C]:
+    """The clusters a request may run in, in the order to try them.
+
+    `regions` (ordered) extends `region`: the region first, then the others in the user's order.
+    `["any"]` allows every cluster (the region first; the engine then orders by price). Without
+    `regions` only the region. Raises UnknownRegion naming the first region not found.
+    """
+    if regions is not None and [entry.lower() for entry in regions] == [ANY_REGION]:
+        first = resolve_cluster(region, clusters)
+        if first is None:
+            raise UnknownRegion(region)
+        return [first, *(cluster for cluster in clusters if cluster.id != first.id)]
+    chosen: list[C] = []
+    for name in [region, *(regions or [])]:
+        cluster = resolve_cluster(name, clusters)
+        if cluster is None:
+            raise UnknownRegion(name)
+        if all(cluster.id != seen.id for seen in chosen):
+            chosen.append(cluster)
+    return chosen
