@@ -133,6 +133,23 @@ class Instance(LeasedMixin, Base):
     spot_status: Mapped[str | None] = mapped_column(String(20))
     reclaim_at: Mapped[datetime | None] = mapped_column(UTCDateTime())  # set once announced
 
+    # Costs and limits (migration 0004; domain/costs.py, domain/limits.py). The open billed
+    # period is `billing_since` at `billing_rate` USD/h; closed ones are `billing_periods` rows,
+    # summed in `billed_seconds`/`billed_cost`.
+    billing_since: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    billing_rate: Mapped[float | None] = mapped_column(Float)
+    billed_seconds: Mapped[float] = mapped_column(Float, default=0.0, server_default="0")
+    billed_cost: Mapped[float] = mapped_column(Float, default=0.0, server_default="0")
+    auto_stop_after: Mapped[float | None] = mapped_column(Float)
+    auto_delete_after: Mapped[float | None] = mapped_column(Float)
+    idle_stop_after: Mapped[float | None] = mapped_column(Float)
+    max_cost: Mapped[float | None] = mapped_column(Float)
+    idle_since: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    gpu_utilization: Mapped[float | None] = mapped_column(Float)
+    limit_fired: Mapped[str | None] = mapped_column(String(100))  # marker of the last one fired
+    expiry_warned: Mapped[str | None] = mapped_column(String(100))  # marker last warned about
+    operation_cause: Mapped[str | None] = mapped_column(String(20))  # domain.limits.Cause
+
     __table_args__ = (Index("ix_instances_due", "next_attempt_at", "lock_expires_at"),)
 
 
@@ -169,12 +186,30 @@ class OperationRequest(Base):
     # The seq of the request this one joined (the same operation, asked again): it shares that
     # request's outcome.
     joins_seq: Mapped[int | None] = mapped_column(Integer)
+    # Who asked: a domain.limits.Cause value (`user`, or the limit that fired).
+    cause: Mapped[str | None] = mapped_column(String(20))
     webhook_url: Mapped[str | None] = mapped_column(Text)
     request_id: Mapped[str | None] = mapped_column(String(128))
     requested_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     resolved_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
     __table_args__ = (UniqueConstraint("instance_id", "seq"),)
+
+
+class BillingPeriod(Base):
+    """A closed billed period of an instance at one rate (USD per hour), never updated.
+
+    The open period lives on the instance row (`billing_since`, `billing_rate`)."""
+
+    __tablename__ = "billing_periods"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    instance_id: Mapped[str] = mapped_column(
+        ForeignKey("instances.id", ondelete="CASCADE"), index=True
+    )
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    ended_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+    rate: Mapped[float] = mapped_column(Float)
 
 
 class WebhookDelivery(LeasedMixin, Base):
