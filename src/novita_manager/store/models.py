@@ -249,6 +249,32 @@ class WebhookAttempt(Base):
     duration_ms: Mapped[float] = mapped_column(Float, default=0.0)
 
 
+class EventLogEntry(Base):
+    """One event of the live stream, in commit order: a history entry or a webhook event.
+
+    Written only by database triggers on `instance_events` and `webhook_deliveries` inserts
+    (migration 0005), so every writer of either table feeds the log in its own transaction.
+    On PostgreSQL the trigger first takes a transaction advisory lock, so ids are handed out in
+    commit order and a reader of `id > last` never skips one committed later (store/events.py).
+    """
+
+    __tablename__ = "event_log"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    instance_id: Mapped[str] = mapped_column(
+        ForeignKey("instances.id", ondelete="CASCADE"), index=True
+    )
+    history_id: Mapped[int | None] = mapped_column(
+        ForeignKey("instance_events.id", ondelete="CASCADE")
+    )
+    delivery_id: Mapped[str | None] = mapped_column(
+        ForeignKey("webhook_deliveries.id", ondelete="CASCADE")
+    )
+
+    # AUTOINCREMENT on SQLite: an id is never reused, even after the newest row is deleted.
+    __table_args__ = {"sqlite_autoincrement": True}
+
+
 class IdempotencyKey(Base):
     """A client's Idempotency-Key with a hash of its body and the first response."""
 
