@@ -204,12 +204,15 @@ class BillingPeriod(Base):
     __tablename__ = "billing_periods"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    instance_id: Mapped[str] = mapped_column(
-        ForeignKey("instances.id", ondelete="CASCADE"), index=True
-    )
+    instance_id: Mapped[str] = mapped_column(ForeignKey("instances.id", ondelete="CASCADE"))
     started_at: Mapped[datetime] = mapped_column(UTCDateTime())
     ended_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
     rate: Mapped[float] = mapped_column(Float)
+    seconds: Mapped[float] = mapped_column(Float)
+    cost: Mapped[float] = mapped_column(Float)  # USD: seconds / 3600 x rate
+
+    # One period per start: whoever records a close first wins, a repeat changes nothing.
+    __table_args__ = (UniqueConstraint("instance_id", "started_at"),)
 
 
 class WebhookDelivery(LeasedMixin, Base):

@@ -47,6 +47,8 @@ def upgrade() -> None:
         sa.Column("started_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("ended_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("rate", sa.Float(), nullable=False),
+        sa.Column("seconds", sa.Float(), nullable=False),
+        sa.Column("cost", sa.Float(), nullable=False),
         sa.ForeignKeyConstraint(
             ["instance_id"],
             ["instances.id"],
@@ -54,9 +56,9 @@ def upgrade() -> None:
             ondelete="CASCADE",
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_billing_periods")),
-    )
-    op.create_index(
-        op.f("ix_billing_periods_instance_id"), "billing_periods", ["instance_id"], unique=False
+        sa.UniqueConstraint(
+            "instance_id", "started_at", name=op.f("uq_billing_periods_instance_id")
+        ),
     )
     op.create_index(
         op.f("ix_billing_periods_ended_at"), "billing_periods", ["ended_at"], unique=False
@@ -75,5 +77,4 @@ def downgrade() -> None:
         for column in reversed(columns()):
             batch.drop_column(column.name)
     op.drop_index(op.f("ix_billing_periods_ended_at"), table_name="billing_periods")
-    op.drop_index(op.f("ix_billing_periods_instance_id"), table_name="billing_periods")
     op.drop_table("billing_periods")
