@@ -31,6 +31,7 @@ def test_config_changes_time_scale_and_autostart(simulator: SimulatorServer) -> 
         "autostart": True,
         "apiKeyRequired": False,
         "profile": "classic",
+        "reclaimLeadTime": 30.0,
     }
 
 

@@ -89,6 +89,7 @@ class CatalogueReads(CapacityLimits):
         min_memory_per_gpu: int | None = None,
         min_rootfs_size: int | None = None,
     ) -> dict[str, Any]:
+        self.tick(self.clock())  # capacity may have changed on schedule (spot_life.py)
         cluster: Cluster | None = None
         if cluster_id:
             cluster = self.catalogue.cluster(cluster_id)

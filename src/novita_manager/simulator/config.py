@@ -175,6 +175,7 @@ class SimulatorConfig:
     time_scale: float = 1.0
     api_key: str | None = None  # None: any non-empty Bearer key is accepted
     autostart: bool = True  # False: new instances stop in `exited` and wait for a start
+    reclaim_lead: float = SPOT_RECLAIM_GRACE  # notice before a reclaim (simulated seconds)
     profile: str = DEFAULT_PROFILE
     page_base: int = _FROM_PROFILE
     page_zero: str = _FROM_PROFILE

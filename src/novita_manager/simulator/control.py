@@ -109,7 +109,9 @@ def control_router() -> APIRouter:
         body = await _body(request)
         state = _state(request)
         state.engine.configure(
-            autostart=_opt_bool(body, "autostart"), time_scale=_opt_number(body, "timeScale")
+            autostart=_opt_bool(body, "autostart"),
+            time_scale=_opt_number(body, "timeScale"),
+            reclaim_lead=_opt_number(body, "reclaimLeadTime"),
         )
         return json_response(state.config_json())
 
@@ -143,7 +145,11 @@ def control_router() -> APIRouter:
         ):
             raise invalid_param("available", "must be an integer or null")
         engine = _state(request).engine
-        engine.set_capacity(body.get("productId"), body.get("clusterId"), available)
+        after = _opt_number(body, "after")  # simulated seconds from now: a scheduled change
+        if after is not None and after > 0:
+            engine.schedule_capacity(body.get("productId"), body.get("clusterId"), available, after)
+        else:
+            engine.set_capacity(body.get("productId"), body.get("clusterId"), available)
         limits = [
             {"productId": pid, "clusterId": cid, "available": left}
             for (pid, cid), left in engine.capacity.items()
@@ -152,7 +158,17 @@ def control_router() -> APIRouter:
 
     @router.post("/instances/{instance_id}/reclaim")
     async def reclaim(request: Request, instance_id: str) -> Response:
-        return json_response(_state(request).engine.reclaim(instance_id))
+        # Body (optional): `leadTime` (simulated seconds of notice; default the configured
+        # reclaimLeadTime), `after` (simulated seconds from now: a scheduled reclaim).
+        body = await _body(request)
+        engine = _state(request).engine
+        lead, after = _opt_number(body, "leadTime"), _opt_number(body, "after")
+        return json_response(engine.reclaim(instance_id, lead=lead, after=after))
+
+    @router.get("/live")
+    async def live(request: Request) -> Response:
+        # Live instances per marker now and the most ever at once (spot_life.py).
+        return json_response(_state(request).engine.live_json())
 
     @router.post("/instances/{instance_id}/fail")
     async def fail(request: Request, instance_id: str) -> Response:

@@ -42,13 +42,24 @@ def _profile_body(profile: str | None, readings: Mapping[str, Any] | None) -> di
 
 
 def _capacity_body(
-    product_id: str | None, cluster_id: str | None, available: int | None
+    product_id: str | None, cluster_id: str | None, available: int | None, after: float | None
 ) -> dict[str, Any]:
     body: dict[str, Any] = {"available": available}
+    if after is not None:
+        body["after"] = after
     if product_id is not None:
         body["productId"] = product_id
     if cluster_id is not None:
         body["clusterId"] = cluster_id
+    return body
+
+
+def _reclaim_body(lead_time: float | None, after: float | None) -> dict[str, Any]:
+    body: dict[str, Any] = {}
+    if lead_time is not None:
+        body["leadTime"] = lead_time
+    if after is not None:
+        body["after"] = after
     return body
 
 
@@ -129,13 +140,29 @@ class SimulatorControl:
         _json(self._http.delete("/faults"))
 
     def set_capacity(
-        self, available: int | None, product_id: str | None = None, cluster_id: str | None = None
+        self,
+        available: int | None,
+        product_id: str | None = None,
+        cluster_id: str | None = None,
+        after: float | None = None,
     ) -> dict[str, Any]:
-        body = _capacity_body(product_id, cluster_id, available)
+        """Limit creates now, or `after` simulated seconds from now."""
+        body = _capacity_body(product_id, cluster_id, available, after)
         return _json(self._http.post("/capacity", json=body))  # type: ignore[no-any-return]
 
-    def reclaim(self, instance_id: str) -> dict[str, Any]:
-        return _json(self._http.post(f"/instances/{instance_id}/reclaim"))  # type: ignore[no-any-return]
+    def reclaim(
+        self, instance_id: str, lead_time: float | None = None, after: float | None = None
+    ) -> dict[str, Any]:
+        """Reclaim now (notice `lead_time` simulated seconds) or `after` simulated seconds."""
+        body = _reclaim_body(lead_time, after)
+        return _json(self._http.post(f"/instances/{instance_id}/reclaim", json=body))  # type: ignore[no-any-return]
+
+    def live(self) -> dict[str, Any]:
+        """`{live, maxLive, moments, reclaimed}`: live instances per marker (spot_life.py)."""
+        return _json(self._http.get("/live"))  # type: ignore[no-any-return]
+
+    def set_reclaim_lead(self, seconds: float) -> dict[str, Any]:
+        return _json(self._http.post("/config", json={"reclaimLeadTime": seconds}))  # type: ignore[no-any-return]
 
     def fail(
         self, instance_id: str, state: str | None = None, message: str | None = None
@@ -203,13 +230,27 @@ class AsyncSimulatorControl:
         _json(await self._http.delete("/faults"))
 
     async def set_capacity(
-        self, available: int | None, product_id: str | None = None, cluster_id: str | None = None
+        self,
+        available: int | None,
+        product_id: str | None = None,
+        cluster_id: str | None = None,
+        after: float | None = None,
     ) -> dict[str, Any]:
-        body = _capacity_body(product_id, cluster_id, available)
+        body = _capacity_body(product_id, cluster_id, available, after)
         return _json(await self._http.post("/capacity", json=body))  # type: ignore[no-any-return]
 
-    async def reclaim(self, instance_id: str) -> dict[str, Any]:
-        return _json(await self._http.post(f"/instances/{instance_id}/reclaim"))  # type: ignore[no-any-return]
+    async def reclaim(
+        self, instance_id: str, lead_time: float | None = None, after: float | None = None
+    ) -> dict[str, Any]:
+        body = _reclaim_body(lead_time, after)
+        return _json(await self._http.post(f"/instances/{instance_id}/reclaim", json=body))  # type: ignore[no-any-return]
+
+    async def live(self) -> dict[str, Any]:
+        return _json(await self._http.get("/live"))  # type: ignore[no-any-return]
+
+    async def set_reclaim_lead(self, seconds: float) -> dict[str, Any]:
+        body = {"reclaimLeadTime": seconds}
+        return _json(await self._http.post("/config", json=body))  # type: ignore[no-any-return]
 
     async def fail(
         self, instance_id: str, state: str | None = None, message: str | None = None

@@ -36,7 +36,7 @@ from typing import Any
 
 from novita_manager.simulator.catalogue import build_catalogue
 from novita_manager.simulator.catalogue_reads import CatalogueReads
-from novita_manager.simulator.config import ReadingError, SimulatorConfig
+from novita_manager.simulator.config import SPOT_RECLAIM_GRACE, ReadingError, SimulatorConfig
 from novita_manager.simulator.errors import invalid_param
 from novita_manager.simulator.instance_actions import InstanceActions
 
@@ -74,12 +74,23 @@ class Simulator(InstanceActions, CatalogueReads):
         self.active = {}  # not yet removed, oldest first
         self.removing = set()  # deleted, removal not finished yet
         self.capacity = {}
+        self.config.reclaim_lead = SPOT_RECLAIM_GRACE  # a reset forgets a lead set by /config
+        self.reset_spot_life()
         self.instances_created = 0
 
-    def configure(self, autostart: bool | None = None, time_scale: float | None = None) -> None:
+    def configure(
+        self,
+        autostart: bool | None = None,
+        time_scale: float | None = None,
+        reclaim_lead: float | None = None,
+    ) -> None:
         """Change behaviour for later actions; plans already under way keep their timing."""
         if autostart is not None:
             self.config.autostart = autostart
+        if reclaim_lead is not None:
+            if reclaim_lead < 0:
+                raise invalid_param("reclaimLeadTime", "must be >= 0")
+            self.config.reclaim_lead = reclaim_lead
         if time_scale is not None:
             if time_scale < 0:
                 raise invalid_param("timeScale", "must be >= 0")

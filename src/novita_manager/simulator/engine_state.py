@@ -31,3 +31,6 @@ class EngineState:
     removing: set[str]  # deleted, removal not finished yet
     capacity: Capacity
     instances_created: int
+
+    def tick(self, now: float) -> None:
+        """Apply the scheduled work due by `now` (spot_life.SpotLife overrides this)."""

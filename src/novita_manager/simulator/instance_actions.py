@@ -9,19 +9,18 @@ from __future__ import annotations
 
 from typing import Any
 
-from novita_manager.simulator.capacity import CapacityLimits
 from novita_manager.simulator.catalogue_types import Cluster, Product
-from novita_manager.simulator.config import DURATIONS, SPOT_RECLAIM_GRACE, SPOT_RECLAIMING
+from novita_manager.simulator.config import DURATIONS
 from novita_manager.simulator.errors import SimulatorError, invalid_param, invalid_state_change
-from novita_manager.simulator.instance_reads import InstanceReads
 from novita_manager.simulator.instances import Instance, Step
+from novita_manager.simulator.spot_life import SpotLife
 from novita_manager.simulator.validation import validate_create
 
 STOPPABLE = frozenset({"pulling", "running", "starting", "restarting"})
 MIGRATABLE = frozenset({"running", "exited"})
 
 
-class InstanceActions(CapacityLimits, InstanceReads):
+class InstanceActions(SpotLife):
     def _steps(self, *names: str, final: str) -> tuple[Step, ...]:
         scale = self.config.time_scale
         return (*(Step(name, DURATIONS[name] * scale) for name in names), Step(final, None))
@@ -65,6 +64,7 @@ class InstanceActions(CapacityLimits, InstanceReads):
 
     def create(self, body: Any) -> dict[str, str]:
         """POST /gpu/instance/create: validate, check stock and capacity, start the plan."""
+        self.tick(self.clock())  # capacity changes due by now (spot_life.py)
         req = validate_create(body, strict_names=self.config.name_rule == "strict")
         spanning = self.config.product_ids == "spanning"
         family = self.catalogue.groups(spanning).get(req.product_id)
@@ -124,6 +124,7 @@ class InstanceActions(CapacityLimits, InstanceReads):
         self.instances[instance.id] = instance
         self.active[instance.id] = instance
         self.instances_created += 1
+        self._record_live(instance, alive=True)
         return {"id": instance.id}
 
     def _transition(
@@ -175,9 +176,18 @@ class InstanceActions(CapacityLimits, InstanceReads):
         if instance.id not in self.removing:
             instance.replan(now, self._steps("toRemove", "removing", final="removed"))
             self.removing.add(instance.id)
+            self._record_live(instance, alive=False)
         return self._answer(instance, now)
 
     def migrate(self, instance_id: str | None) -> dict[str, str]:
+        instance = self._live(instance_id, self.clock())
+        if any(self.capacity[key] <= 0 for key in self._limits(instance.product, instance.cluster)):
+            raise SimulatorError(
+                400,
+                "MIGRATE_INSUFFICIENT_RESOURCE",
+                "no node with capacity to migrate to in this cluster",
+                {"instanceId": instance.id, "clusterId": instance.cluster.id},
+            )
         steps = self._steps("migrating", "pulling", final="running")
         instance, now = self._transition(instance_id, "migrate", MIGRATABLE, steps)
         instance.spot_base = "running"
@@ -187,29 +197,6 @@ class InstanceActions(CapacityLimits, InstanceReads):
         return self._answer(instance, now)
 
     # ---- control-only actions ----
-
-    def reclaim(self, instance_id: str) -> dict[str, str]:
-        """Spot reclaim: notified (grace) → reclaiming → exited with spotStatus terminated."""
-        now = self.clock()
-        instance = self._live(instance_id, now)
-        if not instance.is_spot:
-            raise SimulatorError(400, "REQUEST", "not a spot instance", {"instanceId": instance.id})
-        status = instance.status(now)
-        if status != "running":
-            raise invalid_state_change(instance.id, status, "reclaim")
-        scale = self.config.time_scale
-        grace = SPOT_RECLAIM_GRACE * scale
-        instance.replan(
-            now,
-            (
-                Step("running", grace, "notified"),
-                Step("stopping", SPOT_RECLAIMING * scale, "reclaiming"),
-                Step("exited", None, "terminated"),
-            ),
-        )
-        instance.spot_reclaim_time = max(int(now + grace), 1)
-        instance.touch()
-        return self._answer(instance, now)
 
     def fail(
         self, instance_id: str, state: str | None = None, message: str | None = None

@@ -18,6 +18,7 @@ from novita_manager.simulator.paging import DEFAULT_PAGE_SIZE, page_window
 
 class InstanceReads(EngineState):
     def _settle_removals(self, now: float) -> None:
+        self.tick(now)  # scheduled reclaims and capacity changes first (spot_life.py)
         if not self.removing:
             return
         for instance_id in list(self.removing):

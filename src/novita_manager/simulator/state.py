@@ -45,6 +45,7 @@ class SimulatorState:
             "seed": self.config.seed,
             "timeScale": self.config.time_scale,
             "autostart": self.config.autostart,
+            "reclaimLeadTime": self.config.reclaim_lead,
             "apiKeyRequired": self.config.api_key is not None,
             "profile": self.config.profile,
         }
