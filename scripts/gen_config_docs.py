@@ -30,8 +30,10 @@ SECTIONS = {
     "HTTP server": "host",
     "Instances": "default_region",
     "Spot instances (defaults of the create fields)": "default_on_reclaim",
+    "Cost and time limits (defaults of the create fields)": "default_auto_stop_after",
     "Background processing": "pipeline_workers",
     "Webhooks": "webhook_url",
+    "Live events": "events_poll_interval",
     "Logging": "log_level",
 }
 

@@ -3,7 +3,9 @@
 `create_app` wires routers, middleware and error handlers; the lifespan opens what the app owns
 (database, upstream client, background pipelines: see `runtime.Runtime`) and closes it on shutdown.
 SERVICE_ROLE chooses what runs: `all` (everything), `api` (routes, no background work) or
-`worker` (background work; only /health and /metrics over HTTP).
+`worker` (background work; only /health and /metrics over HTTP). `novita-manager serve` runs
+role `all` as two processes, an API one and a worker one joined by `worker_link`
+(cli/pipeline_worker.py); `create_app` with role `all` (tests, embedding) keeps it all in one.
 """
 
 from __future__ import annotations
@@ -19,12 +21,14 @@ from novita_manager.api.auth import AuthMiddleware
 from novita_manager.api.body_limit import BodyLimitMiddleware
 from novita_manager.api.docs_pages import install_docs
 from novita_manager.api.errors import install_error_handlers
+from novita_manager.api.events import router as events_router
 from novita_manager.api.health import router as health_router
 from novita_manager.api.instances import router as instances_router
 from novita_manager.api.metrics import router as metrics_router
 from novita_manager.api.middleware import RequestContextMiddleware
 from novita_manager.api.openapi import install_openapi
 from novita_manager.api.rate_limit import RateLimitMiddleware
+from novita_manager.api.worker_link import WakeListener, WorkerLink
 from novita_manager.api.webhooks import router as webhooks_router
 from novita_manager.config import Settings, is_loopback_url, load_settings
 from novita_manager.logging import get_logger
@@ -38,7 +42,16 @@ def is_loopback_host(host: str) -> bool:
     return is_loopback_url(f"http://{host}/") if ":" not in host else host == "::1"
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+def wake_pipelines(runtime: Runtime) -> None:
+    runtime.provisioning.hint()
+    runtime.webhook_pipeline.hint()
+
+
+def create_app(
+    settings: Settings | None = None, *, worker_link: WorkerLink | None = None
+) -> FastAPI:
+    """The app of one process. `worker_link` joins the two processes of `serve` (role all): the
+    API-only one wakes the worker and merges its metrics, the worker listens for wake-ups."""
     settings = settings or load_settings()
     admission = Admission(
         max_in_flight=settings.api_max_in_flight,
@@ -65,6 +78,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # worker processes on the same PostgreSQL database; Runtime.staleness still judges rows
         # by when the sync last confirmed them.
         runtime = await Runtime.open(settings, background=settings.service_role != "api")
+        listener = None
+        if worker_link is not None and settings.service_role == "api":
+            runtime.wake_worker = worker_link.wake
+        elif worker_link is not None:
+            listener = WakeListener(worker_link.wake_path, lambda: wake_pipelines(runtime))
+            listener.start()
         admission.bind(runtime.metrics)
         admission.monitor.start()
         app.state.runtime = runtime
@@ -72,6 +91,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             yield
         finally:
             await admission.monitor.stop()
+            if listener is not None:
+                listener.close()
+            if worker_link is not None:
+                worker_link.close()
             await runtime.close()
             log.info("service_stopped")
 
@@ -87,6 +110,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         redoc_url=None,
     )
     app.state.settings = settings
+    app.state.worker_link = worker_link  # api/metrics.py adds the worker's series
     app.state.admission = admission
     install_error_handlers(app)
     install_openapi(app)
@@ -94,6 +118,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     if settings.service_role != "worker":  # a worker serves only /health and /metrics
         app.include_router(instances_router)  # /api: AuthMiddleware checks the key first
         app.include_router(webhooks_router)
+        app.include_router(events_router)
     app.include_router(health_router)  # open without API keys, like /metrics
     app.include_router(metrics_router)
     # Outermost last: admission → request id → authentication → rate limit → body limit →

@@ -30,6 +30,7 @@ from typing import Any, ClassVar
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from novita_manager.api.errors import error_body
+from novita_manager.api.events import EVENT_STREAM_PATHS
 from novita_manager.config import Settings
 from novita_manager.errors import ApiError, PayloadTooLarge, ServiceUnavailable
 from novita_manager.logging import bound_context, get_logger, new_request_id
@@ -91,6 +92,16 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             self.transport.close()
             return
         self._start_head_timer()
+
+    def shutdown(self) -> None:
+        """Graceful shutdown: an event stream never completes by itself, so its connection is
+        closed now (the app sees the disconnect; the client resumes with Last-Event-ID)."""
+        cycle = self.cycle
+        streaming = cycle is not None and not cycle.response_complete
+        if streaming and cycle.scope.get("path") in EVENT_STREAM_PATHS:
+            self.transport.close()
+            return
+        super().shutdown()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._cancel_head_timer()

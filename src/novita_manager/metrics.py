@@ -149,6 +149,11 @@ class Metrics:
             "Pages of the account's instance listing read by the status sync.",
             registry=r,
         )
+        self.event_streams = Gauge(
+            "novita_manager_event_streams_open",
+            "Open GET /api/events streams on this process (capped by EVENTS_MAX_STREAMS).",
+            registry=r,
+        )
 
     def record_upstream(self, endpoint: str, outcome: str, seconds: float) -> None:
         self.upstream_calls.labels(endpoint, outcome).inc()

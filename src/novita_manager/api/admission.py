@@ -37,6 +37,7 @@ import time
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from novita_manager.api.auth import is_api_path, refuse
+from novita_manager.api.events import EVENT_STREAM_PATHS
 from novita_manager.errors import ServiceUnavailable
 from novita_manager.logging import bound_context, get_logger, new_request_id
 from novita_manager.metrics import Metrics
@@ -184,6 +185,11 @@ class AdmissionMiddleware:
             error = admission.shed(reason)
             with bound_context(request_id=request_id_of(scope)):
                 await refuse(scope, receive, send, error)
+            return
+        if scope["path"] in EVENT_STREAM_PATHS:
+            # A stream lasts as long as the client listens: admitted like a read, then counted
+            # by its own cap (EVENTS_MAX_STREAMS), not as a request in flight.
+            await self.app(scope, receive, send)
             return
         read = scope["method"] in READ_METHODS
         admission.in_flight += 1

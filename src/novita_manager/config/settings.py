@@ -15,6 +15,8 @@ from pydantic import (
 from pydantic_settings import NoDecode, SettingsConfigDict
 
 from novita_manager.config.addresses import is_loopback_url
+from novita_manager.config.events import EventSettings
+from novita_manager.config.limits import LimitSettings
 from novita_manager.config.spot import SpotSettings
 from novita_manager.webhooks.signing import InvalidWebhookSecret, secret_key
 from novita_manager.webhooks.ssrf import WebhookUrlRefused, validate_webhook_url
@@ -26,7 +28,7 @@ SIMULATOR_API_KEY = "sk_simulator"  # not a secret: the simulator accepts any ke
 PositiveSeconds = Annotated[float, Field(gt=0, le=86_400)]
 
 
-class Settings(SpotSettings):
+class Settings(SpotSettings, EventSettings, LimitSettings):
     """Every configuration variable of the service; field names map to UPPER_CASE variables."""
 
     model_config = SettingsConfigDict(

@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import Any
 
 import orjson
+from pydantic import BaseModel, Field
 
 from novita_manager.domain.payloads import iso
 
@@ -63,6 +64,12 @@ def sse_frame(record: EventRecord) -> bytes:
     return b"id: %d\nevent: %s\ndata: %s\n\n" % (record.id, _one_line(record.type), data)
 
 
+def sse_position(event_id: int) -> bytes:
+    """An `id` without data: sets the client's Last-Event-ID without an event (EventSource
+    and the SDK then resume from there)."""
+    return b"id: %d\n\n" % event_id
+
+
 def sse_comment(text: str) -> bytes:
     """A comment line: ignored by clients, it keeps proxies from closing an idle stream."""
     return b": %s\n\n" % _one_line(text)
@@ -87,3 +94,26 @@ def parse_last_event_id(value: str | None) -> int | None:
     if not value.isdigit() or len(value) > 18:
         return None
     return int(value)
+
+
+class EventView(BaseModel):
+    """One event of an instance's history: the live stream's event as JSON."""
+
+    id: int = Field(description="Position in the events log, in commit order; the stream's `id`.")
+    type: str = Field(
+        description="`instance.status` (a status change) or a webhook event type "
+        "(`instance.running`, ...)."
+    )
+    timestamp: str | None = Field(description="When it happened (ISO-8601, UTC).")
+    data: dict[str, Any] = Field(
+        description="The webhook's `data` for webhook events; `{instanceId, name, fromStatus, "
+        "status, novitaStatus, reason}` for `instance.status`."
+    )
+
+
+class EventList(BaseModel):
+    instanceId: str
+    events: list[EventView] = Field(description="Oldest first.")
+    nextAfter: int | None = Field(
+        description="The `after` of the next page; null when this page is the last."
+    )

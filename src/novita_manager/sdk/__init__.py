@@ -16,11 +16,12 @@ endpoint is added with one function and one line in each client.
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable, Coroutine
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 from typing import Any, Concatenate, ParamSpec, Self, TypeVar
 
 import httpx
 
+from novita_manager.domain.events import EventList, EventView
 from novita_manager.domain.views import (
     CreateInstanceResponse,
     DeliveryList,
@@ -40,12 +41,14 @@ from novita_manager.sdk.calls import (
     _create_instance,
     _delete_instance,
     _get_instance,
+    _instance_events,
     _list_instances,
     _operations,
     _start_instance,
     _stop_instance,
     _webhook_deliveries,
 )
+from novita_manager.sdk.events import StreamEvent, follow_events, follow_events_async
 
 __all__ = [
     "DEFAULT_URL",
@@ -56,6 +59,8 @@ __all__ = [
     "CreateInstanceResponse",
     "DeliveryList",
     "DeliveryView",
+    "EventList",
+    "EventView",
     "InstanceList",
     "InstanceView",
     "ManagerClient",
@@ -64,6 +69,7 @@ __all__ = [
     "OperationResponse",
     "ServiceError",
     "ServiceUnreachable",
+    "StreamEvent",
 ]
 
 DEFAULT_URL = "http://127.0.0.1:3000"
@@ -158,6 +164,22 @@ class ManagerClient:
     delete_instance = _sync(_delete_instance)
     webhook_deliveries = _sync(_webhook_deliveries)
     operations = _sync(_operations)
+    instance_events = _sync(_instance_events)
+
+    def events(
+        self,
+        instance_id: str | None = None,
+        last_event_id: int | None = None,
+        reconnect_for: float = 30.0,
+    ) -> Iterator[StreamEvent]:
+        """Live events (`GET /api/events`), reconnecting with Last-Event-ID when the
+        connection drops (sdk/events.py); only `instance_id`'s when given."""
+        return follow_events(
+            self._http,
+            instance_id=instance_id,
+            last_event_id=last_event_id,
+            reconnect_for=reconnect_for,
+        )
 
 
 class AsyncManagerClient:
@@ -207,3 +229,18 @@ class AsyncManagerClient:
     delete_instance = _async(_delete_instance)
     webhook_deliveries = _async(_webhook_deliveries)
     operations = _async(_operations)
+    instance_events = _async(_instance_events)
+
+    def events(
+        self,
+        instance_id: str | None = None,
+        last_event_id: int | None = None,
+        reconnect_for: float = 30.0,
+    ) -> AsyncIterator[StreamEvent]:
+        """Live events, as `ManagerClient.events`."""
+        return follow_events_async(
+            self._http,
+            instance_id=instance_id,
+            last_event_id=last_event_id,
+            reconnect_for=reconnect_for,
+        )

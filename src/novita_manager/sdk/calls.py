@@ -12,6 +12,7 @@ from urllib.parse import quote
 import httpx
 from pydantic import ValidationError
 
+from novita_manager.domain.events import EventList
 from novita_manager.domain.views import (
     CreateInstanceResponse,
     DeliveryList,
@@ -185,3 +186,9 @@ def _operations(instance_id: str) -> ApiCall[OperationRequestList]:
     """The instance's start/stop/delete requests and their outcomes, oldest first."""
     path = f"{_path(instance_id)}/operations"
     return ApiCall("GET", path, OperationRequestList.model_validate)
+
+
+def _instance_events(instance_id: str, after: int = 0, limit: int = 200) -> ApiCall[EventList]:
+    """A page of the instance's events (status changes and webhook events), oldest first."""
+    params = {"after": after, "limit": limit}
+    return ApiCall("GET", f"{_path(instance_id)}/events", EventList.model_validate, params=params)

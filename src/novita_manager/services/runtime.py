@@ -26,6 +26,7 @@ from novita_manager.logging import get_logger
 from novita_manager.metrics import Metrics
 from novita_manager.novita.catalogue import Catalogue
 from novita_manager.novita.client import NovitaClient
+from novita_manager.services.events import EventHub
 from novita_manager.services.key_check import KeyCheck, check_key_once
 from novita_manager.services.upstream import novita_client
 from novita_manager.store.db import Database
@@ -50,13 +51,19 @@ class Runtime:
     status_sync: StatusSync
     scheduled: ScheduledRunner
     instance_reads: InstanceReads
+    events: EventHub
     key_check: KeyCheck = field(default_factory=KeyCheck)
     _key_task: asyncio.Task[None] | None = None
+    # Wakes the pipelines of another process (set by the app when they run in a sibling worker
+    # process of `serve`): API-only processes would otherwise leave new work to their next poll.
+    wake_worker: Callable[[], None] | None = None
 
     @classmethod
     async def open(cls, settings: Settings, *, background: bool = True) -> Runtime:
         metrics = Metrics()
-        db = await open_database(settings.database_url)  # DatabaseStartupError: one line
+        # DatabaseStartupError: one line. On SQLite only the process that runs the background
+        # work holds the file's single-process guard; an API-only one writes beside it (WAL).
+        db = await open_database(settings.database_url, exclusive=background)
         try:
             client = novita_client(settings, metrics)
             catalogue = Catalogue(client, settings.cache_ttl, metrics)
@@ -112,6 +119,13 @@ class Runtime:
             status_sync=status_sync,
             scheduled=scheduled,
             instance_reads=instance_reads,
+            events=EventHub(
+                db,
+                poll_interval=settings.events_poll_interval,
+                heartbeat_interval=settings.events_heartbeat_interval,
+                max_streams=settings.events_max_streams,
+                on_count=metrics.event_streams.set,
+            ),
         )
         if background:
             await runtime.provisioning.start()
@@ -130,6 +144,7 @@ class Runtime:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._key_task
         for stop in (
+            self.events.close,
             self.scheduled.stop,
             self.status_sync.stop,
             self.provisioning.stop,
@@ -144,6 +159,8 @@ class Runtime:
 
     def hint_provisioning(self) -> None:
         self.provisioning.hint()
+        if self.wake_worker is not None:
+            self.wake_worker()
 
     def upstream_stale(self) -> bool:
         """True when this process knows Novita could not be reached recently."""

@@ -1,0 +1,100 @@
+"""GET /api/events and GET /api/instances/{id}/events against a real service and simulator."""
+
+from __future__ import annotations
+
+import json
+
+import httpx
+
+from novita_manager.sdk import ManagerClient
+from tests.api.event_streams import EventCollector
+from tests.api.test_instances_e2e import create, wait_status
+from tests.fixtures.service import ServiceThread
+from tests.fixtures.waiting import wait_for
+from tests.fixtures.webhook_receiver import WebhookReceiver
+
+
+def connected(service: ServiceThread, streams: int = 1) -> None:
+    wait_for(lambda: service.runtime.events.open_streams >= streams, 10, "the stream to open")
+
+
+def test_the_stream_carries_status_changes_and_the_webhooks_bodies(
+    simulator, make_service, webhook_receiver: WebhookReceiver
+) -> None:
+    service = make_service(simulator.base_url, WEBHOOK_URL=webhook_receiver.url)
+    everything = EventCollector(service.base_url).start()
+    connected(service)
+    instance_id = create(service, name="streamed").json()["instanceId"]
+    other_id = create(service, name="other").json()["instanceId"]
+    only_other = EventCollector(service.base_url, instance_id=other_id, last_event_id=0).start()
+
+    running = everything.wait_for_type(instance_id, "instance.running")
+    statuses = [e.data["status"] for e in everything.of(instance_id) if e.type == "instance.status"]
+    assert statuses[0] == "creating"
+    assert statuses[-1] == "running"
+    webhook = next(
+        body
+        for body in (json.loads(r.body) for r in webhook_receiver.wait_for(2))
+        if body["data"]["instanceId"] == instance_id
+    )
+    assert running.body == webhook  # the same body as the webhook, byte for byte in JSON
+    ids = [e.id for e in everything.events]
+    assert ids == sorted(set(ids))
+
+    # The instance filter, replayed from the start of the history (lastEventId=0).
+    only_other.wait_for_type(other_id, "instance.running")
+    assert {e.data["instanceId"] for e in only_other.events} == {other_id}
+
+    # The history endpoint has the same events, ids and bodies, oldest first, paged.
+    with ManagerClient(service.base_url) as client:
+        first = client.instance_events(instance_id, limit=2)
+        rest = client.instance_events(instance_id, after=first.nextAfter or 0, limit=1000)
+    history = [*first.events, *rest.events]
+    streamed = everything.of(instance_id)
+    assert [(e.id, e.type, e.data) for e in history][: len(streamed)] == [
+        (e.id, e.type, e.data) for e in streamed
+    ]
+    everything.stop()
+    only_other.stop()
+
+
+def test_last_event_id_replays_exactly_what_followed(simulator, make_service) -> None:
+    service = make_service(simulator.base_url)
+    instance_id = create(service, name="replayed").json()["instanceId"]
+    wait_status(service, instance_id, "running")
+    with ManagerClient(service.base_url) as client:
+        history = client.instance_events(instance_id).events
+    assert len(history) >= 4
+    resumed = EventCollector(
+        service.base_url, instance_id=instance_id, last_event_id=history[1].id
+    ).start()
+    wait_for(lambda: len(resumed.events) >= len(history) - 2, 10, "the replay")
+    assert [e.id for e in resumed.events] == [e.id for e in history[2:]]
+    resumed.stop()
+
+
+def test_unknown_instance_and_the_stream_cap(simulator, make_service) -> None:
+    service = make_service(
+        simulator.base_url, EVENTS_MAX_STREAMS="1", EVENTS_HEARTBEAT_INTERVAL="0.2"
+    )
+    missing = httpx.get(f"{service.base_url}/api/events", params={"instanceId": "nope"})
+    assert missing.status_code == 404
+    assert missing.json()["error"]["code"] == "INSTANCE_NOT_FOUND"
+
+    with httpx.stream("GET", f"{service.base_url}/api/events", timeout=10) as stream:
+        assert stream.status_code == 200
+        assert stream.headers["content-type"].startswith("text/event-stream")
+        lines = stream.iter_lines()
+        seen = [next(lines) for _ in range(8)]  # preamble, position, then heartbeats
+        assert "retry: 2000" in seen
+        assert ": heartbeat" in seen
+        refused = httpx.get(f"{service.base_url}/api/events", timeout=5)
+        assert refused.status_code == 503
+        assert refused.json()["error"]["details"] == {"reason": "event_streams"}
+        assert refused.headers["Retry-After"] == "5"
+        metrics = httpx.get(f"{service.base_url}/metrics").text
+        assert "novita_manager_event_streams_open 1.0" in metrics
+    # A closed stream frees its place at once (the disconnect is noticed while idle).
+    wait_for(lambda: service.runtime.events.open_streams == 0, 10, "the stream to close")
+    with httpx.stream("GET", f"{service.base_url}/api/events", timeout=10) as again:
+        assert again.status_code == 200

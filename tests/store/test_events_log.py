@@ -1,0 +1,109 @@
+"""The events log: filled by triggers from history and outbox inserts, read in commit order."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import pytest
+
+from novita_manager.store.db import Database
+from novita_manager.store.events import newest_id, read_after
+from novita_manager.store.models import InstanceEvent
+from novita_manager.store.types import utcnow
+from tests.webhooks.factories import add_delivery, add_instance
+
+
+async def add_history(db: Database, instance_id: str, to_status: str, reason: str) -> None:
+    async with db.session() as session, session.begin():
+        session.add(
+            InstanceEvent(
+                instance_id=instance_id,
+                at=utcnow(),
+                from_status="starting",
+                to_status=to_status,
+                novita_status="running",
+                reason=reason,
+            )
+        )
+
+
+async def test_history_and_webhooks_share_one_ordered_id(db: Database) -> None:
+    first = await add_instance(db)
+    second = await add_instance(db)
+    async with db.read_session() as session:
+        start = await newest_id(session)
+    await add_history(db, first, "running", "seen running")
+    await add_delivery(db, first, None, status="skipped", event_type="instance.running")
+    await add_history(db, second, "stopped", "stopped by user")
+    await add_delivery(db, second, "http://127.0.0.1:9/hook", event_type="instance.stopped")
+
+    async with db.read_session() as session:
+        records = await read_after(session, start)
+        only_second = await read_after(session, start, instance_id=second)
+        after_two = await read_after(session, records[1].id)
+        newest = await newest_id(session)
+
+    assert [r.type for r in records] == [
+        "instance.status",
+        "instance.running",
+        "instance.status",
+        "instance.stopped",
+    ]
+    ids = [r.id for r in records]
+    assert ids == sorted(set(ids))
+    assert len(ids) == 4
+    assert newest == ids[-1]
+    assert [r.instance_id for r in records] == [first, first, second, second]
+    status = records[0].body
+    assert status["data"] == {
+        "instanceId": first,
+        "name": f"inst-{first[:6]}",
+        "fromStatus": "starting",
+        "status": "running",
+        "novitaStatus": "running",
+        "reason": "seen running",
+    }
+    assert status["timestamp"].endswith("Z")
+    # A webhook event's body is exactly the payload the webhook is sent.
+    assert records[1].body["type"] == "instance.running"
+    assert records[1].body["data"]["instanceId"] == first
+    assert [r.id for r in only_second] == ids[2:]
+    assert [r.id for r in after_two] == ids[2:]
+
+
+@pytest.fixture
+async def pg_db(postgres_url: str) -> AsyncIterator[Database]:
+    database = await Database.open(postgres_url)
+    try:
+        yield database
+    finally:
+        await database.close()
+
+
+@pytest.mark.postgres
+async def test_ids_follow_commit_order_on_postgresql(pg_db: Database) -> None:
+    """A transaction that wrote an event holds later writers of events until it commits, so no
+    reader of `id > last` can see a larger id before a smaller one is committed."""
+    db = pg_db
+    instance_id = await add_instance(db)
+    async with db.read_session() as session:
+        start = await newest_id(session)
+    slow = db.session()
+    await slow.begin()
+    slow.add(InstanceEvent(instance_id=instance_id, at=utcnow(), to_status="starting"))
+    await slow.flush()  # the trigger ran: this transaction holds the log's lock
+
+    fast = asyncio.create_task(add_history(db, instance_id, "running", "later"))
+    await asyncio.sleep(0.5)
+    assert not fast.done()  # waits for the first writer's commit
+    async with db.read_session() as session:
+        assert await read_after(session, start) == []  # nothing visible yet, nothing skipped
+    await slow.commit()
+    await slow.close()
+    await asyncio.wait_for(fast, 10)
+
+    async with db.read_session() as session:
+        records = await read_after(session, start)
+    assert [r.body["data"]["status"] for r in records] == ["starting", "running"]
+    assert records[0].id < records[1].id
