@@ -33,6 +33,7 @@ class Event(StrEnum):
     FAILED = "instance.failed"
     STOPPED = "instance.stopped"
     DELETED = "instance.deleted"
+    EXPIRING = "instance.expiring"  # a limit will stop or delete it soon (domain/limits.py)
 
 
 class CreateState(StrEnum):
