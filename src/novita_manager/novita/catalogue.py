@@ -20,7 +20,9 @@ from novita_manager.domain.offers import NoOffer, Offer, matching_products, rank
 from novita_manager.domain.regions import ClusterLike
 from novita_manager.metrics import Metrics
 from novita_manager.novita.client import NovitaClient
+from novita_manager.novita.errors import NovitaError
 from novita_manager.novita.models import Cluster, Product, Template
+from novita_manager.novita.template_listing import list_templates
 
 T = TypeVar("T")
 
@@ -49,6 +51,19 @@ class TTLCache:
             value = await load()
             self._entries[entry_key] = (self._clock() + self._ttl, value)
             return value
+
+    async def get_or_stale(
+        self, cache: str, key: str, load: Callable[[], Awaitable[T]]
+    ) -> tuple[T, bool]:
+        """`get`, or, when loading fails (Novita unreachable, circuit open), the last value
+        loaded, however old, with True ("stale"); raises when there never was one."""
+        try:
+            return await self.get(cache, key, load), False
+        except NovitaError:
+            entry = self._entries.get((cache, key))
+            if entry is None:
+                raise
+            return entry[1], True
 
     def _record(self, cache: str, *, hit: bool) -> None:
         if self._metrics is not None:
@@ -111,6 +126,28 @@ class Catalogue:
                         f"{cluster.name} ({cluster.id}) right now",
                     ) from None
             raise
+
+    # Reads for the catalogue endpoints (services/catalogue.py): the cached value, or the last
+    # one with `stale` True while Novita cannot be reached.
+
+    async def clusters_or_stale(self) -> tuple[list[Cluster], bool]:
+        return await self._cache.get_or_stale("clusters", "all", self._client.list_clusters)
+
+    async def products_or_stale(
+        self, *, billing_method: str, cluster_id: str | None
+    ) -> tuple[list[Product], bool]:
+        return await self._cache.get_or_stale(
+            "products",
+            f"{billing_method}|{cluster_id or '*'}",
+            lambda: self._client.list_products(
+                billing_method=billing_method, cluster_id=cluster_id
+            ),
+        )
+
+    async def templates_or_stale(self) -> tuple[list[Template], bool]:
+        return await self._cache.get_or_stale(
+            "template_list", "all", lambda: list_templates(self._client)
+        )
 
     async def template(self, template_id: str) -> Template:
         return await self._cache.get(
