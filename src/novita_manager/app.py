@@ -31,6 +31,7 @@ from novita_manager.api.rate_limit import RateLimitMiddleware
 from novita_manager.api.worker_link import WakeListener, WorkerLink
 from novita_manager.api.webhooks import router as webhooks_router
 from novita_manager.config import Settings, is_loopback_url, load_settings
+from novita_manager.dashboard import install_dashboard
 from novita_manager.logging import get_logger
 from novita_manager.services.runtime import Runtime
 from novita_manager.store.startup import QuietStartupFailure
@@ -118,6 +119,7 @@ def create_app(
     if settings.service_role != "worker":  # a worker serves only /health and /metrics
         app.include_router(instances_router)  # /api: AuthMiddleware checks the key first
         app.include_router(webhooks_router)
+        install_dashboard(app, settings)  # `/` and /ui/: pages over the same services
         app.include_router(events_router)
     app.include_router(health_router)  # open without API keys, like /metrics
     app.include_router(metrics_router)

@@ -1,0 +1,217 @@
+"""The dashboard and /docs in a real browser: headless Chromium from Debian's package, driven by
+Playwright (launched with the system Chromium's executable path; no browser download).
+
+Skipped with the reason only when Chromium or Playwright is absent and
+NOVITA_MANAGER_REQUIRE_BROWSER is not set (CI sets it, so CI cannot skip silently). Every
+request the browser makes to another host is refused and recorded, so the pages are tested
+offline. Screenshots of the main pages go to test-artifacts/dashboard/.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+import pytest
+
+from tests.dashboard.client import API_KEY, WEBHOOK_SECRET
+from tests.fixtures.webhook_receiver import Reply
+
+CHROMIUM = os.environ.get("NOVITA_MANAGER_CHROMIUM", "/usr/bin/chromium")
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "dashboard"
+LIVE_TIMEOUT = 15_000  # ms: the simulator runs at time scale 0.01, running takes ~1 s
+# ReDoc's bundle always tries its decorative "API docs by Redocly" logo from its CDN and hides
+# the image when that fails; nothing else may be loaded from elsewhere.
+TOLERATED_OUTSIDE = {"https://cdn.redoc.ly/redoc/logo-mini.svg"}
+
+
+def _browser_or_skip() -> Any:
+    required = os.environ.get("NOVITA_MANAGER_REQUIRE_BROWSER", "") not in ("", "0")
+    problem = None
+    if not (Path(CHROMIUM).exists() or shutil.which(CHROMIUM)):
+        problem = f"no Chromium at {CHROMIUM} (apt-get install chromium)"
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        problem = "Playwright is not installed (pip install -e '.[dev]')"
+    if problem:
+        if required:
+            pytest.fail(f"NOVITA_MANAGER_REQUIRE_BROWSER is set but {problem}")
+        pytest.skip(problem)
+    return sync_playwright
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    sync_playwright = _browser_or_skip()
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(
+            executable_path=CHROMIUM, headless=True, args=["--no-sandbox"]
+        )
+        yield chromium
+        chromium.close()
+
+
+def create_by_api(base_url: str, name: str, key: str | None = None) -> None:
+    """As another client would, behind the page's back."""
+    answer = httpx.post(
+        f"{base_url}/api/instances",
+        json={"name": name, "productName": "RTX 4090 24GB", "templateId": "1"},
+        headers={"Authorization": f"Bearer {key}"} if key else {},
+        timeout=10,
+    )
+    assert answer.status_code == 201, answer.text
+
+
+class Page:
+    """A browser page on one service, which refuses (and records) requests to other hosts and
+    fails the test on a script error."""
+
+    def __init__(self, browser: Any, base_url: str, **context: Any) -> None:
+        self.base_url = base_url
+        self.context = browser.new_context(base_url=base_url, **context)
+        self.page = self.context.new_page()
+        self.page.set_default_timeout(LIVE_TIMEOUT)
+        self.outside: list[str] = []
+        self.errors: list[str] = []
+        self.page.on("pageerror", lambda error: self.errors.append(str(error)))
+        self.page.on("dialog", lambda dialog: dialog.accept())  # the confirmations
+        own = urlsplit(base_url).netloc
+        self.context.route("**/*", self._only_local(own))
+
+    def _only_local(self, own: str) -> Any:
+        def route(route: Any) -> None:
+            url = route.request.url
+            if urlsplit(url).netloc == own or url.startswith("data:"):
+                route.continue_()
+            else:
+                self.outside.append(url)
+                route.abort()
+
+        return route
+
+    def shot(self, name: str, full_page: bool = True) -> None:
+        self.page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=full_page)
+
+    def close(self) -> None:
+        self.context.close()
+        outside = [url for url in self.outside if url not in TOLERATED_OUTSIDE]
+        assert not outside, f"the page tried to load from other hosts: {outside}"
+        assert not self.errors, f"script errors: {self.errors}"
+
+
+def test_login_create_see_running_live_stop_and_redeliver_a_failed_webhook(
+    browser, make_service, simulator, webhook_receiver
+):
+    service = make_service(simulator.base_url, API_KEYS=API_KEY, WEBHOOK_SECRET=WEBHOOK_SECRET)
+    webhook_receiver.script(Reply(410))  # the first webhook fails at once (4xx: not retried)
+    view = Page(browser, service.base_url, viewport={"width": 1280, "height": 860})
+    page = view.page
+    try:
+        page.goto("/")
+        assert "/ui/login" in page.url
+        page.fill("input[name=apiKey]", "not-a-key")
+        page.click("button[type=submit]")
+        page.wait_for_selector("text=not one of API_KEYS")
+        view.shot("login")
+        page.fill("input[name=apiKey]", API_KEY)
+        page.click("button[type=submit]")
+        page.wait_for_url(f"{service.base_url}/")
+
+        page.goto("/ui/new")
+        page.fill("input[name=name]", "browser-gpu-1")
+        page.fill("input[name=productName]", "RTX 4090 24GB")
+        template = page.locator("[name=templateId]")
+        if template.evaluate("element => element.tagName") == "INPUT":
+            template.fill("1")
+        page.fill("input[name=webhookUrl]", webhook_receiver.url)
+        view.shot("new-instance")
+        page.click("#create button[type=submit]")
+        page.wait_for_url("**/ui/instances/*")
+        instance_id = page.url.rsplit("/", 1)[-1]
+
+        # Live: the status changes on the page while it stays loaded (a reload would drop the
+        # marker set here).
+        page.evaluate("window.__notReloaded = true")
+        page.wait_for_selector("#live[data-state=on]")
+        page.wait_for_selector("#status[data-status=running]")
+        assert page.evaluate("window.__notReloaded") is True
+        assert "ssh " in page.inner_text("#panel")
+
+        # The webhook failed (410): shown as failed, redelivered, then delivered.
+        failed = page.wait_for_selector("tr[data-delivery][data-status=failed]")
+        assert "410" in failed.inner_text()
+        view.shot("instance-webhook-failed")
+        failed.query_selector("button:has-text('Redeliver')").click()
+        page.wait_for_selector("tr[data-delivery][data-status=delivered]")
+        assert len(webhook_receiver.requests()) == 2
+
+        # Stop, confirmed; the page follows to stopped by itself.
+        page.click("button[value=stop]")
+        page.wait_for_url(f"**/ui/instances/{instance_id}")
+        page.evaluate("window.__notReloaded = true")
+        page.wait_for_selector("#status[data-status=stopped]")
+        assert page.evaluate("window.__notReloaded") is True
+        page.wait_for_selector("text=instance.stopped")
+        view.shot("instance")
+
+        # The fleet shows it; a second instance created meanwhile appears live.
+        page.goto("/")
+        page.wait_for_selector(f"tr[data-instance='{instance_id}'][data-status=stopped]")
+        page.evaluate("window.__notReloaded = true")
+        page.wait_for_selector("#live[data-state=on]")
+        with page.expect_response("**/ui/fleet*"):
+            create_by_api(service.base_url, "browser-gpu-2", API_KEY)
+        page.wait_for_selector("tr[data-status=running] >> text=browser-gpu-2")
+        assert page.evaluate("window.__notReloaded") is True
+        view.shot("fleet")
+        assert API_KEY not in page.content()
+    finally:
+        view.close()
+
+
+def test_the_fleet_on_a_phone(browser, make_service, simulator):
+    service = make_service(simulator.base_url)
+    create_by_api(service.base_url, "phone-gpu-1")
+    view = Page(
+        browser,
+        service.base_url,
+        viewport={"width": 390, "height": 844},
+        device_scale_factor=2,
+        is_mobile=True,
+        has_touch=True,
+    )
+    page = view.page
+    try:
+        page.goto("/")
+        page.wait_for_selector("tr[data-status=running] >> text=phone-gpu-1")
+        # Nothing wider than the screen: no sideways scrolling on a phone.
+        assert page.evaluate("document.documentElement.scrollWidth") <= 390
+        view.shot("fleet-phone")
+    finally:
+        view.close()
+
+
+@pytest.mark.parametrize(
+    ("path", "rendered"),
+    [
+        ("/docs", ".swagger-ui .opblock-summary-path"),  # Swagger UI drew the operations
+        ("/redoc", "[data-section-id] h2, .api-content h1"),  # ReDoc drew the document
+    ],
+)
+def test_api_docs_render_offline(browser, make_service, simulator, path, rendered):
+    service = make_service(simulator.base_url)
+    view = Page(browser, service.base_url, viewport={"width": 1280, "height": 860})
+    try:
+        view.page.goto(path)
+        view.page.wait_for_selector(rendered)
+        assert "/api/instances" in view.page.content()
+        view.shot(path.strip("/"), full_page=False)
+    finally:
+        view.close()
