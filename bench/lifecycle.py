@@ -54,6 +54,19 @@ def body(index: int) -> dict[str, Any]:
     return {"name": f"bench-{index}", "productName": "RTX 4090 24GB", "templateId": "1"}
 
 
+def scrape(text: str, name: str, label: str) -> dict[str, float]:
+    """Sum a Prometheus counter's samples by one label (e.g. steps by pipeline)."""
+    totals: dict[str, float] = {}
+    for line in text.splitlines():
+        if not line.startswith(name + "{"):
+            continue
+        labels, value = line[len(name) + 1 :].rsplit("} ", 1)
+        found = dict(part.split("=", 1) for part in labels.split(",") if "=" in part)
+        key = found.get(label, "").strip('"')
+        totals[key] = totals.get(key, 0.0) + float(value)
+    return totals
+
+
 def total_calls(stats: dict[str, Any]) -> dict[str, int]:
     return {endpoint: sum(outcomes.values()) for endpoint, outcomes in stats["calls"].items()}
 
@@ -162,6 +175,7 @@ async def measure(args: argparse.Namespace, base_url: str, sim: Any, receiver: W
         wall = time.perf_counter() - began
         get_during = await asyncio.to_thread(load.stop)
         cpu = cpu_seconds(pid) - cpu_before
+        metrics = (await client.get("/metrics")).text
         calls = total_calls(sim.control.stats())
         # Steady state (all running): listing calls per interval, and the same GET load again.
         idle_load = RateLoad(base_url, args.get_rate).start()
@@ -197,6 +211,8 @@ async def measure(args: argparse.Namespace, base_url: str, sim: Any, receiver: W
         "lag_count": len(lags),
         "get": get_during,
         "get_steady": get_steady,
+        "steps": scrape(metrics, "novita_manager_pipeline_rows_processed_total", "pipeline"),
+        "deferrals": scrape(metrics, "novita_manager_webhook_deferrals_total", "reason"),
         "duplicates": len(upstream) - len(ids),
         "floor_cpu_ms": floor,
     }
@@ -252,6 +268,11 @@ def report(r: dict[str, Any], args: argparse.Namespace, command: str) -> str:
          f"({args.steady_seconds:g} s)",
          f"p50 {fmt_ms(s['p50'])}, p99 {fmt_ms(s['p99'])} ({s['requests']} requests, statuses "
          f"{s['statuses']}, errors {s['errors']}, sent late {s['late']})"),
+        ("Pipeline steps per instance (claims handled)",
+         ", ".join(f"{k} {v / max(r['created'], 1):.2f}" for k, v in sorted(r["steps"].items()))
+         + "; webhook deferrals per instance "
+         + (", ".join(f"{k} {v / max(r['created'], 1):.2f}"
+                      for k, v in sorted(r["deferrals"].items())) or "0")),
         ("Novita instances created beyond one per request", str(r["duplicates"])),
     ]  # fmt: skip
     table = "\n".join(f"| {k} | {v} |" for k, v in rows)

@@ -72,11 +72,10 @@ class InstanceChange:
     def columns(self) -> dict[str, Any]:
         """The columns set, with plain values (enums as their stored strings)."""
         values: dict[str, Any] = {}
-        for field in fields(self):
-            value = getattr(self, field.name)
-            if value is UNSET or field.name == "sooner_if_observed_after":
-                continue
-            values[field.name] = value.value if isinstance(value, Enum) else value
+        for name in _COLUMN_NAMES:  # names cached: `fields()` per call showed in profiles
+            value = getattr(self, name)
+            if value is not UNSET:
+                values[name] = value.value if isinstance(value, Enum) else value
         return values
 
     def values(self, now: datetime) -> dict[str, Any]:
@@ -85,9 +84,8 @@ class InstanceChange:
         values = self.columns()
         seen = self.sooner_if_observed_after
         if "next_attempt_at" in values and seen is not UNSET:
-            newer = (
-                Instance.observed_at.is_not(None) if seen is None else Instance.observed_at > seen
-            )
+            observed_at = Instance.__table__.c.observed_at  # Core: the UPDATE stays a Core one
+            newer = observed_at.is_not(None) if seen is None else observed_at > seen
             values["next_attempt_at"] = case((newer, now), else_=values["next_attempt_at"])
         return values
 
@@ -95,11 +93,11 @@ class InstanceChange:
         """This change with the fields `other` sets replaced by `other`'s."""
         if other is None:
             return self
-        mine = {field.name: getattr(self, field.name) for field in fields(self)}
-        for field in fields(other):
-            value = getattr(other, field.name)
+        mine = {name: getattr(self, name) for name in _NAMES}
+        for name in _NAMES:
+            value = getattr(other, name)
             if value is not UNSET:
-                mine[field.name] = value
+                mine[name] = value
         return InstanceChange(**mine)
 
     def sets(self, column: str) -> bool:
@@ -115,6 +113,10 @@ class InstanceChange:
         copy = Instance(**{column.key: getattr(row, column.key) for column in Instance.__table__.c})
         self.apply_to(copy)
         return copy
+
+
+_NAMES = tuple(field.name for field in fields(InstanceChange))
+_COLUMN_NAMES = tuple(name for name in _NAMES if name != "sooner_if_observed_after")
 
 
 def observed(observation: dict[str, Any], at: datetime, cluster_id: str | None) -> InstanceChange:

@@ -62,8 +62,8 @@ class Batch:
             by_shape: dict[tuple[str, ...], list[dict[str, Any]]] = {}
             for values in rows:
                 by_shape.setdefault(tuple(sorted(values)), []).append(values)
-            for shape_rows in by_shape.values():
-                await self.session.execute(insert(model), shape_rows)
+            for shape_rows in by_shape.values():  # Core executemany: no ORM bulk-insert pass
+                await self.session.execute(insert(model.__table__), shape_rows)
 
 
 Unit = Callable[[Batch], Awaitable[T]]

@@ -63,12 +63,13 @@ async def write_with_lease(
     With `release=True` the same statement clears the lease, so the row is free (and due again
     if `values` set `next_attempt_at`). Runs in the caller's transaction: on False, roll back.
     """
-    leased = cast(type[LeasedModel], model)
+    # A Core statement on the table: the ORM's bulk-UPDATE machinery (compile state, session
+    # synchronisation) cost more than the statement itself, several times per row and step.
+    table = model.__table__
     statement = (
-        update(model)
-        .where(leased.id == lease.row_id, leased.lock_token == lease.token)
+        update(table)
+        .where(table.c.id == lease.row_id, table.c.lock_token == lease.token)
         .values({**values, **(UNLOCK if release else {})})
-        .execution_options(synchronize_session=False)
     )
     result = cast(CursorResult[Any], await session.execute(statement))
     held: bool = result.rowcount == 1

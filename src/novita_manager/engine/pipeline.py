@@ -27,7 +27,8 @@ from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Any, Generic, TypeVar, cast
 
-from sqlalchemy import ColumnElement, and_, func, or_, select, update
+from sqlalchemy import ColumnElement, and_, bindparam, func, or_, select, update
+from sqlalchemy.orm.attributes import set_committed_value
 
 from novita_manager.engine.leases import (
     Lease,
@@ -86,6 +87,16 @@ class Pipeline(Generic[RowT]):
         self.retry_base = retry_base
         self.retry_cap = retry_cap
         self._table = cast(type[LeasedModel], model)
+        table = getattr(model, "__table__")  # noqa: B009
+        self._lease_update = (
+            update(table)
+            .where(table.c.id == bindparam("b_id"))
+            .values(
+                lock_owner=self.owner,
+                lock_token=bindparam("b_token"),
+                lock_expires_at=bindparam("b_expires"),
+            )
+        )
         self._queue: asyncio.Queue[tuple[Lease, RowT]] = asyncio.Queue(maxsize=workers)
         self._held: dict[str, Lease] = {}  # claimed and not finished: queued or in a handler
         self._wake = asyncio.Event()
@@ -211,14 +222,23 @@ class Pipeline(Generic[RowT]):
             for row in rows:
                 lease = Lease(str(getattr(row, "id")), uuid.uuid4().hex, self.owner)  # noqa: B009
                 lag = (now - getattr(row, "next_attempt_at")).total_seconds()  # noqa: B009
-                setattr(row, "lock_owner", lease.owner)  # noqa: B010
-                setattr(row, "lock_token", lease.token)  # noqa: B010
-                setattr(row, "lock_expires_at", expires)  # noqa: B010
                 claimed.append((lease, row))
                 if self.metrics is not None:
                     self.metrics.pipeline_lag.labels(self.name).observe(max(lag, 0.0))
-        # Committed; expire_on_commit=False leaves each row a detached snapshot for its handler.
-        for lease, _ in claimed:
+            if claimed:  # one Core executemany, not an ORM flush of an UPDATE per row
+                await session.execute(
+                    self._lease_update,
+                    [
+                        {"b_id": lease.row_id, "b_token": lease.token, "b_expires": expires}
+                        for lease, _ in claimed
+                    ],
+                )
+        # Committed; expire_on_commit=False leaves each row a detached snapshot for its handler,
+        # given its lease columns here as if loaded (nothing is left for the session to flush).
+        for lease, row in claimed:
+            set_committed_value(row, "lock_owner", lease.owner)
+            set_committed_value(row, "lock_token", lease.token)
+            set_committed_value(row, "lock_expires_at", expires)
             self._held[lease.row_id] = lease
         return claimed
 

@@ -18,6 +18,7 @@ from novita_manager.store.models import Instance
 from novita_manager.store.types import utcnow
 
 log = get_logger(__name__)
+INSTANCES = Instance.__table__  # Core columns: an ORM attribute would make the UPDATE an ORM one
 
 
 class IncompleteListing(Exception):
@@ -49,7 +50,7 @@ async def write(
     if release and "next_attempt_at" in values:
         consumed = values.get("consumed_seq", row.consumed_seq)
         values["next_attempt_at"] = case(
-            (Instance.request_seq > consumed, now), else_=values["next_attempt_at"]
+            (INSTANCES.c.request_seq > consumed, now), else_=values["next_attempt_at"]
         )
 
     async def unit(batch: Batch) -> bool:
