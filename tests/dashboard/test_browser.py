@@ -124,12 +124,16 @@ def test_login_create_see_running_live_stop_and_redeliver_a_failed_webhook(
         page.click("button[type=submit]")
         page.wait_for_url(f"{service.base_url}/")
 
+        # Create from the offers: choosing one fills in the form.
         page.goto("/ui/new")
+        offer = page.locator("table.offers tr", has_text="RTX 4090 24GB").first
+        region = offer.locator("td[data-label=Region]").inner_text()
+        offer.locator("a:has-text('Choose')").click()
+        page.wait_for_url("**/ui/new?productName=*")
+        assert page.input_value("input[name=productName]") == "RTX 4090 24GB"
+        assert page.input_value("input[name=region]") == region
         page.fill("input[name=name]", "browser-gpu-1")
-        page.fill("input[name=productName]", "RTX 4090 24GB")
-        template = page.locator("[name=templateId]")
-        if template.evaluate("element => element.tagName") == "INPUT":
-            template.fill("1")
+        page.select_option("select[name=templateId]", "1")
         page.fill("input[name=webhookUrl]", webhook_receiver.url)
         view.shot("new-instance")
         page.click("#create button[type=submit]")

@@ -144,9 +144,15 @@ async def new_context(request: Request, form: dict[str, str] | None = None) -> d
         "webhookUrl": "",
     }
     chosen.update(form or {})
-    offers = await catalogue.offers(runtime, chosen["billingMode"])
+    offers, offers_error = await catalogue.offers(runtime, chosen["billingMode"])
     templates = await catalogue.templates(runtime)
-    return {"form": chosen, "offers": offers, "templates": templates, "errors": []}
+    return {
+        "form": chosen,
+        "offers": offers,
+        "offers_error": offers_error,
+        "templates": templates,
+        "errors": [],
+    }
 
 
 @router.get("/ui/new")
