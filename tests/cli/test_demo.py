@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from tests.cli.helpers import explain, run_cli
 
 
@@ -18,3 +20,4 @@ def test_demo_once_reaches_running_with_a_verified_webhook(tmp_path) -> None:
     for text in ("creating", "starting", "running", "instance.running", "verified ✓"):
         assert text in out, explain(result)
     assert "Demo complete" in out
+    assert re.search(r"dashboard +http://127\.0\.0\.1:\d+/ ", out), explain(result)

@@ -80,7 +80,10 @@ def _print_usage_guide(base_url: str, instance_id: str) -> None:
         "--wait",
     ]
     out.print(Rule("[bold]Try it[/]"))
-    out.print(f"The service is running at [bold]{base_url}[/] (OpenAPI docs: {base_url}/docs).\n")
+    out.print(
+        f"The service is running at [bold]{base_url}[/]: dashboard at [bold]{base_url}/[/], "
+        f"OpenAPI docs at {base_url}/docs.\n"
+    )
     for line in commands:
         out.print(escape(line), soft_wrap=True, style="dim" if line.startswith("#") else None)
     out.print("\nWebhooks that arrive are printed below. Press [bold]Ctrl-C[/] to stop everything.")
@@ -159,6 +162,9 @@ def demo(
             stack.start_service()
             out.print(
                 f"[green]✓[/] service           {stack.base_url}  [dim](SQLite, temp folder)[/]"
+            )
+            out.print(
+                f"[green]✓[/] dashboard         {stack.base_url}/  [dim](open it in a browser)[/]"
             )
             if port and not stack.base_url.endswith(f":{port}"):
                 out.print(f"  [yellow]port {port} was taken; using {stack.base_url}[/]")
