@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from novita_manager.engine.scheduled.idempotency import idempotency_purge_task
-from novita_manager.engine.scheduled.runner import ScheduledRunner
+from novita_manager.engine.scheduled.runner import ScheduledRunner, ScheduledTask
 from novita_manager.engine.scheduled.strays import STRAYS_TASK, stray_deletion_task
 from novita_manager.engine.status_sync import StatusSync
 from novita_manager.metrics import Metrics
@@ -18,9 +20,10 @@ def build_scheduled_runner(
     *,
     owner: str,
     metrics: Metrics | None = None,
+    extra: Sequence[ScheduledTask] = (),
 ) -> ScheduledRunner:
-    """The idempotency purge (its own lease) and the stray deletion (follows the sync's lease,
-    asked for by the sync as soon as it sights a stray)."""
+    """The idempotency purge (its own lease), the stray deletion (follows the sync's lease,
+    asked for by the sync as soon as it sights a stray) and `extra` tasks (the limits)."""
     strays = stray_deletion_task(
         db,
         client,
@@ -29,7 +32,10 @@ def build_scheduled_runner(
         follows=lambda: status_sync.holds_lease,
     )
     runner = ScheduledRunner(
-        db=db, owner=owner, tasks=[idempotency_purge_task(db), strays], metrics=metrics
+        db=db,
+        owner=owner,
+        tasks=[idempotency_purge_task(db), strays, *extra],
+        metrics=metrics,
     )
     status_sync.on_strays = lambda: runner.request(STRAYS_TASK)
     return runner

@@ -11,6 +11,7 @@ from sqlalchemy import Table, bindparam, update
 
 from novita_manager.domain import observations
 from novita_manager.domain.lifecycle import Action, decide
+from novita_manager.engine import billing
 from novita_manager.engine.changes import InstanceChange, observed
 from novita_manager.engine.snapshots import SNAPSHOT_COLUMNS, snapshot_of
 from novita_manager.store.db import Database
@@ -26,6 +27,8 @@ SYNC_COLUMNS = tuple(
             Instance.novita_instance_id,
             Instance.cluster_id,
             Instance.last_synced_at,
+            Instance.price_per_hour,  # the rate of a billed period opened now (engine/billing)
+            Instance.rootfs_size,
             *SNAPSHOT_COLUMNS,
         )
     }.values()
@@ -95,11 +98,15 @@ async def record(
     woken: list[dict[str, Any]] = []
     unchanged_ids = [row.id for row in unchanged if seen_again(row, started, resync_write_interval)]
     changed = 0
+    periods: list[Any] = []  # statements recording the billed periods closed now
     for row in rows:
         observation = found.get(row.novita_instance_id)
         if observation is None:
             continue
         observation = observations.merge(row.observation, observation, started)
+        observation, closed = billing.carry(row, observation, started)
+        if closed is not None:
+            periods += billing.record_period(db.dialect, row.id, closed)
         react = needs_reaction(row, observation, started, now, startup_timeout)
         changed += observation != row.observation
         if observation == row.observation and not react:
@@ -120,6 +127,8 @@ async def record(
         for batch in (updates, woken):
             for shape in _by_shape(batch):  # one Core executemany per shape, not one per row
                 await session.execute(BY_ID, shape)
+        for statement in periods:
+            await session.execute(statement)
         for start in range(0, len(unchanged_ids), 500):
             await session.execute(
                 update(INSTANCES)
