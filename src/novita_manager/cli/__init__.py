@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import typer
 
-from novita_manager.cli import demo, doctor, instances, servers
+from novita_manager.cli import catalogue, demo, doctor, instance_watch, instances, servers
 from novita_manager.cli.exit_codes import EPILOG, SERVE_EPILOG
 
 app = typer.Typer(
@@ -28,7 +28,11 @@ def _root() -> None:
 
 
 app.command()(demo.demo)
+instances.app.command("watch", epilog=EPILOG)(instance_watch.watch)
 app.add_typer(instances.app, name="instances")
+app.command(epilog=EPILOG)(catalogue.offers)
+app.command(epilog=EPILOG)(catalogue.regions)
+app.command(epilog=EPILOG)(catalogue.templates)
 app.command(epilog=SERVE_EPILOG)(servers.serve)
 app.command()(servers.simulator)
 app.command(epilog=doctor.DOCTOR_EPILOG)(doctor.doctor)

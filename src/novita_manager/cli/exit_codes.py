@@ -5,6 +5,7 @@ from __future__ import annotations
 from enum import IntEnum
 
 from novita_manager.sdk import ApiResponseError, ServiceError, ServiceUnreachable
+from novita_manager.sdk.names import AmbiguousName
 
 
 class ExitCode(IntEnum):
@@ -16,19 +17,22 @@ class ExitCode(IntEnum):
     UNAVAILABLE = 5  # 429, 5xx: upstream error, circuit open, service trouble; retry later
     UNREACHABLE = 6  # no answer at all: is the service running at that URL?
     UNAUTHORIZED = 7  # 401/403: missing or wrong API key
+    INTERRUPTED = 130  # Ctrl-C while waiting: the instance goes on in the background
 
 
 EPILOG = (
     "Exit codes: 0 ok; 1 the instance failed (or --wait timed out); 2 invalid request "
-    "(400/422) or usage; 3 not found (404); 4 conflict, not allowed in the current state (409); "
-    "5 upstream or service unavailable (429/5xx); 6 service unreachable; 7 unauthorized "
-    "(401/403)."
+    "(400/422) or usage; 3 not found (404); 4 conflict: not allowed in the current state (409) "
+    "or a name several instances have; 5 upstream or service unavailable (429/5xx); 6 service "
+    "unreachable; 7 unauthorized (401/403); 130 interrupted (Ctrl-C during --wait)."
 )
 
 
 def exit_code_for(error: ServiceError) -> ExitCode:
     if isinstance(error, ServiceUnreachable):
         return ExitCode.UNREACHABLE
+    if isinstance(error, AmbiguousName):
+        return ExitCode.CONFLICT  # as the API's 409 for an ambiguous name
     if isinstance(error, ApiResponseError):
         status = error.status_code
         if status == 404:

@@ -7,31 +7,29 @@ stdout, a readable message on stderr). Exit codes are listed in `exit_codes.EPIL
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from typing import Annotated
 
 import typer
 
-from novita_manager.cli.exit_codes import EPILOG, ExitCode, exit_code_for
+from novita_manager.cli.exit_codes import EPILOG, ExitCode
+from novita_manager.cli.options import ApiKey, Json, Url
+from novita_manager.cli.options import client_for as _client
 from novita_manager.cli.output import (
     err,
     instance_table,
     instances_table,
     out,
-    print_error,
     print_json,
     styled_status,
 )
 from novita_manager.cli.watch import watch_instance
 from novita_manager.sdk import (
     DEFAULT_URL,
-    ApiResponseError,
     CreateInstance,
     InstanceView,
     ManagerClient,
     OperationResponse,
-    ServiceError,
 )
 
 app = typer.Typer(
@@ -41,26 +39,13 @@ app = typer.Typer(
     no_args_is_help=True,
 )
 
-Url = Annotated[
+InstanceId = Annotated[
     str,
-    typer.Option(
-        "--url",
-        envvar="NOVITA_MANAGER_URL",
-        help="Base URL of the service.",
-        show_default=True,
+    typer.Argument(
+        metavar="NAME-OR-ID",
+        help="Our instance id, its Novita id, or its name (when one live instance has it).",
     ),
 ]
-ApiKey = Annotated[
-    str | None,
-    typer.Option(
-        "--api-key",
-        envvar="NOVITA_MANAGER_API_KEY",
-        help="Bearer key, when the service has API_KEYS set.",
-        show_default=False,
-    ),
-]
-Json = Annotated[bool, typer.Option("--json", help="Print the API's JSON instead of a table.")]
-InstanceId = Annotated[str, typer.Argument(help="Our instance id or its Novita instance id.")]
 Wait = Annotated[bool, typer.Option("--wait", help="Show progress until the instance settles.")]
 Timeout = Annotated[
     float, typer.Option("--timeout", min=1, help="Seconds --wait waits before giving up.")
@@ -69,21 +54,6 @@ WebhookUrl = Annotated[
     str | None,
     typer.Option("--webhook-url", help="http(s) URL notified of this instance's events."),
 ]
-
-
-@contextmanager
-def _client(url: str, api_key: str | None, as_json: bool) -> Iterator[ManagerClient]:
-    """A client whose errors end the command with a clear message and the mapped exit code."""
-    client = ManagerClient(url, api_key=api_key)
-    try:
-        yield client
-    except ServiceError as error:
-        if as_json and isinstance(error, ApiResponseError) and error.body is not None:
-            print_json(error.body)
-        print_error(error)
-        raise typer.Exit(exit_code_for(error)) from None
-    finally:
-        client.close()
 
 
 def _wait(
@@ -97,15 +67,18 @@ def _wait(
 ) -> None:
     """Follow the instance to `target`; print the final state; exit 1 if it ends elsewhere."""
     err.print(f"Waiting for [bold]{instance_id}[/] to be {styled_status(target)}…")
-    result = watch_instance(
-        client,
-        instance_id,
-        target,
-        err,
-        timeout=timeout,
-        before=before,
-        initial_status=initial_status,
-    )
+    try:
+        result = watch_instance(
+            client,
+            instance_id,
+            target,
+            err,
+            timeout=timeout,
+            before=before,
+            initial_status=initial_status,
+        )
+    except KeyboardInterrupt:
+        interrupted(instance_id)
     view = result.view
     if view is not None:
         if as_json:
@@ -125,6 +98,19 @@ def _wait(
         last_error = (view.lastError if view else None) or "no error recorded"
         err.print(f"[bold red]Error:[/] the instance ended {status}, not {target}: {last_error}")
     raise typer.Exit(ExitCode.FAILED)
+
+
+def interrupted(instance_id: str) -> None:
+    """Ctrl-C while waiting stops the waiting, not the work: say so, and how to stop it."""
+    err.print()
+    err.print(
+        f"[yellow]Stopped waiting.[/] The service goes on with {instance_id} in the background; "
+        "a running instance keeps billing until it is stopped or deleted."
+    )
+    err.print(f"  follow it:  novita-manager instances watch {instance_id}")
+    err.print(f"  stop it:    novita-manager instances stop {instance_id}")
+    err.print(f"  delete it:  novita-manager instances delete {instance_id}")
+    raise typer.Exit(ExitCode.INTERRUPTED)
 
 
 @app.command(epilog=EPILOG)
@@ -228,9 +214,9 @@ def get(
     api_key: ApiKey = None,
     as_json: Json = False,
 ) -> None:
-    """Show one instance (by our id or its Novita id)."""
+    """Show one instance (by our id, its Novita id or its name)."""
     with _client(url, api_key, as_json) as client:
-        view = client.get_instance(instance_id)
+        view = client.find_instance(instance_id)
     if as_json:
         print_json(view)
         return
@@ -249,8 +235,8 @@ def _operate(
     as_json: bool,
 ) -> None:
     with _client(url, api_key, as_json) as client:
-        before = client.get_instance(instance_id) if wait else None
-        result = operation(client)(instance_id, webhook_url)
+        before = client.find_instance(instance_id)  # a name becomes the id it names
+        result = operation(client)(before.id, webhook_url)
         if not wait:
             if as_json:
                 print_json(result)

@@ -21,6 +21,7 @@ from typing import Any, Concatenate, ParamSpec, Self, TypeVar
 
 import httpx
 
+from novita_manager.domain.catalogue import OfferList, OfferView, RegionList, TemplateList
 from novita_manager.domain.events import EventList, EventView
 from novita_manager.domain.views import (
     CreateInstanceResponse,
@@ -48,10 +49,13 @@ from novita_manager.sdk.calls import (
     _stop_instance,
     _webhook_deliveries,
 )
+from novita_manager.sdk.catalogue import _offers, _regions, _templates
 from novita_manager.sdk.events import StreamEvent, follow_events, follow_events_async
+from novita_manager.sdk.names import AmbiguousName, find_instance
 
 __all__ = [
     "DEFAULT_URL",
+    "AmbiguousName",
     "ApiCall",
     "ApiResponseError",
     "AsyncManagerClient",
@@ -64,12 +68,16 @@ __all__ = [
     "InstanceList",
     "InstanceView",
     "ManagerClient",
+    "OfferList",
+    "OfferView",
     "OperationRequestList",
     "OperationRequestView",
     "OperationResponse",
+    "RegionList",
     "ServiceError",
     "ServiceUnreachable",
     "StreamEvent",
+    "TemplateList",
 ]
 
 DEFAULT_URL = "http://127.0.0.1:3000"
@@ -133,6 +141,8 @@ class ManagerClient:
         transport: httpx.BaseTransport | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
+        self.api_key = api_key
+        self.timeout = timeout
         self._http = httpx.Client(
             base_url=self.base_url, headers=_headers(api_key), timeout=timeout, transport=transport
         )
@@ -165,12 +175,16 @@ class ManagerClient:
     webhook_deliveries = _sync(_webhook_deliveries)
     operations = _sync(_operations)
     instance_events = _sync(_instance_events)
+    offers = _sync(_offers)
+    regions = _sync(_regions)
+    templates = _sync(_templates)
 
     def events(
         self,
         instance_id: str | None = None,
         last_event_id: int | None = None,
         reconnect_for: float = 30.0,
+        on_position: Callable[[int], None] | None = None,
     ) -> Iterator[StreamEvent]:
         """Live events (`GET /api/events`), reconnecting with Last-Event-ID when the
         connection drops (sdk/events.py); only `instance_id`'s when given."""
@@ -179,7 +193,17 @@ class ManagerClient:
             instance_id=instance_id,
             last_event_id=last_event_id,
             reconnect_for=reconnect_for,
+            on_position=on_position,
         )
+
+    def find_instance(self, reference: str) -> InstanceView:
+        """The instance named by our id, its Novita id or its (unique) name (sdk/names.py);
+        `AmbiguousName` when several live instances have that name."""
+        return find_instance(self, reference)
+
+    def copy(self) -> ManagerClient:
+        """Another client of the same service with the same key (for another thread)."""
+        return ManagerClient(self.base_url, api_key=self.api_key, timeout=self.timeout)
 
 
 class AsyncManagerClient:
@@ -230,6 +254,9 @@ class AsyncManagerClient:
     webhook_deliveries = _async(_webhook_deliveries)
     operations = _async(_operations)
     instance_events = _async(_instance_events)
+    offers = _async(_offers)
+    regions = _async(_regions)
+    templates = _async(_templates)
 
     def events(
         self,

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -114,8 +114,11 @@ def follow_events(
     last_event_id: int | None = None,
     reconnect_for: float = 30.0,
     read_timeout: float = DEFAULT_READ_TIMEOUT,
+    on_position: Callable[[int], None] | None = None,
 ) -> Iterator[StreamEvent]:
-    """Every event after `last_event_id` (None: from the moment of connecting), forever."""
+    """Every event after `last_event_id` (None: from the moment of connecting), forever.
+    `on_position` is called with the stream's position when a connection has been set up
+    (from then on no event is missed)."""
     last = last_event_id
     failing_since: float | None = None
     delay = 0.2
@@ -135,8 +138,12 @@ def follow_events(
                     if event is not None and (last is None or event.id > last):
                         last = event.id
                         yield event
-                    elif event is None and parser.position is not None and last is None:
-                        last = parser.position
+                    elif event is None and line == "" and parser.position is not None:
+                        if last is None:
+                            last = parser.position
+                        if on_position is not None:
+                            on_position(parser.position)
+                            on_position = None  # once per call
             error: Exception = ServiceUnreachable(str(http.base_url), "the stream ended")
         except httpx.TransportError as transport:
             error = ServiceUnreachable(
@@ -161,6 +168,7 @@ async def follow_events_async(
     last_event_id: int | None = None,
     reconnect_for: float = 30.0,
     read_timeout: float = DEFAULT_READ_TIMEOUT,
+    on_position: Callable[[int], None] | None = None,
 ) -> AsyncIterator[StreamEvent]:
     """`follow_events` for asyncio code."""
     last = last_event_id
@@ -182,8 +190,12 @@ async def follow_events_async(
                     if event is not None and (last is None or event.id > last):
                         last = event.id
                         yield event
-                    elif event is None and parser.position is not None and last is None:
-                        last = parser.position
+                    elif event is None and line == "" and parser.position is not None:
+                        if last is None:
+                            last = parser.position
+                        if on_position is not None:
+                            on_position(parser.position)
+                            on_position = None  # once per call
             error: Exception = ServiceUnreachable(str(http.base_url), "the stream ended")
         except httpx.TransportError as transport:
             error = ServiceUnreachable(
