@@ -19,7 +19,9 @@ from novita_manager import __version__
 from novita_manager.api.admission import Admission, AdmissionMiddleware, LoopLagMonitor
 from novita_manager.api.auth import AuthMiddleware
 from novita_manager.api.body_limit import BodyLimitMiddleware
+from novita_manager.api.catalogue import router as catalogue_router
 from novita_manager.api.docs_pages import install_docs
+from novita_manager.api.costs import router as costs_router
 from novita_manager.api.errors import install_error_handlers
 from novita_manager.api.events import router as events_router
 from novita_manager.api.health import router as health_router
@@ -28,8 +30,8 @@ from novita_manager.api.metrics import router as metrics_router
 from novita_manager.api.middleware import RequestContextMiddleware
 from novita_manager.api.openapi import install_openapi
 from novita_manager.api.rate_limit import RateLimitMiddleware
-from novita_manager.api.worker_link import WakeListener, WorkerLink
 from novita_manager.api.webhooks import router as webhooks_router
+from novita_manager.api.worker_link import WakeListener, WorkerLink
 from novita_manager.config import Settings, is_loopback_url, load_settings
 from novita_manager.dashboard import install_dashboard
 from novita_manager.logging import get_logger
@@ -119,8 +121,10 @@ def create_app(
     if settings.service_role != "worker":  # a worker serves only /health and /metrics
         app.include_router(instances_router)  # /api: AuthMiddleware checks the key first
         app.include_router(webhooks_router)
+        app.include_router(costs_router)
         install_dashboard(app, settings)  # `/` and /ui/: pages over the same services
         app.include_router(events_router)
+        app.include_router(catalogue_router)
     app.include_router(health_router)  # open without API keys, like /metrics
     app.include_router(metrics_router)
     # Outermost last: admission → request id → authentication → rate limit → body limit →
