@@ -32,6 +32,7 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from novita_manager.api.errors import error_body
 from novita_manager.api.events import EVENT_STREAM_PATHS
 from novita_manager.config import Settings
+from novita_manager.dashboard import STREAM_PATHS as DASHBOARD_STREAM_PATHS
 from novita_manager.errors import ApiError, PayloadTooLarge, ServiceUnavailable
 from novita_manager.logging import bound_context, get_logger, new_request_id
 
@@ -98,7 +99,8 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         closed now (the app sees the disconnect; the client resumes with Last-Event-ID)."""
         cycle = self.cycle
         streaming = cycle is not None and not cycle.response_complete
-        if streaming and cycle.scope.get("path") in EVENT_STREAM_PATHS:
+        path = cycle.scope.get("path") if streaming else None
+        if path in EVENT_STREAM_PATHS or path in DASHBOARD_STREAM_PATHS:
             self.transport.close()
             return
         super().shutdown()

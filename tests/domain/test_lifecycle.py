@@ -1,7 +1,10 @@
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
+
+import pytest
 
 from novita_manager.domain.lifecycle import Action, Snapshot, decide
 from novita_manager.domain.statuses import Event, Operation, Status
@@ -143,7 +146,8 @@ def test_running_instance_reclaimed_or_removed_upstream() -> None:
     reclaimed = run(
         snap(Status.RUNNING, None, observation={"status": "exited", "spotReclaimTime": "17000"})
     )
-    assert (reclaimed.to_status, reclaimed.reason) == (Status.STOPPED, "spot instance reclaimed")
+    # the onReclaim policy decides what follows (engine/provisioning/recover.py)
+    assert (reclaimed.action, reclaimed.reason) == (Action.RECLAIMED, "spot instance reclaimed")
     stopped = run(snap(Status.RUNNING, None, observation={"status": "exited"}))
     assert stopped.reason == "instance stopped upstream"
     removed = run(snap(Status.RUNNING, None, observation={"gone": True}))
@@ -171,3 +175,25 @@ def test_past_the_deadline_without_a_later_look_it_looks_once_more() -> None:
     assert nothing_seen.action is Action.WAIT
     running = run(snap(observation={"status": "running"}, observed_after=899), elapsed=900)
     assert running.to_status is Status.RUNNING
+
+
+def test_a_reclaim_notice_is_noted_once_then_the_reclaim_is_handed_to_the_policy() -> None:
+    notice = {"status": "running", "spotStatus": "notified", "spotReclaimTime": "1800000000"}
+    noted = run(snap(Status.RUNNING, None, observation=notice))
+    assert (noted.action, noted.event) == (Action.NOTE_RECLAIM, Event.RECLAIMING)
+    again = replace(snap(Status.RUNNING, None, observation=notice), reclaim_announced=True)
+    assert run(again).action is Action.IDLE
+    taken = {"status": "exited", "spotStatus": "terminated", "spotReclaimTime": "1800000000"}
+    assert run(snap(Status.RUNNING, None, observation=taken)).action is Action.RECLAIMED
+
+
+def test_a_recovery_waits_out_its_backoff_retires_a_reclaimed_instance_and_ends_recovered() -> None:
+    later = replace(snap(), operation_started_at=T0 + timedelta(seconds=100), recovery="restart")
+    waiting = run(later, 10)
+    assert waiting.action is Action.WAIT
+    assert waiting.wait_seconds == pytest.approx(90)
+    retire = replace(snap(Status.CREATING), recovery="recreate", replacing=True)
+    assert run(retire).action is Action.RETIRE
+    running = replace(snap(observation={"status": "running"}), recovery="migrate")
+    recovered = run(running)
+    assert (recovered.to_status, recovered.event) == (Status.RUNNING, Event.RECOVERED)

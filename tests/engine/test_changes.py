@@ -60,6 +60,7 @@ def test_an_observation_sets_the_observation_columns() -> None:
         "observation": {"status": "running", "portMappings": [1]},
         "observed_at": now,
         "novita_status": "running",
+        "spot_status": None,
         "port_mappings": [1],
         "connection_details": {},
         "cluster_id": "cn-hongkong-1",

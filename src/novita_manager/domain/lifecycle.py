@@ -13,6 +13,7 @@ from enum import StrEnum
 from typing import Any
 
 from novita_manager.domain.observations import status_error_since, status_error_text
+from novita_manager.domain.recovery import spot_signal
 from novita_manager.domain.statuses import (
     NOVITA_EXITED,
     NOVITA_REMOVING,
@@ -37,6 +38,10 @@ class Action(StrEnum):
     TRANSITION = "transition"  # change status (and emit an event)
     WAIT = "wait"  # nothing to do until the next observation or the deadline
     IDLE = "idle"  # nothing to do at all
+    # Spot life (domain/recovery.py; engine/provisioning/recover.py):
+    NOTE_RECLAIM = "note_reclaim"  # a reclaim is announced: warn once (instance.reclaiming)
+    RECLAIMED = "reclaimed"  # the instance was taken: apply the onReclaim policy
+    RETIRE = "retire"  # a recreate: delete the reclaimed instance before creating anew
 
 
 @dataclass(frozen=True)
@@ -49,6 +54,9 @@ class Snapshot:
     has_upstream: bool
     observation: dict[str, Any] | None
     observed_at: datetime | None
+    reclaim_announced: bool = False  # instance.reclaiming was sent for the current reclaim
+    recovery: str | None = None  # the recovery under way: restart, migrate or recreate
+    replacing: bool = False  # a recreate whose reclaimed instance is still the row's
 
 
 @dataclass(frozen=True)
@@ -108,9 +116,13 @@ def decide(
     operation = snapshot.operation
     if operation is None:
         return _watch(snapshot, now, status_error_grace)
+    started = snapshot.operation_started_at or now
+    if started > now:  # a recovery waiting out its backoff
+        return Decision(Action.WAIT, wait_seconds=(started - now).total_seconds())
+    if snapshot.replacing:
+        return Decision(Action.RETIRE)
     if operation is Operation.CREATE and not snapshot.has_upstream:
         return Decision(Action.CREATE)
-    started = snapshot.operation_started_at or now
     remaining = timeout - (now - started).total_seconds()
     observation = _fresh(snapshot)
     novita_status = observation.get("status") if observation else None
@@ -155,6 +167,9 @@ def decide(
     if gone:
         return _fail("the instance disappeared upstream before it was running")
     if novita_status == NOVITA_RUNNING:
+        if snapshot.recovery:
+            reason = f"running again ({snapshot.recovery} after a spot reclaim)"
+            return Decision(Action.TRANSITION, Status.RUNNING, Event.RECOVERED, reason)
         return Decision(Action.TRANSITION, Status.RUNNING, Event.RUNNING, "running")
     if timed_out:
         last = novita_status or (snapshot.observation or {}).get("status") or "unknown"
@@ -183,10 +198,15 @@ def _watch(snapshot: Snapshot, now: datetime, grace: float) -> Decision:
             )
         if _error_left(observation, snapshot.observed_at, now, grace) == 0.0:
             return _fail(status_error_text(observation) or "instance reported an error")
+        spot = spot_signal(observation)
+        if spot.reclaimed:  # the onReclaim policy decides (engine/provisioning/recover.py)
+            return Decision(Action.RECLAIMED, reason="spot instance reclaimed")
         if status == NOVITA_EXITED:
-            reclaimed = observation.get("spotReclaimTime") not in (None, "", "0")
-            reason = "spot instance reclaimed" if reclaimed else "instance stopped upstream"
-            return Decision(Action.TRANSITION, Status.STOPPED, Event.STOPPED, reason)
+            return Decision(
+                Action.TRANSITION, Status.STOPPED, Event.STOPPED, "instance stopped upstream"
+            )
+        if spot.noticed and not snapshot.reclaim_announced:
+            return Decision(Action.NOTE_RECLAIM, event=Event.RECLAIMING)
     if snapshot.status is Status.STOPPED:
         if observation.get("gone"):
             return Decision(

@@ -21,7 +21,7 @@ the previous one started, so an instance reclaimed again and again does not chur
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
@@ -49,9 +49,14 @@ class SpotSignal:
 
 
 def _time(value: Any) -> datetime | None:
+    """ISO text (what the observation keeps) or Unix seconds; "0" and "" mean none."""
     if isinstance(value, datetime):
         return value
-    if isinstance(value, str) and value not in ("", "0"):
+    if isinstance(value, str) and value.isdigit():
+        value = int(value)
+    if isinstance(value, int) and not isinstance(value, bool):
+        return datetime.fromtimestamp(value, UTC) if value > 0 else None
+    if isinstance(value, str) and value:
         try:
             return datetime.fromisoformat(value)
         except ValueError:

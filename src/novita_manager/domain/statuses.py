@@ -33,6 +33,10 @@ class Event(StrEnum):
     FAILED = "instance.failed"
     STOPPED = "instance.stopped"
     DELETED = "instance.deleted"
+    # Spot life (domain/recovery.py): a reclaim announced (with reclaimAt), taken, recovered.
+    RECLAIMING = "instance.reclaiming"
+    RECLAIMED = "instance.reclaimed"
+    RECOVERED = "instance.recovered"
     EXPIRING = "instance.expiring"  # a limit will stop or delete it soon (domain/limits.py)
 
 

@@ -52,8 +52,29 @@ class InstanceView(BaseModel):
     rootfsSize: int
     region: str
     clusterId: str | None
-    billingMode: str
+    billingMode: str = Field(
+        description="What is paid: `spot` or `onDemand` (onDemand when `fallbackToOnDemand` "
+        "placed a spot request on an on-demand offer)."
+    )
     pricePerHour: float | None
+    cluster: str | None = Field(
+        default=None,
+        description="Region code of the cluster the instance was placed in (`CN-HK-01`); see "
+        "`clusterId` for Novita's id. With `regions` it may differ from `region`.",
+    )
+    spotStatus: str | None = Field(
+        default=None,
+        description="Novita's spot status: `running`, `notified` (a reclaim is announced for "
+        "`reclaimAt`), `reclaiming`, `terminated` (taken); null for on-demand instances.",
+    )
+    reclaimAt: str | None = Field(
+        default=None,
+        description="When Novita said it will reclaim this spot instance (ISO-8601); null when "
+        "no reclaim is announced.",
+    )
+    recoveries: int = Field(
+        default=0, description="Recoveries after spot reclaims so far (see `onReclaim`)."
+    )
     portMappings: list[PortMappingView]
     connectionDetails: ConnectionDetails
     createdAt: str

@@ -50,6 +50,15 @@ class InstanceChange:
     product_id: Maybe[str | None] = UNSET
     cluster_id: Maybe[str | None] = UNSET
     price_per_hour: Maybe[float | None] = UNSET
+    # Spot life (domain/recovery.py, engine/provisioning/recover.py).
+    cluster_name: Maybe[str | None] = UNSET
+    billing_mode: Maybe[str] = UNSET
+    recovery: Maybe[str | None] = UNSET
+    recoveries: Maybe[int] = UNSET
+    last_recovery_at: Maybe[datetime | None] = UNSET
+    replaces_novita_id: Maybe[str | None] = UNSET
+    spot_status: Maybe[str | None] = UNSET
+    reclaim_at: Maybe[datetime | None] = UNSET
     novita_instance_id: Maybe[str | None] = UNSET
     novita_status: Maybe[str | None] = UNSET
     observation: Maybe[dict[str, Any] | None] = UNSET
@@ -128,4 +137,5 @@ def observed(observation: dict[str, Any], at: datetime, cluster_id: str | None) 
         port_mappings=observation.get("portMappings", []),
         connection_details=observation.get("connectionDetails", {}),
         cluster_id=observation.get("clusterId") or cluster_id,
+        spot_status=observation.get("spotStatus") or None,
     )

@@ -24,6 +24,9 @@ SNAPSHOT_COLUMNS = (
     Instance.novita_instance_id,
     Instance.observation,
     Instance.observed_at,
+    Instance.reclaim_at,
+    Instance.recovery,
+    Instance.replaces_novita_id,
 )
 
 
@@ -46,6 +49,12 @@ class SnapshotRow(Protocol):
     def observation(self) -> dict[str, Any] | None: ...
     @property
     def observed_at(self) -> datetime | None: ...
+    @property
+    def reclaim_at(self) -> datetime | None: ...
+    @property
+    def recovery(self) -> str | None: ...
+    @property
+    def replaces_novita_id(self) -> str | None: ...
 
 
 def snapshot_of(row: SnapshotRow) -> Snapshot:
@@ -59,4 +68,10 @@ def snapshot_of(row: SnapshotRow) -> Snapshot:
         has_upstream=row.novita_instance_id is not None,
         observation=row.observation,
         observed_at=row.observed_at,
+        reclaim_announced=row.reclaim_at is not None,
+        recovery=row.recovery,
+        replacing=(
+            row.replaces_novita_id is not None
+            and row.replaces_novita_id == row.novita_instance_id
+        ),
     )

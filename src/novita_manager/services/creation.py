@@ -15,14 +15,17 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from novita_manager.domain.offers import NoOffer, Offer
-from novita_manager.domain.regions import resolve_cluster
+from novita_manager.domain.regions import ANY_REGION, resolve_cluster
 from novita_manager.domain.statuses import CreateState, Operation, Status
+from novita_manager.engine.provisioning.offers import Placement
+from novita_manager.engine.provisioning.offers import plan as plan_offers
 from novita_manager.errors import ValidationFailed
 from novita_manager.logging import current_request_id, get_logger
 from novita_manager.novita.create_request import UnacceptableName, novita_name
 from novita_manager.novita.errors import NovitaError, is_transient
 from novita_manager.services import idempotency
 from novita_manager.services.inputs import CreateInstanceBody
+from novita_manager.services.spot_fields import spot_fields
 from novita_manager.store.models import Instance, InstanceEvent
 from novita_manager.store.types import utcnow
 from novita_manager.webhooks.ssrf import WebhookUrlRefused, validate_webhook_url
@@ -65,28 +68,31 @@ def check_webhook_url(runtime: Runtime, url: str | None, field: str = "webhookUr
         raise _field_error(field, f"webhook URL refused: {refused}") from None
 
 
-async def _check_catalogue(runtime: Runtime, body: CreateInstanceBody, region: str) -> Offer | None:
+async def _check_catalogue(
+    runtime: Runtime, body: CreateInstanceBody, placement: Placement
+) -> Offer | None:
     """Resolve the offer and the template now; None when the catalogue cannot be reached.
 
-    Errors the user can fix (unknown region, product or template, no offer) are raised as 400.
+    Errors the user can fix (unknown region, product or template, no offer, none under the
+    price cap) are raised as 400.
     """
     catalogue = runtime.catalogue
     try:
         async with asyncio.timeout(CATALOGUE_CHECK_TIMEOUT):
             clusters = await catalogue.clusters()
-            cluster = resolve_cluster(region, clusters)
-            if cluster is None:
-                known = ", ".join(sorted(c.name or c.id for c in clusters))
-                raise _field_error("region", f"Unknown region {region!r} (known regions: {known})")
+            for region in (placement.region, *(placement.regions or [])):
+                if region.lower() != ANY_REGION and resolve_cluster(region, clusters) is None:
+                    known = ", ".join(sorted(c.name or c.id for c in clusters))
+                    named = "region" if region == placement.region else "regions"
+                    raise _field_error(named, f"Unknown region {region!r} (known regions: {known})")
             try:
-                [offer, *_] = await catalogue.ranked_offers(
-                    product_name=body.productName,
-                    cluster=cluster,
-                    billing_mode=body.billingMode,
-                    rootfs_size=body.rootfsSize,
-                )
+                [offer, *_] = await plan_offers(catalogue, placement)
             except NoOffer as no_offer:
-                field = {"unknown_product": "productName", "rootfs_out_of_range": "rootfsSize"}
+                field = {
+                    "unknown_product": "productName",
+                    "rootfs_out_of_range": "rootfsSize",
+                    "over_price_cap": "maxPricePerHour",
+                }
                 raise _field_error(field.get(no_offer.kind, "region"), no_offer.message) from None
             try:
                 await catalogue.template(str(body.templateId))
@@ -115,12 +121,23 @@ async def create_instance(
             return Created(earlier.response_status, earlier.response_body, earlier.instance_id)
     webhook_url = body.webhookUrl or settings.webhook_url
     check_webhook_url(runtime, body.webhookUrl)
-    region = body.region or settings.default_region
+    spot = spot_fields(body, settings)
     try:
         novita_name(body.name)  # readings `name_rule`: `_` is sent as `-`; anything else is a 400
     except UnacceptableName as bad_name:
         raise _field_error("name", str(bad_name)) from None
-    offer = await _check_catalogue(runtime, body, region)
+    placement = Placement(
+        product_name=body.productName,
+        region=spot.region,
+        regions=spot.regions,
+        billing_mode=body.billingMode,
+        rootfs_size=body.rootfsSize,
+        gpu_num=body.gpuNum,
+        max_price_per_hour=spot.max_price_per_hour,
+        fallback_to_on_demand=spot.fallback_to_on_demand,
+    )
+    region = spot.region
+    offer = await _check_catalogue(runtime, body, placement)
 
     now = utcnow()
     instance_id = new_instance_id()
@@ -141,7 +158,15 @@ async def create_instance(
         rootfs_size=body.rootfsSize,
         region=region,
         cluster_id=offer.cluster_id if offer else None,
-        billing_mode=body.billingMode,
+        cluster_name=offer.cluster_name if offer else None,
+        billing_mode=offer.billing_mode if offer else body.billingMode,
+        requested_billing_mode=body.billingMode,
+        regions=spot.regions,
+        max_price_per_hour=spot.max_price_per_hour,
+        fallback_to_on_demand=spot.fallback_to_on_demand,
+        on_reclaim=spot.on_reclaim,
+        max_recoveries=spot.max_recoveries,
+        recoveries=0,
         price_per_hour=price,
         webhook_url=webhook_url,
         port_mappings=[],

@@ -8,14 +8,14 @@ a string a JSON string; anything else is a 400 VALIDATION_ERROR naming the field
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from novita_manager.config.spot import REGION_PATTERN
 from novita_manager.webhooks.ssrf import MAX_URL_LENGTH
 
 NAME_PATTERN = r"^[A-Za-z0-9_-]+$"
-
 
 class _Strict(BaseModel):
     """Unknown fields are refused, and no value is coerced: `"2"`, `2.0` and `true` are not 2."""
@@ -73,6 +73,51 @@ class CreateInstanceBody(_Strict):
     billingMode: Literal["spot", "onDemand"] = Field(default="spot")
     webhookUrl: str | None = Field(
         default=None, description="http(s) URL notified of this instance's events."
+    )
+    # Spot life (docs/api.md "Spot instances"); each absent field takes its DEFAULT_* setting.
+    regions: (
+        list[Annotated[str, Field(min_length=1, max_length=100, pattern=REGION_PATTERN)]]
+        | (Literal["any"])
+        | None
+    ) = Field(
+        default=None,
+        min_length=1,
+        max_length=20,
+        description="Regions allowed besides `region`, in the order to try them (codes, cluster "
+        'ids or names), or `"any"` for every cluster, cheapest first. Used for the first '
+        "placement, when Novita has no capacity (INSUFFICIENT_RESOURCE: the next-cheapest offer "
+        "in the allowed regions) and by `recreate` recoveries. Without `region`, the first "
+        "entry is the region. Default: DEFAULT_REGIONS.",
+    )
+    maxPricePerHour: float | None = Field(
+        default=None,
+        gt=0,
+        le=10_000,
+        description="Cap in USD per hour for the whole instance (all GPUs). No offer under it: "
+        "400 at create naming the cap; during a recovery the service waits for one until "
+        "INSTANCE_STARTUP_TIMEOUT. Default: DEFAULT_MAX_PRICE_PER_HOUR (none).",
+    )
+    fallbackToOnDemand: bool | None = Field(
+        default=None,
+        description="For spot requests: pay the on-demand price when no spot offer is under the "
+        "cap (or has capacity). Default: DEFAULT_FALLBACK_TO_ON_DEMAND (false).",
+    )
+    onReclaim: Literal["none", "restart", "migrate", "recreate"] | None = Field(
+        default=None,
+        description="What to do when Novita reclaims the spot instance: `none` (it rests "
+        "`stopped`), `restart` (start it again; Novita refuses a reclaimed node for capacity, "
+        "then it is migrated), `migrate` (Novita migrate: a new node, the same Novita id; "
+        "**data on the system disk and local disk is lost**, network volumes are kept) or "
+        "`recreate` (delete it and create a new instance from the same request, in the allowed "
+        "regions under the cap: a new Novita id, the same instance id; the system disk is new "
+        "too). Default: DEFAULT_ON_RECLAIM (`none`).",
+    )
+    maxRecoveries: int | None = Field(
+        default=None,
+        ge=0,
+        le=100,
+        description="Recoveries before the next reclaim fails the instance (`instance.failed`). "
+        "Default: DEFAULT_MAX_RECOVERIES (3).",
     )
 
     @field_validator("templateId", mode="before")

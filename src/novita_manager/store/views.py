@@ -54,6 +54,11 @@ VIEW_COLUMNS: tuple[str, ...] = (
     "failure_reason",
     "last_error",
     "last_synced_at",
+    # Spot life (domain/recovery.py).
+    "cluster_name",
+    "spot_status",
+    "reclaim_at",
+    "recoveries",
 )
 
 
@@ -106,6 +111,10 @@ def render_instance(
         "lastError": columns["failure_reason"] or columns["last_error"],
         "lastSyncedAt": time(columns["last_synced_at"]),
         "stale": stale,
+        "cluster": columns["cluster_name"],
+        "spotStatus": columns["spot_status"],
+        "reclaimAt": time(columns["reclaim_at"]),
+        "recoveries": columns["recoveries"] or 0,
     }
 
 

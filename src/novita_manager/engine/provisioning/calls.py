@@ -6,10 +6,12 @@ from __future__ import annotations
 from datetime import timedelta
 
 from novita_manager.domain import observations
+from novita_manager.domain.recovery import OnReclaim
 from novita_manager.domain.statuses import Operation
 from novita_manager.engine.changes import InstanceChange
 from novita_manager.engine.leases import Lease
 from novita_manager.engine.provisioning.context import StepContext
+from novita_manager.engine.provisioning.recover import fail_over
 from novita_manager.engine.provisioning.transitions import fail
 from novita_manager.engine.provisioning.write import retry, write
 from novita_manager.logging import get_logger
@@ -33,6 +35,8 @@ async def call(ctx: StepContext, lease: Lease, row: Instance, operation: Operati
         Operation.STOP: ctx.client.stop_instance,
         Operation.DELETE: ctx.client.delete_instance,
     }[operation]
+    if operation is Operation.START and row.recovery == OnReclaim.MIGRATE.value:
+        send = ctx.client.migrate_instance  # a recovery by migrate (recover.py)
     gone: InstanceChange | None = None
     try:
         try:
@@ -44,6 +48,12 @@ async def call(ctx: StepContext, lease: Lease, row: Instance, operation: Operati
             # instance, a long stop): Novita's remedy is to migrate, which also starts it.
             log.info("start_refused_for_capacity_migrating")
             await ctx.client.migrate_instance(row.novita_instance_id)
+    except NovitaInsufficientResource as error:
+        if row.recovery is None:
+            await fail(ctx, lease, row, f"Novita refused {operation.value}: {error}")
+        else:  # no capacity to restart or migrate in the cluster: recreate elsewhere
+            await fail_over(ctx, lease, row, error)
+        return
     except NovitaInvalidStateChange:
         log.info("upstream_invalid_state_change_rereading", operation=operation.value)
     except NovitaNotFound:

@@ -7,7 +7,7 @@ from datetime import timedelta
 
 from novita_manager.domain import observations
 from novita_manager.domain.offers import NoOffer, Offer
-from novita_manager.domain.statuses import CreateState, Operation, Status
+from novita_manager.domain.statuses import NOVITA_REMOVING, CreateState, Operation, Status
 from novita_manager.engine.changes import InstanceChange
 from novita_manager.engine.leases import Lease
 from novita_manager.engine.provisioning.context import StepContext
@@ -51,7 +51,14 @@ async def find_earlier_create(ctx: StepContext, lease: Lease, row: Instance) -> 
         name = row.name  # no create can have been sent under this name
     listing = await ctx.client.list_all_instances(name=name)
     found = next(
-        (candidate for candidate in listing.instances if carries_marker(candidate.envs, row.id)),
+        (
+            candidate
+            for candidate in listing.instances
+            if carries_marker(candidate.envs, row.id)
+            # not the reclaimed instance a recreate deleted, nor any other being removed
+            and candidate.id != row.replaces_novita_id
+            and candidate.status not in NOVITA_REMOVING
+        ),
         None,
     )
     if found is None and listing.complete:
@@ -117,7 +124,10 @@ async def create(ctx: StepContext, lease: Lease, row: Instance) -> None:
         offers = await offers_to_try(ctx.catalogue, row)
         template = await ctx.catalogue.template(row.template_id)
     except NoOffer as no_offer:
-        await fail(ctx, lease, row, no_offer.message)
+        if row.recovery is not None:  # a recreate waits for an offer until the deadline
+            await retry(ctx, lease, row, no_offer)
+        else:
+            await fail(ctx, lease, row, no_offer.message)
         return
     except NovitaError as error:
         if is_transient(error):
@@ -148,6 +158,8 @@ async def create(ctx: StepContext, lease: Lease, row: Instance) -> None:
                 create_attempts=row.create_attempts + 1,
                 product_id=offer.product_id,
                 cluster_id=offer.cluster_id,
+                cluster_name=offer.cluster_name,
+                billing_mode=offer.billing_mode,
                 price_per_hour=offer.instance_price(row.gpu_num),
             ),
             release=False,
@@ -186,13 +198,11 @@ async def create(ctx: StepContext, lease: Lease, row: Instance) -> None:
             return
         await created(ctx, lease, row, novita_id, offer, refused)
         return
-    await fail(
-        ctx,
-        lease,
-        row,
-        "no offer in the region has capacity (INSUFFICIENT_RESOURCE): " + "; ".join(refused),
-        extra=PENDING,
-    )
+    message = "no allowed offer has capacity (INSUFFICIENT_RESOURCE): " + "; ".join(refused)
+    if row.recovery is not None:  # a recreate waits for capacity until the deadline
+        await retry(ctx, lease, row, IncompleteListing(message), extra=PENDING)
+        return
+    await fail(ctx, lease, row, message, extra=PENDING)
 
 
 async def created(
@@ -205,6 +215,8 @@ async def created(
         f"created on Novita: {offer.product_id} in {offer.cluster_id}, "
         f"{offer.billing_mode} at ${price:g}/h"
     )
+    if row.replaces_novita_id:
+        reason += f" (recreate: replaces the reclaimed instance {row.replaces_novita_id})"
     if refused:
         reason += (
             f" (the next-cheapest offer: {len(refused)} refused for capacity: "

@@ -13,6 +13,7 @@ from novita_manager.engine.leases import Lease
 from novita_manager.engine.provisioning.calls import call
 from novita_manager.engine.provisioning.context import StepContext
 from novita_manager.engine.provisioning.create import create, find_earlier_create
+from novita_manager.engine.provisioning.recover import note_reclaim, reclaimed, retire
 from novita_manager.engine.provisioning.requests import take_requests
 from novita_manager.engine.provisioning.transitions import transition, wait
 from novita_manager.engine.provisioning.write import retry, write
@@ -87,5 +88,11 @@ class Provisioner:
             await transition(ctx, lease, row, decision)
         elif decision.action is Action.WAIT:
             await wait(ctx, lease, row, decision.wait_seconds or 0.0)
+        elif decision.action is Action.NOTE_RECLAIM:
+            await note_reclaim(ctx, lease, row)
+        elif decision.action is Action.RECLAIMED:
+            await reclaimed(ctx, lease, row)
+        elif decision.action is Action.RETIRE:
+            await retire(ctx, lease, row)
         else:
             await write(ctx, lease, row, InstanceChange(next_attempt_at=None), release=True)

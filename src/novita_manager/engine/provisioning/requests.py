@@ -104,6 +104,8 @@ async def take_requests(ctx: StepContext, lease: Lease, row: Instance) -> bool:
                 failure_reason=None,
                 attempts=0,
                 last_error=None,
+                recovery=None,  # a user's operation ends a recovery under way
+                replaces_novita_id=None,
             )
         )
         if operation is Operation.START:

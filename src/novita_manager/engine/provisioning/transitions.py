@@ -102,8 +102,11 @@ async def finish(
     event: Event | None,
     reason: str | None,
     extra: InstanceChange | None = None,
+    *,
+    preceding: list[Any] | None = None,
 ) -> None:
-    """Reach a resting status: history, webhook and the row change in one transaction."""
+    """Reach a resting status: history, webhook and the row change in one transaction.
+    `preceding`: rows written before them (e.g. the reclaim events before instance.stopped)."""
     now = utcnow()
     change = (
         InstanceChange(
@@ -114,6 +117,8 @@ async def finish(
             next_attempt_at=None,
             attempts=0,
             updated_at=now,
+            recovery=None,  # a recovery ends at any resting status (engine/.../recover.py)
+            replaces_novita_id=None,
         )
         .merged(reached_at(status, now))
         .merged(extra)
@@ -123,8 +128,10 @@ async def finish(
         error = truncate_error(reason or "failed")
         change = change.merged(InstanceChange(failure_reason=error))
     elif status is Status.RUNNING:
-        change = change.merged(InstanceChange(last_error=None, failure_reason=None))
-    also: list[Any] = [history(row, status, reason, now)]
+        change = change.merged(
+            InstanceChange(last_error=None, failure_reason=None, reclaim_at=None)
+        )
+    also: list[Any] = [*(preceding or []), history(row, status, reason, now)]
     statements: list[Any] = []
     if row.operation is not None and row.operation != Operation.CREATE.value:
         outcome = outcome_of(Operation(row.operation), status)

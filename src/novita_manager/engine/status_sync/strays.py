@@ -105,6 +105,11 @@ async def settle_strays(
             await session.execute(
                 update(Instance)
                 .where(Instance.id == marker, Instance.novita_instance_id.is_(None))
+                # never the reclaimed instance a recreate deleted (engine/.../recover.py)
+                .where(
+                    Instance.replaces_novita_id.is_(None)
+                    | (Instance.replaces_novita_id != novita_id)
+                )
                 .values(
                     InstanceChange(
                         novita_instance_id=novita_id,

@@ -125,6 +125,9 @@ class StatusSync:
     async def _loop(self) -> None:
         min_gap = min(self.interval, 1.0) / 4
         while not self._stopping:
+            # Cleared before the run, not after: a request made while a sync runs (or during
+            # the coalescing gap) asks for one more, e.g. a create right after a delete.
+            self._wake.clear()
             try:
                 if await self._lease.hold():
                     await self.run_once()
@@ -132,7 +135,6 @@ class StatusSync:
                 raise
             except Exception:
                 log.exception("status_sync_crashed")
-            self._wake.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=self.interval)
             await asyncio.sleep(min_gap)  # coalesce a burst of requests into one sync
