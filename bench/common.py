@@ -97,20 +97,44 @@ def fmt_ms(seconds: float) -> str:
 # -- process readings ------------------------------------------------------------------------
 
 
+def process_tree(pid: int) -> list[int]:
+    """The process and its descendants: `serve` runs its pipelines in a child process
+    (cli/pipeline_worker.py), and the service's CPU and memory are those of both."""
+    found = [pid]
+    for current in found:
+        with contextlib.suppress(OSError):
+            for task in Path(f"/proc/{current}/task").iterdir():
+                found.extend(int(c) for c in (task / "children").read_text().split())
+    return found
+
+
 def cpu_seconds(pid: int) -> float:
-    """User + system CPU seconds of a process (fields 14 and 15 of /proc/<pid>/stat)."""
-    raw = Path(f"/proc/{pid}/stat").read_text()
-    fields = raw.rsplit(")", 1)[1].split()  # the command name may contain spaces
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+    """User + system CPU seconds of a process and its descendants (fields 14 and 15 of
+    /proc/<pid>/stat)."""
+    total = 0
+    for member in process_tree(pid):
+        with contextlib.suppress(OSError):  # a child that just ended
+            raw = Path(f"/proc/{member}/stat").read_text()
+            fields = raw.rsplit(")", 1)[1].split()  # the command name may contain spaces
+            total += int(fields[11]) + int(fields[12])
+    return total / CLK_TCK
 
 
 def memory_kib(pid: int) -> dict[str, int]:
-    """`VmRSS` and `VmHWM` (peak RSS) of a process, in KiB."""
-    found: dict[str, int] = {}
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        key, _, value = line.partition(":")
-        if key in ("VmRSS", "VmHWM"):
-            found[key] = int(value.split()[0])
+    """`VmRSS` and `VmHWM` (peak RSS) of a process and its descendants, in KiB, summed (the
+    peaks of different processes need not coincide, so that sum is an upper bound; the pages a
+    forked child still shares with its parent count twice), and `Pss`, the proportional set
+    size summed, in which shared pages count once."""
+    found: dict[str, int] = {"VmRSS": 0, "VmHWM": 0, "Pss": 0}
+    for member in process_tree(pid):
+        with contextlib.suppress(OSError):
+            for line in Path(f"/proc/{member}/status").read_text().splitlines():
+                key, _, value = line.partition(":")
+                if key in ("VmRSS", "VmHWM"):
+                    found[key] += int(value.split()[0])
+            for line in Path(f"/proc/{member}/smaps_rollup").read_text().splitlines():
+                if line.startswith("Pss:"):
+                    found["Pss"] += int(line.split()[1])
     return found
 
 
@@ -227,6 +251,7 @@ async def _load(host: str, port: int, rate: float, connections: int, paths_q: An
     paths: list[str] = []
     latencies: list[float] = []
     statuses: dict[int, int] = {}
+    by_status: dict[int, list[float]] = {}
     errors = late = 0
     free: asyncio.Queue[Any] = asyncio.Queue()
     for _ in range(connections):
@@ -261,6 +286,7 @@ async def _load(host: str, port: int, rate: float, connections: int, paths_q: An
                     free.put_nowait(None)
                     return
         latencies.append(time.perf_counter() - scheduled)
+        by_status.setdefault(status, []).append(latencies[-1])
         statuses[status] = statuses.get(status, 0) + 1
 
     interval = 1.0 / rate
@@ -292,6 +318,11 @@ async def _load(host: str, port: int, rate: float, connections: int, paths_q: An
         "p99": percentile(latencies, 99),
         "mean": statistics.fmean(latencies) if latencies else float("nan"),
         "statuses": dict(sorted(statuses.items())),
+        # the same percentiles per status: answered reads apart from refused ones
+        "by_status": {
+            code: {"p50": percentile(values, 50), "p99": percentile(values, 99)}
+            for code, values in sorted(by_status.items())
+        },
         "errors": errors,
         "late": late,
     }

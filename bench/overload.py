@@ -53,9 +53,17 @@ async def lifecycles(base: str, receiver: WebhookReceiver, prefix: str, n: int) 
         limit = asyncio.Semaphore(20)
 
         async def one(index: int) -> str:
+            # A kept-alive connection the server closed meanwhile fails at once: sent again on a
+            # fresh one, under an Idempotency-Key so that a create is never made twice.
+            headers = {"Idempotency-Key": f"overload-{prefix}-{index}"}
             async with limit:
                 for _ in range(100):  # a create shed with 503 is retried, as a client would
-                    response = await client.post("/api/instances", json=create_body(prefix, index))
+                    try:
+                        response = await client.post(
+                            "/api/instances", json=create_body(prefix, index), headers=headers
+                        )
+                    except (httpx.ReadError, httpx.RemoteProtocolError):
+                        continue
                     if response.status_code != 503:
                         break
                     await asyncio.sleep(float(response.headers.get("Retry-After", "1")))

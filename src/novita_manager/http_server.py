@@ -13,11 +13,21 @@ request head has been read: a connection that never finishes its head is never r
 - HTTP_MAX_CONNECTIONS: a connection accepted while that many are already open is answered
   503 SERVICE_UNAVAILABLE (Retry-After: 1) at once and closed, before anything is read.
 - HTTP_KEEPALIVE_TIMEOUT: uvicorn's `timeout_keep_alive`.
+- Admission before routing: once a request head is parsed, an /api request that admission
+  (api/admission.py) refuses is answered 503 here, from the protocol, without an ASGI task, a
+  request cycle or a pass through the middleware stack, and the connection stays open. Only
+  requests without a body (reads) are refused here; a write the cap refuses goes on to the app's
+  AdmissionMiddleware, which closes the connection its body is on. Measured under reads offered
+  at twice the capacity, a refusal through the app cost about as much CPU as an answered read,
+  so refusing the excess still filled the process (docs/benchmarks.md "Overload"). The app's
+  AdmissionMiddleware remains for servers built without this protocol and for requests
+  pipelined behind another.
 
-`uvicorn_options` builds the uvicorn.Config arguments from Settings; `novita-manager serve` and
-the test fixtures both use it, so tests run the same protocol as production. `serve --workers N`
-uses `worker_uvicorn_options`: uvicorn pickles its config into each worker process, so the
-protocol there is a class importable by name whose limits each worker sets from its settings.
+`uvicorn_options` builds the uvicorn.Config arguments from Settings (and the app, for its
+admission); `novita-manager serve` and the test fixtures both use it, so tests run the same
+protocol as production. `serve --workers N` uses `worker_uvicorn_options`: uvicorn pickles its
+config into each worker process, so the protocol there is a class importable by name whose
+limits each worker sets from its settings.
 """
 
 from __future__ import annotations
@@ -27,8 +37,12 @@ import json
 import time
 from typing import Any, ClassVar
 
+import httptools
+from starlette.types import ASGIApp
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
+from novita_manager.api.admission import Admission, valid_request_id
+from novita_manager.api.auth import is_api_path
 from novita_manager.api.errors import error_body
 from novita_manager.api.events import EVENT_STREAM_PATHS
 from novita_manager.config import Settings
@@ -41,16 +55,24 @@ MAX_HEADER_BYTES = 16 * 1024
 WARN_EVERY = 10.0  # seconds between two warnings about refused connections
 
 
-def raw_error_response(status: int, reason: str, error: ApiError) -> bytes:
-    """A complete HTTP/1.1 error answer in the contract's envelope, ending the connection."""
-    request_id = new_request_id()
+def raw_error_response(
+    status: int,
+    reason: str,
+    error: ApiError,
+    *,
+    request_id: str | None = None,
+    keep_alive: bool = False,
+) -> bytes:
+    """A complete HTTP/1.1 error answer in the contract's envelope, ending the connection unless
+    `keep_alive`."""
+    request_id = request_id or new_request_id()
     with bound_context(request_id=request_id):
         body = json.dumps(error_body(error.code, error.message, error.details)).encode()
     lines = [
         f"HTTP/1.1 {status} {reason}",
         "content-type: application/json",
         f"content-length: {len(body)}",
-        "connection: close",
+        "connection: keep-alive" if keep_alive else "connection: close",
         f"x-request-id: {request_id}",
         *(f"{name}: {value}" for name, value in error.headers.items()),
     ]
@@ -61,6 +83,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
     """HttpToolsProtocol with a header-read timeout, a head size limit and a connection cap."""
 
     header_timeout: ClassVar[float] = 10.0
+    admission: ClassVar[Admission | None] = None  # refusals before routing when set
     max_connections: ClassVar[int] = 500
     max_header_bytes: ClassVar[int] = MAX_HEADER_BYTES
     _last_warning: ClassVar[float] = 0.0
@@ -70,6 +93,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
     _head_bytes = 0  # received while in a head (counts partial lines the parser still holds)
     _parsed_bytes = 0  # request line and headers the parser handed over (exact)
     _too_large = False
+    _refused = False  # the request now parsed was answered 503 by `_refuse_early`
 
     @classmethod
     def _warn(cls, event: str, **fields: Any) -> None:
@@ -144,11 +168,55 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self._in_head = False
         self._head_bytes = 0
         self._cancel_head_timer()
+        if self.admission is not None and self._refuse_early(self.admission):
+            return
         super().on_headers_complete()
 
     def on_message_complete(self) -> None:
-        super().on_message_complete()
+        if self._refused:
+            self._refused = False
+            if not self.transport.is_closing():  # as after a response: idle until keep-alive
+                self.timeout_keep_alive_task = self.loop.call_later(
+                    self.timeout_keep_alive, self.timeout_keep_alive_handler
+                )
+        else:
+            super().on_message_complete()
         self._in_head = True  # what comes next is the head of the next request
+
+    def _refuse_early(self, admission: Admission) -> bool:
+        """Answer 503 now if admission refuses this /api request (see the module docstring)."""
+        cycle = self.cycle
+        if cycle is not None and not cycle.response_complete:
+            return False  # pipelined behind a request in progress: answers must keep order
+        path = httptools.parse_url(self.url).path.decode("latin-1")
+        if not is_api_path(path) or self.parser.should_upgrade():
+            return False
+        request_id = None
+        for name, value in self.headers:
+            if name == b"x-request-id":
+                request_id = valid_request_id(value.decode("latin-1"))
+            elif name == b"transfer-encoding" or (
+                name == b"content-length" and value.strip() not in (b"", b"0")
+            ):
+                return False  # a body follows: the app refuses it (and closes the connection)
+        reason = admission.refusal(self.parser.get_method().decode("latin-1"))
+        if reason is None:
+            return False
+        keep_alive = self.parser.should_keep_alive()
+        self.transport.write(
+            raw_error_response(
+                503,
+                "Service Unavailable",
+                admission.shed(reason),
+                request_id=request_id,
+                keep_alive=keep_alive,
+            )
+        )
+        if keep_alive:
+            self._refused = True  # on_message_complete, next, arms the keep-alive timer
+        else:
+            self.transport.close()
+        return True
 
     # Limits
     def _count_parsed(self, size: int) -> None:
@@ -187,22 +255,34 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self.transport.close()
 
 
-def protocol_class(settings: Settings) -> type[GuardedHttpToolsProtocol]:
-    """A protocol class carrying these settings (uvicorn instantiates it per connection)."""
+def admission_of(app: ASGIApp | None) -> Admission | None:
+    """The admission of an app made by `create_app` (None for any other app)."""
+    state = getattr(app, "state", None)
+    admission = getattr(state, "admission", None)
+    return admission if isinstance(admission, Admission) else None
+
+
+def protocol_class(
+    settings: Settings, app: ASGIApp | None = None
+) -> type[GuardedHttpToolsProtocol]:
+    """A protocol class carrying these settings (uvicorn instantiates it per connection) and,
+    given the app, its admission for refusals before routing."""
     return type(
         "GuardedHttpToolsProtocol",
         (GuardedHttpToolsProtocol,),
         {
             "header_timeout": settings.http_header_timeout,
             "max_connections": settings.http_max_connections,
+            "admission": admission_of(app),
         },
     )
 
 
-def uvicorn_options(settings: Settings) -> dict[str, Any]:
-    """The uvicorn.Config arguments that carry the connection limits of `settings`."""
+def uvicorn_options(settings: Settings, app: ASGIApp | None = None) -> dict[str, Any]:
+    """The uvicorn.Config arguments that carry the connection limits of `settings` (and the
+    refusals of `app`'s admission before routing)."""
     return {
-        "http": protocol_class(settings),
+        "http": protocol_class(settings, app),
         "timeout_keep_alive": settings.http_keepalive_timeout,
     }
 
@@ -212,9 +292,12 @@ class WorkerHttpToolsProtocol(GuardedHttpToolsProtocol):
     (a class made by `protocol_class` cannot be pickled into the worker processes)."""
 
 
-def configure_worker_protocol(settings: Settings) -> type[GuardedHttpToolsProtocol]:
+def configure_worker_protocol(
+    settings: Settings, app: ASGIApp | None = None
+) -> type[GuardedHttpToolsProtocol]:
     WorkerHttpToolsProtocol.header_timeout = settings.http_header_timeout
     WorkerHttpToolsProtocol.max_connections = settings.http_max_connections
+    WorkerHttpToolsProtocol.admission = admission_of(app)
     return WorkerHttpToolsProtocol
 
 

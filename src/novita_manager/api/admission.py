@@ -160,11 +160,15 @@ class Admission:
         return ServiceUnavailable(message, details={"reason": reason}, headers=RETRY_AFTER)
 
 
+def valid_request_id(given: str) -> str:
+    """The client's X-Request-ID when it is well formed, else a new one."""
+    return given if _VALID_REQUEST_ID.match(given) else new_request_id()
+
+
 def request_id_of(scope: Scope) -> str:
     for name, value in scope.get("headers", ()):
         if name == b"x-request-id":
-            given = value.decode("latin-1")
-            return given if _VALID_REQUEST_ID.match(given) else new_request_id()
+            return valid_request_id(value.decode("latin-1"))
     return new_request_id()
 
 

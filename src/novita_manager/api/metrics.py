@@ -10,6 +10,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request, Response
 
 from novita_manager.api.health import checker_of
+from novita_manager.api.worker_link import WorkerLink, merge_exposition
 
 router = APIRouter(tags=["health"])
 
@@ -29,4 +30,10 @@ async def metrics(request: Request) -> Response:
         return Response("service starting\n", status_code=503, media_type="text/plain")
     await checker.refresh_gauges()
     metrics = checker.runtime.metrics
-    return Response(metrics.render(), media_type=metrics.content_type)
+    body = metrics.render()
+    link: WorkerLink | None = getattr(request.app.state, "worker_link", None)
+    if link is not None and checker.runtime.settings.service_role == "api":
+        worker = await link.metrics_text()  # the pipelines' series, from the sibling process
+        if worker is not None:
+            body = merge_exposition(body, worker)
+    return Response(body, media_type=metrics.content_type)

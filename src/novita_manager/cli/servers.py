@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+import os
 from enum import StrEnum
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
+
+from novita_manager.cli.exit_codes import ServeExitCode
+
+if TYPE_CHECKING:
+    from novita_manager.cli.pipeline_worker import PipelineWorker
+    from novita_manager.config import Settings
 
 
 class Role(StrEnum):
@@ -21,9 +28,10 @@ def serve(
         Role | None,
         typer.Option(
             case_sensitive=False,
-            help="all: the API and the background work (default: SERVICE_ROLE or all); api: the "
-            "API only; worker: pipelines, status sync and scheduled tasks with only /health and "
-            "/metrics over HTTP. api and worker need PostgreSQL.",
+            help="all: the API, and the background work in a child process (default: "
+            "SERVICE_ROLE or all); api: the API only; worker: pipelines, status sync and "
+            "scheduled tasks with only /health and /metrics over HTTP. api and worker need "
+            "PostgreSQL.",
         ),
     ] = None,
     workers: Annotated[
@@ -31,7 +39,7 @@ def serve(
         typer.Option(
             min=1,
             max=256,
-            help="API processes sharing the port (role api only); each has its own limits.",
+            help="API processes sharing the port (roles api and all); each has its own limits.",
         ),
     ] = 1,
 ) -> None:
@@ -40,16 +48,10 @@ def serve(
     Configured by environment variables and an optional .env file (NOVITA_API_KEY, DATABASE_URL,
     API_KEYS, WEBHOOK_URL, WEBHOOK_SECRET, ...; see docs/). Against the simulator, set
     NOVITA_API_BASE_URL=http://127.0.0.1:8900/gpu-instance/openapi and no key is needed.
+    Role all runs the pipelines in a child process beside the API, so reads cannot starve them.
     On PostgreSQL, scale out with `serve --role worker` and `serve --role api --workers N`.
     """
-    import os
-
-    import uvicorn
-
-    from novita_manager.app import create_app
-    from novita_manager.cli.exit_codes import ServeExitCode
     from novita_manager.config import load_settings_or_exit
-    from novita_manager.http_server import uvicorn_options, worker_uvicorn_options
     from novita_manager.logging import configure_logging
     from novita_manager.store.startup import check_database_or_exit
 
@@ -61,15 +63,43 @@ def serve(
     if role is not None:
         overrides["service_role"] = role.value
     settings = load_settings_or_exit(**overrides)  # api/worker on SQLite: exit 2
-    if workers > 1 and settings.service_role != "api":
+    if workers > 1 and settings.service_role == "worker":
         typer.echo(
-            f"--workers {workers} needs --role api: the background work runs in one process "
-            f"per replica (role {settings.service_role})",
+            f"--workers {workers} needs --role api or all: the background work runs in one "
+            "process per replica (role worker)",
             err=True,
         )
         raise typer.Exit(ServeExitCode.CONFIGURATION)
     configure_logging(settings.log_level, settings.log_format, settings.secret_values())
     check_database_or_exit(settings.database_url)  # one line and exit 4, not a traceback
+    if settings.service_role != "all":
+        run_api(settings, workers, None)
+        return
+    # Role all: the API here, the pipelines in a child process (cli/pipeline_worker.py).
+    from novita_manager.cli.pipeline_worker import PipelineWorker, quiet_signals
+
+    worker = PipelineWorker(settings)
+    api_settings = settings.model_copy(update={"service_role": "api"})
+    with quiet_signals():
+        try:
+            run_api(api_settings, workers, worker)
+        finally:
+            worker.stop()
+    if worker.exit_code is not None:
+        raise typer.Exit(worker.exit_code)
+
+
+def run_api(settings: Settings, workers: int, worker: PipelineWorker | None) -> None:
+    """uvicorn with the app of `settings` in this process, or `workers` processes on one port;
+    `worker` (role all) is started once the port is taken and stops the API if it ends."""
+    import signal
+
+    import uvicorn
+
+    from novita_manager.app import create_app
+    from novita_manager.cli.pipeline_worker import LINK_ENV
+    from novita_manager.http_server import uvicorn_options, worker_uvicorn_options
+
     common: dict[str, Any] = {
         "host": settings.host,
         "port": settings.port,
@@ -77,12 +107,27 @@ def serve(
         "access_log": False,
         "timeout_graceful_shutdown": 15,
     }
+    link = worker.link if worker is not None else None
     if workers == 1:
-        # header timeout, keep-alive, connection cap
-        uvicorn.run(create_app(settings), **common, **uvicorn_options(settings))
+        app = create_app(settings, worker_link=link)
+        # header timeout, keep-alive, connection cap, refusals before routing
+        config = uvicorn.Config(app, **common, **uvicorn_options(settings, app))
+        server = uvicorn.Server(config)
+        if worker is not None:
+            worker.start(on_exit=lambda: setattr(server, "should_exit", True))
+        server.run()
+        if not server.started:
+            raise typer.Exit(ServeExitCode.SERVER_START)
         return
     # Each worker process loads its settings from the environment (api_worker_app).
-    os.environ.update({"SERVICE_ROLE": "api", "HOST": settings.host, "PORT": str(settings.port)})
+    os.environ.update({"HOST": settings.host, "PORT": str(settings.port)})
+    if link is not None:
+        os.environ[LINK_ENV] = str(link.directory)  # see api_worker_app
+        os.environ["SERVICE_ROLE"] = "all"  # valid on SQLite too; api_worker_app narrows it
+    else:
+        os.environ["SERVICE_ROLE"] = "api"
+    if worker is not None:
+        worker.start(on_exit=lambda: os.kill(os.getpid(), signal.SIGTERM))
     uvicorn.run(
         "novita_manager.cli.servers:api_worker_app",
         factory=True,
@@ -93,16 +138,26 @@ def serve(
 
 
 def api_worker_app() -> Any:
-    """The app of one `serve --role api --workers N` process (uvicorn calls it in each)."""
+    """The app of one `serve --workers N` API process (uvicorn calls it in each)."""
+    from pathlib import Path
+
+    from novita_manager.api.worker_link import WorkerLink
     from novita_manager.app import create_app
+    from novita_manager.cli.pipeline_worker import LINK_ENV, die_with_parent
     from novita_manager.config import load_settings_or_exit
     from novita_manager.http_server import configure_worker_protocol
     from novita_manager.logging import configure_logging
 
+    die_with_parent(os.getppid())  # uvicorn's supervisor: no orphan API process after its kill -9
     settings = load_settings_or_exit()
+    link = None
+    if os.environ.get(LINK_ENV):  # role all: the pipelines run in serve's child process
+        link = WorkerLink(Path(os.environ[LINK_ENV]))
+        settings = settings.model_copy(update={"service_role": "api"})
     configure_logging(settings.log_level, settings.log_format, settings.secret_values())
-    configure_worker_protocol(settings)
-    return create_app(settings)
+    app = create_app(settings, worker_link=link)
+    configure_worker_protocol(settings, app)
+    return app
 
 
 def simulator(

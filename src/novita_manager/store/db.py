@@ -68,16 +68,23 @@ class Database:
         self._local_locks: dict[str, asyncio.Lock] = {}
 
     @classmethod
-    async def open(cls, url: str, *, migrate: bool = True, owner: str | None = None) -> Database:
-        """Connect, take the SQLite single-process guard, and apply migrations."""
+    async def open(
+        cls, url: str, *, migrate: bool = True, owner: str | None = None, exclusive: bool = True
+    ) -> Database:
+        """Connect, take the SQLite single-process guard, and apply migrations.
+
+        `exclusive=False` skips the guard: for an API-only process on SQLite, which only inserts
+        rows and reads (WAL lets it write beside the one process that runs the pipelines and
+        holds the guard; `serve` starts both, see cli/pipeline_worker.py)."""
         parsed = make_url(url)
         dialect = _dialect_of(parsed)
         process_lock = None
         if dialect == "sqlite":
             path = _sqlite_path(parsed)
             path.parent.mkdir(parents=True, exist_ok=True)
-            process_lock = ProcessLock(path)
-            process_lock.acquire()
+            if exclusive:
+                process_lock = ProcessLock(path)
+                process_lock.acquire()
             engine = _sqlite_engine(parsed)
             read_engine: AsyncEngine | None = _sqlite_read_engine(parsed)
         else:

@@ -235,11 +235,11 @@ def _precheck(url: str) -> None:
         raise IsADirectoryError(errno.EISDIR, "Is a directory", str(path))
 
 
-async def open_database(url: str) -> Database:
+async def open_database(url: str, *, exclusive: bool = True) -> Database:
     """`Database.open(url)`, with every failure turned into `DatabaseStartupError`."""
     try:
         _precheck(url)
-        return await Database.open(url)
+        return await Database.open(url, exclusive=exclusive)
     except Exception as error:
         raise DatabaseStartupError(describe_open_error(error, url)) from error
 

@@ -1,0 +1,152 @@
+"""The line between an API process and the pipeline worker process that `serve` starts beside it.
+
+`novita-manager serve` (role all) answers HTTP in one process and runs the pipelines, the status
+sync and the scheduled tasks in a child process (cli/pipeline_worker.py), so that reads offered
+faster than one core can serve cannot starve the lifecycles: the kernel gives each process its
+share. The two talk over UNIX sockets in a private directory that the parent creates:
+
+- `wake.sock` (datagram): an API process sends one byte when it stored new work, and the worker
+  wakes its pipelines at once, so a create starts within milliseconds as it did in one process.
+  A lost datagram costs at most the pipelines' idle poll (1 s); nothing depends on it.
+- `worker.sock` (HTTP): the worker's /health and /metrics. The API's /metrics merges the
+  worker's series into its own (`merge_exposition`), so one scrape still sees the whole service.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+from collections.abc import Callable
+from pathlib import Path
+
+import httpx
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.metrics_core import Metric
+from prometheus_client.parser import text_string_to_metric_families
+from prometheus_client.samples import Sample
+
+from novita_manager.logging import get_logger
+
+log = get_logger(__name__)
+METRICS_TIMEOUT = 2.0  # seconds; a scrape without the worker's series beats a hanging one
+
+
+class WorkerLink:
+    """The two socket paths of one `serve`, and the API side's use of them."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self.wake_path = directory / "wake.sock"
+        self.http_path = directory / "worker.sock"
+        self._wake_socket: socket.socket | None = None
+
+    def wake(self) -> None:
+        """Tell the worker that new work is stored (never blocks, never raises)."""
+        if self._wake_socket is None:
+            self._wake_socket = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+            self._wake_socket.setblocking(False)
+        with contextlib.suppress(OSError):  # worker not up yet, or its buffer is full
+            self._wake_socket.sendto(b"w", str(self.wake_path))
+
+    async def metrics_text(self) -> str | None:
+        """The worker's /metrics, or None when it does not answer in time."""
+        transport = httpx.AsyncHTTPTransport(uds=str(self.http_path))
+        try:
+            async with httpx.AsyncClient(transport=transport, timeout=METRICS_TIMEOUT) as client:
+                response = await client.get("http://worker/metrics")
+            response.raise_for_status()
+            return response.text
+        except httpx.HTTPError as error:
+            log.warning("worker_metrics_unavailable", error=type(error).__name__)
+            return None
+
+    def close(self) -> None:
+        if self._wake_socket is not None:
+            self._wake_socket.close()
+            self._wake_socket = None
+
+
+class WakeListener:
+    """The worker side of `wake.sock`: calls `on_wake` once per burst of datagrams."""
+
+    def __init__(self, path: Path, on_wake: Callable[[], None]) -> None:
+        self.path = path
+        self.on_wake = on_wake
+        self._socket: socket.socket | None = None
+
+    def start(self) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            self.path.unlink()
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        sock.setblocking(False)
+        sock.bind(str(self.path))
+        self._socket = sock
+        asyncio.get_running_loop().add_reader(sock.fileno(), self._readable)
+
+    def _readable(self) -> None:
+        sock = self._socket
+        if sock is None:
+            return
+        with contextlib.suppress(BlockingIOError, InterruptedError):
+            while sock.recv(64):  # drain: one wake-up however many creates arrived
+                pass
+        self.on_wake()
+
+    def close(self) -> None:
+        sock, self._socket = self._socket, None
+        if sock is None:
+            return
+        with contextlib.suppress(RuntimeError):  # the loop is already closed
+            asyncio.get_running_loop().remove_reader(sock.fileno())
+        sock.close()
+        with contextlib.suppress(FileNotFoundError):
+            self.path.unlink()
+
+
+def merge_exposition(own: bytes, other: str) -> bytes:
+    """Two processes' Prometheus text as one service: a series both have is summed (counters,
+    histograms: each process counted its own events) or, for a gauge, the larger value is kept
+    (stored-state gauges read the same rows in both; the circuit state's larger value is the
+    worse one; an API-only gauge is 0 in the worker). Series only one has are kept as they are."""
+    families: dict[str, Metric] = {}
+    for family in text_string_to_metric_families(own.decode()):
+        families[family.name] = family
+    for family in text_string_to_metric_families(other):
+        mine = families.get(family.name)
+        if mine is None or mine.type != family.type:
+            families.setdefault(family.name, family)
+            continue
+        combine = max if family.type == "gauge" else _add
+        values: dict[tuple[str, tuple[tuple[str, str], ...]], Sample] = {
+            _key(sample): sample for sample in mine.samples
+        }
+        for sample in family.samples:
+            key = _key(sample)
+            if key in values:
+                found = values[key]
+                values[key] = found._replace(value=combine(found.value, sample.value))
+            else:
+                values[key] = sample
+        mine.samples = list(values.values())
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(_Fixed(list(families.values())))  # type: ignore[arg-type]
+    return generate_latest(registry)
+
+
+def _add(a: float, b: float) -> float:
+    return a + b
+
+
+def _key(sample: Sample) -> tuple[str, tuple[tuple[str, str], ...]]:
+    return sample.name, tuple(sorted(sample.labels.items()))
+
+
+class _Fixed:
+    """A collector that yields families already built (the merge above)."""
+
+    def __init__(self, families: list[Metric]) -> None:
+        self.families = families
+
+    def collect(self) -> list[Metric]:
+        return self.families

@@ -1,0 +1,169 @@
+"""`serve` with role all: the API in this process, the background work in a child process.
+
+Why two processes: in one, reads and the pipelines share one event loop, and reads offered faster
+than the process serves them starve every lifecycle (docs/benchmarks.md "Overload": 4-6 % of the
+unloaded speed in one process, even with the excess refused), because each await of a pipeline
+step waits for a full turn of a loop crowded with requests. As two processes the kernel schedules
+each on its own, and the pipelines keep their speed whatever the API is offered (docs/design.md
+"Processes").
+
+How they share the work and the file:
+- The child runs the pipelines, the status sync and the scheduled tasks (role worker, only
+  /health and /metrics over HTTP on a UNIX socket). It holds the SQLite file's single-process
+  guard (store/locking.py), so exactly one process claims rows; the API process opens the file
+  without the guard and only stores requests and reads (WAL lets it write beside the child).
+  A second `serve` on the same file stops at its start-up check, as before.
+- The API wakes the child over a datagram socket when it stored new work, and its /metrics
+  merges the child's series (api/worker_link.py).
+
+Lifetime rules:
+- The child dies with the parent: PR_SET_PDEATHSIG(SIGKILL) on Linux (elsewhere a thread watches
+  the parent's pid), so `kill -9` of `serve` leaves no orphan holding the file or its leases; a
+  crash stays a crash, and the next start continues the rows whose leases expired.
+- SIGTERM or Ctrl-C: the API stops first (uvicorn's graceful shutdown), then the child gets SIGTERM
+  and lets in-flight steps finish (Runtime.close), then the socket directory is removed.
+- The child exits on its own (a crash, or a failed start): the parent logs it and stops as well,
+  with exit code 1 (3 when the child never started), so whatever supervises `serve` restarts the
+  whole service; it never serves requests without its pipelines.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import multiprocessing
+import os
+import shutil
+import signal
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator
+from multiprocessing.process import BaseProcess
+from pathlib import Path
+
+from novita_manager.api.worker_link import WorkerLink
+from novita_manager.cli.exit_codes import ServeExitCode
+from novita_manager.config import Settings
+from novita_manager.logging import get_logger
+
+log = get_logger("novita_manager.serve")
+PR_SET_PDEATHSIG = 1
+STOP_TIMEOUT = 30.0  # seconds for the child's graceful stop (pipelines drain up to 10 s each)
+LINK_ENV = "NOVITA_MANAGER_WORKER_LINK"  # internal: tells `--workers N` API processes the link
+
+
+class PipelineWorker:
+    """The child process of one `serve`, seen from the parent."""
+
+    def __init__(self, settings: Settings) -> None:
+        # model_copy skips validation on purpose: SERVICE_ROLE=worker alone is refused on SQLite,
+        # but beside this process's API it is exactly the one process the file allows.
+        self.settings = settings.model_copy(update={"service_role": "worker"})
+        self.directory = Path(tempfile.mkdtemp(prefix="novita-manager-"))
+        self.link = WorkerLink(self.directory)
+        self.process: BaseProcess | None = None
+        self.exit_code: int | None = None  # set when the child ended on its own
+        self._stopping = threading.Event()
+        self._on_exit: Callable[[], None] = lambda: None
+
+    def start(self, on_exit: Callable[[], None]) -> None:
+        """Start the child; `on_exit` runs (in a thread) if it ends before `stop()`."""
+        self._on_exit = on_exit
+        # fork starts in milliseconds with the modules already imported (spawn re-imports them:
+        # seconds); it is safe while this is the only thread and no event loop runs, which holds
+        # here, before uvicorn starts. Otherwise spawn.
+        fork = threading.active_count() == 1 and sys.platform.startswith("linux")
+        context = multiprocessing.get_context("fork" if fork else "spawn")
+        process: BaseProcess = context.Process(  # type: ignore[attr-defined]
+            target=worker_main,
+            args=(self.settings, str(self.directory), os.getpid()),
+            name="novita-manager-worker",
+        )
+        process.start()
+        self.process = process
+        threading.Thread(target=self._watch, name="worker-watch", daemon=True).start()
+
+    def _watch(self) -> None:
+        assert self.process is not None
+        self.process.join()
+        if self._stopping.is_set():
+            return
+        code = self.process.exitcode
+        if code in (0, -signal.SIGINT, -signal.SIGTERM):  # stopped like us (Ctrl-C, SIGTERM)
+            log.info("pipeline_worker_stopped", pid=self.process.pid, exit_code=code)
+        else:
+            self.exit_code = ServeExitCode.SERVER_START if code == ServeExitCode.SERVER_START else 1
+            log.error("pipeline_worker_exited", pid=self.process.pid, exit_code=code)
+        self._on_exit()
+
+    def stop(self) -> None:
+        """SIGTERM the child and wait for its graceful stop (SIGKILL after STOP_TIMEOUT)."""
+        self._stopping.set()
+        process = self.process
+        if process is not None and process.is_alive():
+            process.terminate()
+            process.join(STOP_TIMEOUT)
+            if process.is_alive():
+                log.warning("pipeline_worker_killed", pid=process.pid, after_seconds=STOP_TIMEOUT)
+                process.kill()
+                process.join(5)
+        self.link.close()
+        shutil.rmtree(self.directory, ignore_errors=True)
+
+
+def worker_main(settings: Settings, directory: str, parent: int) -> None:
+    """The child: the worker-role app on a UNIX socket, until SIGTERM or the parent's death."""
+    die_with_parent(parent)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # not the parent's `quiet_signals` (fork)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    import uvicorn
+
+    from novita_manager.app import create_app
+    from novita_manager.logging import configure_logging
+
+    configure_logging(settings.log_level, settings.log_format, settings.secret_values())
+    link = WorkerLink(Path(directory))
+    config = uvicorn.Config(
+        create_app(settings, worker_link=link),
+        uds=str(link.http_path),
+        log_config=None,
+        access_log=False,
+        lifespan="on",
+        timeout_graceful_shutdown=15,
+    )
+    server = uvicorn.Server(config)
+    server.run()
+    if not server.started:
+        sys.exit(ServeExitCode.SERVER_START)
+
+
+def die_with_parent(parent: int) -> None:
+    """Make the kernel SIGKILL this process when `parent` dies; exit now if it already has."""
+    if sys.platform.startswith("linux"):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    else:  # pragma: no cover - Linux is where the service runs and is tested
+        threading.Thread(target=_watch_parent, args=(parent,), daemon=True).start()
+    if os.getppid() != parent:  # the parent died before the line above
+        os._exit(1)
+
+
+def _watch_parent(parent: int) -> None:  # pragma: no cover - see die_with_parent
+    while os.getppid() == parent:
+        time.sleep(0.5)
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+@contextlib.contextmanager
+def quiet_signals() -> Iterator[None]:
+    """While the API's uvicorn runs it owns SIGINT and SIGTERM; afterwards it raises again the one
+    it caught. Ignoring that second delivery here lets the parent stop the child before exiting
+    (the default action would end the parent at once, and PDEATHSIG the child with it)."""
+    previous = {sig: signal.signal(sig, lambda *_: None) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
