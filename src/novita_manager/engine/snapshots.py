@@ -71,7 +71,6 @@ def snapshot_of(row: SnapshotRow) -> Snapshot:
         reclaim_announced=row.reclaim_at is not None,
         recovery=row.recovery,
         replacing=(
-            row.replaces_novita_id is not None
-            and row.replaces_novita_id == row.novita_instance_id
+            row.replaces_novita_id is not None and row.replaces_novita_id == row.novita_instance_id
         ),
     )

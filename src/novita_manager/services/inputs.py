@@ -17,6 +17,7 @@ from novita_manager.webhooks.ssrf import MAX_URL_LENGTH
 
 NAME_PATTERN = r"^[A-Za-z0-9_-]+$"
 
+
 class _Strict(BaseModel):
     """Unknown fields are refused, and no value is coerced: `"2"`, `2.0` and `true` are not 2."""
 
