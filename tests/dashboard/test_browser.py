@@ -198,6 +198,12 @@ def test_the_fleet_on_a_phone(browser, make_service, simulator):
         # Nothing wider than the screen: no sideways scrolling on a phone.
         assert page.evaluate("document.documentElement.scrollWidth") <= 390
         view.shot("fleet-phone")
+        page.click("text=phone-gpu-1")
+        page.wait_for_selector("#status[data-status=running]")
+        assert page.evaluate("document.documentElement.scrollWidth") <= 390
+        view.shot("instance-phone")
+        page.goto("/ui/new")
+        assert page.evaluate("document.documentElement.scrollWidth") <= 390
     finally:
         view.close()
 
