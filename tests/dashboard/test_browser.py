@@ -81,9 +81,16 @@ class Page:
         self.outside: list[str] = []
         self.errors: list[str] = []
         self.page.on("pageerror", lambda error: self.errors.append(str(error)))
-        self.page.on("dialog", lambda dialog: dialog.accept())  # the confirmations
+        self.answer_confirmations = True
+        self.page.on("dialog", self._confirm)
         own = urlsplit(base_url).netloc
         self.context.route("**/*", self._only_local(own))
+
+    def _confirm(self, dialog: Any) -> None:
+        if self.answer_confirmations:
+            dialog.accept()
+        else:
+            dialog.dismiss()
 
     def _only_local(self, own: str) -> Any:
         def route(route: Any) -> None:
@@ -200,8 +207,19 @@ def test_the_fleet_on_a_phone(browser, make_service, simulator):
         view.shot("fleet-phone")
         page.click("text=phone-gpu-1")
         page.wait_for_selector("#status[data-status=running]")
+        instance_path = urlsplit(page.url).path
         assert page.evaluate("document.documentElement.scrollWidth") <= 390
         view.shot("instance-phone")
+        # A dismissed confirmation sends nothing.
+        view.answer_confirmations = False
+        with page.expect_event("dialog"):
+            page.click("button[value=delete]")
+        page.wait_for_timeout(300)
+        assert page.url.endswith(instance_path)
+        operations = httpx.get(
+            f"{service.base_url}/api{instance_path.removeprefix('/ui')}/operations", timeout=10
+        ).json()["operations"]
+        assert operations == []
         page.goto("/ui/new")
         assert page.evaluate("document.documentElement.scrollWidth") <= 390
     finally:
