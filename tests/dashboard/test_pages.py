@@ -3,6 +3,8 @@ secret in any page, refusals shown. The browser flow is in test_browser.py."""
 
 from __future__ import annotations
 
+import re
+
 import httpx
 import pytest
 
@@ -58,8 +60,9 @@ def test_login_sets_a_strict_http_only_cookie_without_the_key(service):
         assert page.status_code == 200
         assert "Fleet" in page.text
         # Only a path of this dashboard is followed after a login.
-        other = client.post("/ui/login", data={"apiKey": API_KEY, "next": "//evil.example/x"})
-        assert other.headers["location"] == "/"
+        for elsewhere in ("//evil.example/x", "/\t/evil.example", "https://evil.example/"):
+            other = client.post("/ui/login", data={"apiKey": API_KEY, "next": elsewhere})
+            assert other.headers["location"] == "/", elsewhere
 
 
 def test_failed_logins_are_limited_per_address(make_service, simulator):
@@ -165,3 +168,28 @@ def test_an_open_dashboard_still_needs_the_csrf_token(make_service, simulator):
         assert created.status_code == 303
     with httpx.Client(base_url=service.base_url, timeout=10) as stranger:
         assert stranger.post("/ui/instances", data={**CREATE, "csrf": "x"}).status_code == 403
+
+
+def test_fleet_filters(service):
+    api = {"Authorization": f"Bearer {API_KEY}"}
+    for name, region in (("web-a", "CN-HK-01"), ("web-b", "AS-SGP-02"), ("job-c", "CN-HK-01")):
+        body = {"name": name, "productName": "RTX 4090 24GB", "templateId": "1", "region": region}
+        answer = httpx.post(f"{service.base_url}/api/instances", json=body, headers=api)
+        assert answer.status_code == 201, answer.text
+    with logged_in(service.base_url) as client:
+
+        def names(query: str) -> set[str]:
+            page = client.get(f"/ui/fleet?{query}")
+            assert page.status_code == 200
+            return set(re.findall(r'<a href="/ui/instances/[0-9a-f]+">([^<]+)</a>', page.text))
+
+        assert names("") == {"web-a", "web-b", "job-c"}
+        assert names("name=web") == {"web-a", "web-b"}
+        assert names("region=sgp") == {"web-b"}
+        assert names("name=web&region=CN-HK") == {"web-a"}
+        assert names("billingMode=onDemand") == set()
+        assert names("status=bogus") == {"web-a", "web-b", "job-c"}  # unknown values ignored
+        assert names("name=a%26b") == set()
+        # The fragment refetches itself with the same filters, encoded.
+        fragment = client.get("/ui/fleet?name=a%26b&region=x y").text
+        assert 'hx-get="/ui/fleet?name=a%26b&amp;region=x+y"' in fragment

@@ -26,7 +26,13 @@ router = APIRouter(include_in_schema=False)
 
 def _next_page(value: str | None) -> str:
     """Only a path of this dashboard (never another site) is followed after the login."""
-    if value and value.startswith("/") and not value.startswith("//") and "\\" not in value:
+    if (
+        value
+        and value.startswith("/")
+        and not value.startswith("//")
+        and "\\" not in value
+        and all(" " < char < "\x7f" for char in value)  # no control character, no space
+    ):
         return value
     return "/"
 

@@ -8,6 +8,7 @@ comes from the same use cases as the API (`services`), rendered views as the API
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlencode
 
 import orjson
 from fastapi import APIRouter, Request, Response
@@ -60,11 +61,12 @@ async def fleet_context(request: Request) -> dict[str, Any]:
     ]
     running = [view for view in instances if view["status"] == "running"]
     costs = [view["costToDate"] for view in instances if view.get("costToDate") is not None]
-    query = "&".join(f"{key}={value}" for key, value in filters.items() if value)
+    query = urlencode({key: value for key, value in filters.items() if value})
     return {
         "last_event": await events.newest_id(runtime_of(request).db),
         "instances": instances,
         "total": page["total"],
+        "limit": FLEET_LIMIT,
         "filters": filters,
         "query": query,
         "statuses": STATUSES,
