@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections import deque
 from pathlib import Path
 
 import pytest
@@ -51,6 +52,58 @@ def test_cap_parks_the_excess_and_a_freed_slot_pulls_one_forward() -> None:
     assert (busy.admitted, busy.reason, busy.wait) == (False, "busy", 5)
     assert d.admit("other:1", "x").admitted  # another destination is unaffected
     assert d.release("h:1", answered=True) == ["c"]
+
+
+async def test_a_flowing_destination_hands_a_freed_slot_to_a_waiter_without_parking() -> None:
+    clock = Clock()
+    d = make(clock)
+    assert d.admit("h:1", "a").admitted
+    assert d.admit("h:1", "b").admitted
+    waiting = asyncio.create_task(d.admit_or_wait("h:1", "c"))
+    await asyncio.sleep(0)  # it waits: the destination is new, so flowing
+    assert not waiting.done()
+    assert d.release("h:1", answered=True) == []  # the slot went to the waiter, nothing parked
+    admission = await waiting
+    assert admission.admitted
+    assert d.get("h:1").in_flight == 2
+    assert d.get("h:1").parked == []
+
+
+async def test_a_destination_that_stopped_flowing_defers_at_once() -> None:
+    clock = Clock()
+    d = make(clock)
+    assert d.admit("h:1", "a").admitted
+    assert d.admit("h:1", "b").admitted
+    clock.now += 5  # no slot freed for longer than the flow window: maybe hanging
+    admission = await d.admit_or_wait("h:1", "c")
+    assert (admission.admitted, admission.reason) == (False, "busy")
+    assert d.get("h:1").parked == ["c"]
+
+
+async def test_waiters_give_up_after_the_wait_and_when_the_breaker_opens() -> None:
+    clock = Clock()
+    d = make(clock, cap=2, threshold=1)
+    assert d.admit("h:1", "a").admitted
+    assert d.admit("h:1", "b").admitted
+    late = await d.admit_or_wait("h:1", "c", max_wait=0.01)
+    assert (late.admitted, late.reason) == (False, "busy")  # waited, no slot came: deferred
+    waiting = asyncio.create_task(d.admit_or_wait("h:1", "d"))
+    await asyncio.sleep(0)
+    d.release("h:1", answered=False)  # the breaker opens: the waiter is deferred, not served
+    admission = await waiting
+    assert (admission.admitted, admission.reason) == (False, "open")
+    assert d.get("h:1").waiters == deque()
+
+
+async def test_at_most_max_waiters_wait() -> None:
+    d = Destinations(per_host_cap=1, threshold=3, cooldown=10, park_for=5, max_waiters=1)
+    assert d.admit("h:1", "a").admitted
+    first = asyncio.create_task(d.admit_or_wait("h:1", "b"))
+    await asyncio.sleep(0)
+    second = await d.admit_or_wait("h:1", "c")  # the one place is taken: deferred at once
+    assert (second.admitted, second.reason) == (False, "busy")
+    d.release("h:1", answered=True)
+    assert (await first).admitted
 
 
 def test_breaker_opens_after_consecutive_failures_then_one_probe_decides() -> None:

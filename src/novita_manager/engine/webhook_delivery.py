@@ -15,18 +15,23 @@ the lease insert the `WebhookAttempt` and move the row on:
 A row without a URL (no webhook configured) is marked "skipped" and logged; the lifecycle may also
 insert it as "skipped" directly, which this pipeline never sees.
 
-Isolation (issue 20): the pipeline runs `WEBHOOK_MAX_IN_FLIGHT` workers (asyncio tasks; the
-global cap), and before sending a row must pass two gates, each of which, when shut, *defers* the
-row (writes a later `next_attempt_at` under the lease and releases it; no attempt is counted, so
-the row holds no slot while it waits):
+Ordering: an earlier pending delivery (by `created_at`, then id) of the same instance to the
+same URL goes first. The claim itself sees to it (`NO_EARLIER_PENDING`, a NOT EXISTS on the
+indexed instance id): a row is not claimed while an earlier one of its instance and URL is
+pending, in flight or waiting for a retry (a read per claimed row, and a deferral per blocked
+one, cost more than the whole attempt on the lifecycle benchmark). When a delivery finishes
+(delivered or failed), its successors are made due in the same transaction that records it.
 
-- ordering: an earlier pending delivery (by `created_at`, then id) of the same instance to the
-  same URL goes first; the row waits until that one is due again, or, while it is in flight, at
-  most one attempt's timeout. When a delivery finishes (delivered or failed), its successors are
-  made due in the same transaction that records it.
+Isolation (issue 20): the pipeline runs `WEBHOOK_MAX_IN_FLIGHT` workers (asyncio tasks; the
+global cap), and before sending a row must pass its destination's gate, which, when shut,
+*defers* the row (writes a later `next_attempt_at` under the lease and releases it; no attempt
+is counted, so the row holds no slot while it waits):
+
 - its destination (`webhook_destinations`): at most `WEBHOOK_MAX_IN_FLIGHT_PER_HOST` attempts to
   one host:port at once, and a breaker that, after consecutive failures, keeps the destination's
-  rows waiting and lets one probe decide when it is back.
+  rows waiting and lets one probe decide when it is back. While the destination is flowing
+  (slots freed within the last second), a row at its cap first waits in memory, briefly, for a
+  slot, instead of a deferral write, a pull-forward write and another claim.
 
 Crash safety: when the process dies after sending and before recording, nothing is written; the
 lease expires and the still-pending row is sent again with the same `webhook-id`. Delivery is at
@@ -41,6 +46,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from sqlalchemy import ColumnElement, Update, and_, or_, select, update
+from sqlalchemy.orm import aliased
 
 from novita_manager.config import Settings
 from novita_manager.domain.statuses import DeliveryStatus
@@ -59,6 +65,24 @@ from novita_manager.webhooks.signing import WebhookSigner
 
 PIPELINE_NAME = "webhook_delivery"
 IS_PENDING = WebhookDelivery.status == DeliveryStatus.PENDING.value
+_EARLIER = aliased(WebhookDelivery)
+# No earlier pending delivery of the same instance to the same URL (the claim's ordering rule).
+NO_EARLIER_PENDING = ~(
+    select(_EARLIER.id)
+    .where(
+        _EARLIER.instance_id == WebhookDelivery.instance_id,
+        _EARLIER.url == WebhookDelivery.url,
+        _EARLIER.status == DeliveryStatus.PENDING.value,
+        or_(
+            _EARLIER.created_at < WebhookDelivery.created_at,
+            and_(
+                _EARLIER.created_at == WebhookDelivery.created_at,
+                _EARLIER.id < WebhookDelivery.id,
+            ),
+        ),
+    )
+    .exists()
+)
 log = get_logger(__name__)
 
 
@@ -90,12 +114,8 @@ class WebhookDeliveryHandler:
         if row.url is None:
             await self._skip(lease, row)
             return
-        wait = await self._predecessor_wait(row)
-        if wait is not None:
-            await self._defer(lease, row, wait, "ordering")
-            return
         key = destination_of(row.url)
-        admission = self.destinations.admit(key, row.id)
+        admission = await self.destinations.admit_or_wait(key, row.id)
         if not admission.admitted:
             await self._defer(lease, row, admission.wait, admission.reason)
             return
@@ -175,39 +195,6 @@ class WebhookDeliveryHandler:
             duration_ms=result.duration_ms,
         )
         return answered
-
-    async def _predecessor_wait(self, row: WebhookDelivery) -> float | None:
-        """Seconds to wait while an earlier event of the same instance to the same URL is
-        pending (None: none is): until it is due again, or, while it is in flight, at most
-        one attempt's timeout (its completion pulls this row forward)."""
-        d = WebhookDelivery
-        earlier = or_(
-            d.created_at < row.created_at, and_(d.created_at == row.created_at, d.id < row.id)
-        )
-        query = (
-            select(d.next_attempt_at, d.lock_expires_at)
-            .where(
-                d.instance_id == row.instance_id,
-                d.url == row.url,
-                IS_PENDING,
-                d.id != row.id,
-                earlier,
-            )
-            .order_by(d.created_at, d.id)
-            .limit(1)
-        )
-        async with self.db.read_session() as session:
-            found = (await session.execute(query)).first()
-        if found is None:
-            return None
-        due, lock_expires = found
-        now = utcnow()
-        park_for = self.destinations.park_for
-        if lock_expires is not None and lock_expires > now:
-            return park_for
-        if due is None:
-            return 0.05
-        return min(max((due - now).total_seconds(), 0.0) + 0.05, MAX_BACKOFF)
 
     def _successors_now(self, row: WebhookDelivery, now: datetime) -> Update:
         d = WebhookDelivery
@@ -296,7 +283,7 @@ def build_webhook_pipeline(
         db=db,
         model=WebhookDelivery,
         handler=handler,
-        due_filter=IS_PENDING,
+        due_filter=and_(IS_PENDING, NO_EARLIER_PENDING),
         workers=settings.webhook_max_in_flight,
         batch_size=min(settings.webhook_max_in_flight, 64),
         lease_seconds=settings.lease_seconds,

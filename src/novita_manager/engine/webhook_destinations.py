@@ -12,6 +12,13 @@ a receiver's secrets. Each process keeps, per destination:
   is up); an SSRF refusal says nothing about the receiver and is neutral.
 - `parked`: ids of rows deferred because the destination was busy or probing; they are pulled
   forward (their `next_attempt_at` set to now) one per freed slot, or all when the probe succeeds.
+- `waiters`: rows that wait in memory for a slot instead of being deferred, while the destination
+  is *flowing* (closed breaker, a slot freed within the last `FLOW_WINDOW`, or new): a burst of a
+  thousand events to one healthy receiver otherwise cost a deferral write, a pull-forward write
+  and a second claim for most rows (measured: 2.2 deferrals per delivery on the lifecycle
+  benchmark). A freed slot goes to the oldest waiter first. At most `max_waiters` wait per
+  destination, each at most `MAX_WAIT`, so a receiver that starts to hang holds only that many
+  workers for that long before its rows are deferred as before; the breaker opening wakes them.
 
 This state is only an optimisation of *when* rows are tried; rows stay the truth. A deferral is a
 write of `next_attempt_at` under the row's lease, without an attempt (so a long outage does not
@@ -22,8 +29,11 @@ With several replicas each process keeps its own caps and breakers.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import random
 import time
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Literal
 from urllib.parse import urlsplit
@@ -31,6 +41,8 @@ from urllib.parse import urlsplit
 State = Literal["closed", "open", "half_open"]
 STATES: tuple[State, ...] = ("closed", "open", "half_open")
 MAX_COOLDOWN_FACTOR = 16
+FLOW_WINDOW = 1.0  # seconds: a destination that freed a slot this recently is flowing
+MAX_WAIT = 1.0  # seconds a row waits in memory for a slot before it is deferred
 
 
 def destination_of(url: str) -> str:
@@ -63,6 +75,8 @@ class Destination:
     opened: int = 0  # consecutive openings without a success, for the cooldown's growth
     probing: bool = False
     parked: list[str] = field(default_factory=list)
+    last_release: float = 0.0  # monotonic; set to the creation time when made
+    waiters: deque[asyncio.Future[bool]] = field(default_factory=deque)
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,8 +99,10 @@ class Destinations:
         threshold: int,
         cooldown: float,
         park_for: float,
+        max_waiters: int = 64,
     ) -> None:
         self.per_host_cap = per_host_cap
+        self.max_waiters = max_waiters
         self.threshold = threshold
         self.cooldown = cooldown
         self.park_for = park_for
@@ -96,7 +112,7 @@ class Destinations:
     def get(self, key: str) -> Destination:
         destination = self._all.get(key)
         if destination is None:
-            destination = self._all[key] = Destination(key)
+            destination = self._all[key] = Destination(key, last_release=self._now())
         return destination
 
     def state_of(self, key: str) -> State:
@@ -125,12 +141,37 @@ class Destinations:
         d.in_flight += 1
         return Admission(True)
 
+    async def admit_or_wait(self, key: str, row_id: str, max_wait: float = MAX_WAIT) -> Admission:
+        """`admit`, but while the destination is flowing and at its cap, first wait in memory
+        (at most `max_wait` seconds) for a slot that a finishing attempt hands over."""
+        d, now = self.get(key), self._now()
+        flowing = d.state == "closed" and now - d.last_release < FLOW_WINDOW
+        if not (flowing and d.in_flight >= self.per_host_cap and len(d.waiters) < self.max_waiters):
+            return self.admit(key, row_id)
+        waiter: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        d.waiters.append(waiter)
+        try:
+            await asyncio.wait((waiter,), timeout=max_wait)
+        except BaseException:
+            if waiter.done() and not waiter.cancelled() and waiter.result():
+                self.release(key, answered=None)  # handed a slot it will not use
+            raise
+        finally:
+            if not waiter.done():
+                waiter.cancel()
+            with contextlib.suppress(ValueError):
+                d.waiters.remove(waiter)
+        if waiter.done() and not waiter.cancelled() and waiter.result():
+            return Admission(True)  # the slot (counted in `in_flight`) was handed over
+        return self.admit(key, row_id)
+
     def release(self, key: str, *, answered: bool | None, probe: bool = False) -> list[str]:
         """Free the slot after an attempt (`probe`: the one admitted as the probe); `answered`
         True (the receiver answered), False (failure or timeout) or None (neutral). Returns the
         parked row ids to pull forward now."""
         d = self.get(key)
         d.in_flight = max(d.in_flight - 1, 0)
+        d.last_release = self._now()
         was_probe = probe and d.state == "half_open"
         if probe:
             d.probing = False
@@ -145,8 +186,12 @@ class Destinations:
                 d.opened += 1
                 factor = min(2 ** (d.opened - 1), MAX_COOLDOWN_FACTOR)
                 d.state, d.open_until = "open", self._now() + self.cooldown * factor
+                _wake(d.waiters, slot=False)  # no slot now: they are deferred like the others
                 return []
         if d.state == "closed":
+            while d.waiters and d.in_flight < self.per_host_cap:  # waiters first: no writes
+                if _wake(d.waiters, slot=True):
+                    d.in_flight += 1
             return self._unpark(d, self.per_host_cap - d.in_flight)
         return []
 
@@ -161,3 +206,14 @@ class Destinations:
         count = max(count, 0)
         taken, d.parked = d.parked[:count], d.parked[count:]
         return taken
+
+
+def _wake(waiters: deque[asyncio.Future[bool]], *, slot: bool) -> bool:
+    """Answer the oldest waiter (with `slot=False`: all of them); whether one took a slot."""
+    while waiters:
+        waiter = waiters.popleft()
+        if not waiter.done():
+            waiter.set_result(slot)
+            if slot:
+                return True
+    return False

@@ -40,6 +40,7 @@ from novita_manager.novita.errors import (
     NovitaUnavailable,
     error_for_status,
 )
+from novita_manager.novita.http1 import Http1Transport
 from novita_manager.novita.options import (
     DEFAULT_BACKOFF_BASE,
     DEFAULT_FAILURE_THRESHOLD,
@@ -110,10 +111,8 @@ class NovitaSession:
                 "Accept": "application/json",
             },
             timeout=httpx.Timeout(timeout),
-            limits=httpx.Limits(
-                max_connections=max_concurrency, max_keepalive_connections=max_concurrency
-            ),
-            transport=transport,
+            # The lean HTTP/1.1 transport (http1.py) unless a test gives its own.
+            transport=transport or Http1Transport(max_connections=max_concurrency),
             follow_redirects=False,
         )
 
