@@ -193,3 +193,25 @@ def test_fleet_filters(service):
         # The fragment refetches itself with the same filters, encoded.
         fragment = client.get("/ui/fleet?name=a%26b&region=x y").text
         assert 'hx-get="/ui/fleet?name=a%26b&amp;region=x+y"' in fragment
+
+
+def test_the_create_form_works_while_novita_is_down(make_service, simulator):
+    simulator.control.set_faults([{"endpoint": "*", "kind": "error", "status": 503}])
+    service = make_service(simulator.base_url)
+    with httpx.Client(base_url=service.base_url, timeout=30) as client:
+        page = client.get("/ui/new")
+        assert page.status_code == 200
+        assert "The offers could not be listed now" in page.text
+        assert 'name="templateId"' in page.text  # typed, as no template list could be read
+        # Accepted all the same: the service retries in the background (CONTRACT.md).
+        created = client.post(
+            "/ui/instances",
+            data={
+                "name": "while-down",
+                "productName": "RTX 4090 24GB",
+                "templateId": "1",
+                "csrf": csrf_of(page.text),
+            },
+        )
+        assert created.status_code == 303
+        assert client.get(created.headers["location"]).status_code == 200
