@@ -25,15 +25,21 @@ class EventCollector:
         self.events: list[StreamEvent] = []
         self.error: BaseException | None = None
         self._stop = threading.Event()
+        self.ready = threading.Event()  # set up: every later event will be received
         self._args: dict[str, Any] = {
             "instance_id": instance_id,
             "last_event_id": last_event_id,
             "reconnect_for": reconnect_for,
+            "on_position": lambda _position: self.ready.set(),
         }
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     def start(self) -> EventCollector:
         self._thread.start()
+        return self
+
+    def wait_ready(self, timeout: float = 10) -> EventCollector:
+        assert self.ready.wait(timeout), "the stream was not set up"
         return self
 
     def _run(self) -> None:

@@ -3,27 +3,23 @@
 from __future__ import annotations
 
 import json
+import time
 
 import httpx
 
 from novita_manager.sdk import ManagerClient
 from tests.api.event_streams import EventCollector
 from tests.api.test_instances_e2e import create, wait_status
-from tests.fixtures.service import ServiceThread
 from tests.fixtures.waiting import wait_for
 from tests.fixtures.webhook_receiver import WebhookReceiver
-
-
-def connected(service: ServiceThread, streams: int = 1) -> None:
-    wait_for(lambda: service.runtime.events.open_streams >= streams, 10, "the stream to open")
 
 
 def test_the_stream_carries_status_changes_and_the_webhooks_bodies(
     simulator, make_service, webhook_receiver: WebhookReceiver
 ) -> None:
     service = make_service(simulator.base_url, WEBHOOK_URL=webhook_receiver.url)
-    everything = EventCollector(service.base_url).start()
-    connected(service)
+    everything = EventCollector(service.base_url).start().wait_ready()
+    assert service.runtime.events.open_streams == 1
     instance_id = create(service, name="streamed").json()["instanceId"]
     other_id = create(service, name="other").json()["instanceId"]
     only_other = EventCollector(service.base_url, instance_id=other_id, last_event_id=0).start()
@@ -98,3 +94,15 @@ def test_unknown_instance_and_the_stream_cap(simulator, make_service) -> None:
     wait_for(lambda: service.runtime.events.open_streams == 0, 10, "the stream to close")
     with httpx.stream("GET", f"{service.base_url}/api/events", timeout=10) as again:
         assert again.status_code == 200
+
+
+def test_a_shutdown_closes_open_streams_at_once(simulator, make_service) -> None:
+    """A stream never ends by itself; the server closes it when it shuts down instead of
+    waiting out its graceful-shutdown timeout (5 s in the fixture)."""
+    service = make_service(simulator.base_url)
+    collector = EventCollector(service.base_url, reconnect_for=0).start().wait_ready()
+    started = time.monotonic()
+    service.stop()
+    took = time.monotonic() - started
+    assert took < 3, took
+    wait_for(lambda: collector.error is not None, 10, "the client to see the stream end")

@@ -41,11 +41,13 @@ QUEUE_SIZE = 1000  # live events a stream may be behind before it replays from t
 @dataclass(eq=False)
 class Subscriber:
     instance_id: str | None
-    queue: asyncio.Queue[EventRecord] = field(
-        default_factory=lambda: asyncio.Queue(maxsize=QUEUE_SIZE)
-    )
+    queue_size: int = QUEUE_SIZE
+    queue: asyncio.Queue[EventRecord] = field(init=False)
     lagged: bool = False
     wake: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def __post_init__(self) -> None:
+        self.queue = asyncio.Queue(maxsize=self.queue_size)
 
     def offer(self, record: EventRecord) -> None:
         if self.instance_id is not None and record.instance_id != self.instance_id:
@@ -71,8 +73,10 @@ class EventHub:
         heartbeat_interval: float,
         max_streams: int,
         on_count: Callable[[int], None] | None = None,
+        queue_size: int = QUEUE_SIZE,
     ) -> None:
         self.db = db
+        self.queue_size = queue_size
         self.poll_interval = poll_interval
         self.heartbeat_interval = heartbeat_interval
         self.max_streams = max_streams
@@ -105,7 +109,7 @@ class EventHub:
     async def subscribe(self, instance_id: str | None) -> Subscriber:
         """Register a stream. Returns once the hub knows where the log ends, so that what the
         stream replays next and what it receives meet."""
-        subscriber = Subscriber(instance_id)
+        subscriber = Subscriber(instance_id, self.queue_size)
         self._subscribers.add(subscriber)
         self._counted()
         if self._task is None or self._task.done():
