@@ -38,7 +38,7 @@
         if (window.htmx) {
           window.htmx.trigger(document.body, "nm:refresh");
         }
-      }, 100);
+      }, 250);
     }
     var source = new EventSource(url);
     source.onopen = function () { badge.setAttribute("data-state", "on"); };
