@@ -64,4 +64,6 @@ def test_an_observation_sets_the_observation_columns() -> None:
         "port_mappings": [1],
         "connection_details": {},
         "cluster_id": "cn-hongkong-1",
+        "billing_since": None,  # no open billed period in the observation
+        "billing_rate": None,
     }

@@ -27,7 +27,14 @@ async def test_record_writes_changes_wakes_reactions_and_spares_idle_rows(steps:
     db = steps.db
     now = utcnow()
     long_ago = now - timedelta(hours=1)
-    running = {"status": "running", "portMappings": []}
+    # Billed since long ago: an observation recorded since costs were kept carries its open
+    # period (engine/billing.py), so seeing it running again changes nothing.
+    running = {
+        "status": "running",
+        "portMappings": [],
+        "billedSince": long_ago.isoformat(),
+        "billedRate": 0.35,
+    }
     issued = now - timedelta(seconds=10)
     woken = await insert_instance(
         db, id="a" * 32, status="starting", operation="start", operation_started_at=issued,

@@ -86,6 +86,19 @@ class InstanceView(BaseModel):
     lastError: str | None = None
     lastSyncedAt: str | None = None
     stale: bool = Field(description="True when Novita could not be reached recently.")
+    # Cost and time (domain/costs.py, domain/limits.py; docs/api.md "Costs and limits").
+    costToDate: float = Field(
+        default=0.0,
+        description="USD billed so far (estimated from Novita's statuses): every period from "
+        "`pulling` until stopped or removed, at the price recorded when it began, plus the "
+        "container disk beyond 60 GB; nothing while stopped.",
+    )
+    billedSeconds: float = Field(default=0.0, description="Seconds billed so far.")
+    expiresAt: str | None = Field(
+        default=None,
+        description="When the next limit (autoStopAfter, autoDeleteAfter, maxCost at the "
+        "current rate, idleStopAfter once idle) will stop or delete the instance; null: none.",
+    )
 
 
 class InstanceList(BaseModel):
@@ -122,6 +135,11 @@ class OperationRequestView(BaseModel):
     requestedAt: str
     resolvedAt: str | None = None
     requestId: str | None = Field(default=None, description="X-Request-ID of the request.")
+    cause: str = Field(
+        default="user",
+        description="Who asked: `user`, or the limit that fired (`auto-stop`, `auto-delete`, "
+        "`max-cost`, `idle`).",
+    )
 
 
 class OperationRequestList(BaseModel):

@@ -16,6 +16,7 @@ from typing import Any, Final, TypeVar, Union
 
 from sqlalchemy import case
 
+from novita_manager.domain.costs import open_period
 from novita_manager.domain.statuses import CreateState, Operation, Status
 from novita_manager.store.models import Instance
 
@@ -76,6 +77,10 @@ class InstanceChange:
     failed_at: Maybe[datetime | None] = UNSET
     stopped_at: Maybe[datetime | None] = UNSET
     deleted_at: Maybe[datetime | None] = UNSET
+    # Costs and limits (domain/costs.py, domain/limits.py).
+    billing_since: Maybe[datetime | None] = UNSET
+    billing_rate: Maybe[float | None] = UNSET
+    operation_cause: Maybe[str | None] = UNSET
     sooner_if_observed_after: Maybe[datetime | None] = UNSET
 
     def columns(self) -> dict[str, Any]:
@@ -129,8 +134,12 @@ _COLUMN_NAMES = tuple(name for name in _NAMES if name != "sooner_if_observed_aft
 
 
 def observed(observation: dict[str, Any], at: datetime, cluster_id: str | None) -> InstanceChange:
-    """The columns an observation of the instance sets (the sync's and a step's GET alike)."""
+    """The columns an observation of the instance sets (the sync's and a step's GET alike),
+    with the open billed period it carries (`costs.carry_billing`)."""
+    billing_since, billing_rate = open_period(observation)
     return InstanceChange(
+        billing_since=billing_since,
+        billing_rate=billing_rate,
         observation=observation,
         observed_at=at,
         novita_status=observation.get("status"),

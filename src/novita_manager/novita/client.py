@@ -8,12 +8,21 @@ request loop (breaker, limits, retries, create never resent) is inherited from
 
 from __future__ import annotations
 
+import math
 from collections.abc import AsyncIterator
+from datetime import datetime
 
 import httpx
 
 from novita_manager.metrics import Metrics
 from novita_manager.novita.circuit import CircuitBreaker
+from novita_manager.novita.errors import NovitaNotFound
+from novita_manager.novita.gpu_metrics import (
+    METRICS_PATH,
+    Point,
+    host_metrics_url,
+    parse_gpu_utilization,
+)
 from novita_manager.novita.listed import ListedPage, parse_listed_page
 from novita_manager.novita.listing import Listing, ListingProgress, walk_instance_pages
 from novita_manager.novita.models import (
@@ -175,6 +184,22 @@ class NovitaClient(NovitaSession):
 
     async def migrate_instance(self, instance_id: str) -> None:
         await self._action("migrate", instance_id)
+
+    async def gpu_utilization(
+        self, instance_id: str, start: datetime, end: datetime
+    ) -> list[Point]:
+        """GPU utilisation (time, percent) over [start, end]; see `gpu_metrics.py` for what is
+        assumed (the path under the base URL, else at the host's root)."""
+        query: dict[str, str | int] = {
+            "instanceId": instance_id,
+            "startTime": math.floor(start.timestamp()),
+            "endTime": math.ceil(end.timestamp()),
+        }
+        try:
+            return await self.call("GET", METRICS_PATH, parse_gpu_utilization, params=query)
+        except NovitaNotFound:
+            url = host_metrics_url(self.base_url)
+            return await self.call("GET", url, parse_gpu_utilization, params=query)
 
     async def _action(self, action: str, instance_id: str) -> None:
         await self.call(

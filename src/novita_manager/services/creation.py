@@ -25,6 +25,7 @@ from novita_manager.novita.create_request import UnacceptableName, novita_name
 from novita_manager.novita.errors import NovitaError, is_transient
 from novita_manager.services import idempotency
 from novita_manager.services.inputs import CreateInstanceBody
+from novita_manager.services.limits import limit_columns
 from novita_manager.services.spot_fields import spot_fields
 from novita_manager.store.models import Instance, InstanceEvent
 from novita_manager.store.types import utcnow
@@ -176,6 +177,7 @@ async def create_instance(
         updated_at=now,
         next_attempt_at=now,
         attempts=0,
+        **limit_columns(body, settings),
     )
     response: dict[str, Any] = {
         "instanceId": instance_id,

@@ -13,9 +13,18 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from novita_manager.config.spot import REGION_PATTERN
+from novita_manager.domain.limits import DURATION_PATTERN, parse_duration
 from novita_manager.webhooks.ssrf import MAX_URL_LENGTH
 
 NAME_PATTERN = r"^[A-Za-z0-9_-]+$"
+DURATION_TEXT = (
+    "A duration: an integer number of seconds (1 to 31622400), or a string such as `90s`, "
+    "`30m`, `8h`, `2d` (a number, fractions allowed, then s, m, h or d; at most 366 days)."
+)
+Duration = (
+    Annotated[int, Field(ge=1, le=31_622_400)]
+    | Annotated[str, Field(min_length=1, max_length=20, pattern=DURATION_PATTERN)]
+)
 
 
 class _Strict(BaseModel):
@@ -120,6 +129,38 @@ class CreateInstanceBody(_Strict):
         description="Recoveries before the next reclaim fails the instance (`instance.failed`). "
         "Default: DEFAULT_MAX_RECOVERIES (3).",
     )
+
+    # Cost and time limits (docs/api.md "Costs and limits"); absent: the DEFAULT_* setting.
+    autoStopAfter: Duration | None = Field(
+        default=None,
+        description="Stop the instance this long after it reached `running` (again after each "
+        "start). Default: DEFAULT_AUTO_STOP_AFTER (none). " + DURATION_TEXT,
+    )
+    autoDeleteAfter: Duration | None = Field(
+        default=None,
+        description="Delete the instance this long after this request, whatever its state. "
+        "Default: DEFAULT_AUTO_DELETE_AFTER (none). " + DURATION_TEXT,
+    )
+    idleStopAfter: Duration | None = Field(
+        default=None,
+        description="Stop the running instance once Novita's GPU utilisation stayed under "
+        "IDLE_GPU_THRESHOLD percent this long (where Novita reports it). Default: "
+        "DEFAULT_IDLE_STOP_AFTER (none). " + DURATION_TEXT,
+    )
+    maxCost: float | None = Field(
+        default=None,
+        gt=0,
+        le=1_000_000,
+        description="Stop the instance when its cost to date (`costToDate`) reaches this many "
+        "USD. Default: DEFAULT_MAX_COST (none).",
+    )
+
+    @field_validator("autoStopAfter", "autoDeleteAfter", "idleStopAfter")
+    @classmethod
+    def _duration(cls, value: int | str | None) -> int | str | None:
+        if value is not None:
+            parse_duration(value)  # ValueError: a 400 naming the field
+        return value
 
     @field_validator("templateId", mode="before")
     @classmethod

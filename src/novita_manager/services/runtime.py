@@ -20,6 +20,7 @@ from novita_manager.domain.statuses import Status
 from novita_manager.engine.pipeline import Pipeline
 from novita_manager.engine.provisioning import Provisioner
 from novita_manager.engine.scheduled import ScheduledRunner, build_scheduled_runner
+from novita_manager.engine.scheduled.limits import LimitOptions, LimitsTask, limits_task
 from novita_manager.engine.status_sync import StatusSync
 from novita_manager.engine.webhook_delivery import build_webhook_pipeline
 from novita_manager.logging import get_logger
@@ -100,8 +101,24 @@ class Runtime:
                 retry_cap=60.0,
             )
             status_sync.on_changes = provisioning.hint
+            limits = LimitsTask(
+                db,
+                client,
+                LimitOptions(
+                    interval=settings.instance_poll_interval,
+                    warning_lead=settings.expiry_warning_lead,
+                    idle_threshold=settings.idle_gpu_threshold,
+                ),
+                on_request=provisioning.hint,
+                on_outbox=webhook_pipeline.hint,
+            )
             scheduled = build_scheduled_runner(
-                db, client, status_sync, owner=db.owner, metrics=metrics
+                db,
+                client,
+                status_sync,
+                owner=db.owner,
+                metrics=metrics,
+                extra=[limits_task(limits)],
             )
             instance_reads = await InstanceReads.open(db)
         except BaseException:

@@ -123,6 +123,19 @@ def _v1_router() -> APIRouter:
             raise invalid_param("instanceId", "is required")
         return Response(_engine(request).get_bytes(instance_id), media_type="application/json")
 
+    @router.get("/metrics/gpu/instance")
+    async def gpu_metrics(
+        request: Request,
+        instance_id: Annotated[str | None, Query(alias="instanceId")] = None,
+        start_time: Annotated[float | None, Query(alias="startTime")] = None,
+        end_time: Annotated[float | None, Query(alias="endTime")] = None,
+        interval: float | None = None,
+    ) -> Response:
+        if not instance_id:
+            raise invalid_param("instanceId", "is required")
+        engine = _engine(request)
+        return json_response(engine.gpu_metrics(instance_id, start_time, end_time, interval))
+
     @router.post("/gpu/instance/create")
     async def create(request: Request) -> Response:
         return json_response(_engine(request).create(await read_json(request)))

@@ -179,6 +179,29 @@ def control_router() -> APIRouter:
                 raise invalid_param(key, "must be a string")
         return json_response(_state(request).engine.fail(instance_id, state, message))
 
+    @router.post("/products/{product_id}/price")
+    async def set_price(request: Request, product_id: str) -> Response:
+        # Body: {"price": int, "spotPrice": int} in 1/100000 USD per GPU-hour, either optional.
+        body = await _body(request)
+        prices = {}
+        for key in ("price", "spotPrice"):
+            value = body.get(key)
+            if value is not None and (
+                isinstance(value, bool) or not isinstance(value, int) or value < 0
+            ):
+                raise invalid_param(key, "must be a non-negative integer")
+            prices[key] = value
+        engine = _state(request).engine
+        return json_response(engine.set_price(product_id, prices["price"], prices["spotPrice"]))
+
+    @router.post("/instances/{instance_id}/utilization")
+    async def set_utilization(request: Request, instance_id: str) -> Response:
+        # Body: {"gpuUtilization": percent}: what the instance reports from now on.
+        value = _opt_number(await _body(request), "gpuUtilization")
+        if value is None:
+            raise invalid_param("gpuUtilization", "is required")
+        return json_response(_state(request).engine.set_utilization(instance_id, value))
+
     @router.get("/stats")
     async def stats(request: Request) -> Response:
         state = _state(request)

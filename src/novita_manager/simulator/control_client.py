@@ -170,6 +170,16 @@ class SimulatorControl:
         body = _fail_body(state, message)
         return _json(self._http.post(f"/instances/{instance_id}/fail", json=body))  # type: ignore[no-any-return]
 
+    def set_price(
+        self, product_id: str, price: int | None = None, spot_price: int | None = None
+    ) -> dict[str, Any]:
+        body = {"price": price, "spotPrice": spot_price}
+        return _json(self._http.post(f"/products/{product_id}/price", json=body))  # type: ignore[no-any-return]
+
+    def set_utilization(self, instance_id: str, percent: float) -> dict[str, Any]:
+        body = {"gpuUtilization": percent}
+        return _json(self._http.post(f"/instances/{instance_id}/utilization", json=body))  # type: ignore[no-any-return]
+
     def stats(self) -> dict[str, Any]:
         return _json(self._http.get("/stats"))  # type: ignore[no-any-return]
 
@@ -257,6 +267,16 @@ class AsyncSimulatorControl:
     ) -> dict[str, Any]:
         body = _fail_body(state, message)
         return _json(await self._http.post(f"/instances/{instance_id}/fail", json=body))  # type: ignore[no-any-return]
+
+    async def set_price(
+        self, product_id: str, price: int | None = None, spot_price: int | None = None
+    ) -> dict[str, Any]:
+        body = {"price": price, "spotPrice": spot_price}
+        return _json(await self._http.post(f"/products/{product_id}/price", json=body))  # type: ignore[no-any-return]
+
+    async def set_utilization(self, instance_id: str, percent: float) -> dict[str, Any]:
+        body = {"gpuUtilization": percent}
+        return _json(await self._http.post(f"/instances/{instance_id}/utilization", json=body))  # type: ignore[no-any-return]
 
     async def stats(self) -> dict[str, Any]:
         return _json(await self._http.get("/stats"))  # type: ignore[no-any-return]

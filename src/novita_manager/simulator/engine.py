@@ -39,9 +39,10 @@ from novita_manager.simulator.catalogue_reads import CatalogueReads
 from novita_manager.simulator.config import SPOT_RECLAIM_GRACE, ReadingError, SimulatorConfig
 from novita_manager.simulator.errors import invalid_param
 from novita_manager.simulator.instance_actions import InstanceActions
+from novita_manager.simulator.usage import Usage
 
 
-class Simulator(InstanceActions, CatalogueReads):
+class Simulator(InstanceActions, CatalogueReads, Usage):
     """All simulated state of one Novita account. Not thread-safe: drive it from one loop."""
 
     def __init__(self, config: SimulatorConfig, clock: Callable[[], float] = time.time) -> None:

@@ -121,6 +121,7 @@ class InstanceActions(SpotLife):
             plan=plan,
             plan_start=now,
         )
+        instance.rate_usd = instance.current_rate()
         self.instances[instance.id] = instance
         self.active[instance.id] = instance
         self.instances_created += 1
@@ -133,14 +134,19 @@ class InstanceActions(SpotLife):
         action: str,
         allowed: frozenset[str] | None,
         steps: tuple[Step, ...],
+        reprice: bool = False,
     ) -> tuple[Instance, float]:
         now = self.clock()
         instance = self._live(instance_id, now)
         status = instance.status(now)
         if allowed is not None and status not in allowed:
             raise invalid_state_change(instance.id, status, action)
-        instance.replan(now, steps)
+        instance.replan(now, steps, reprice=self._listed(instance) if reprice else None)
         return instance, now
+
+    def _listed(self, instance: Instance) -> Product:
+        """The instance's product as the catalogue lists it now (its price may have changed)."""
+        return self.catalogue.groups(False).get(instance.product.id, (instance.product,))[0]
 
     def _answer(self, instance: Instance, now: float) -> dict[str, str]:
         return {"instanceId": instance.id, "state": instance.status(now)}
@@ -158,7 +164,8 @@ class InstanceActions(SpotLife):
                 instanceId=instance.id,
             )
         instance.status_error = None
-        instance.replan(now, self._steps("toStart", "starting", "pulling", final="running"))
+        steps = self._steps("toStart", "starting", "pulling", final="running")
+        instance.replan(now, steps, reprice=self._listed(instance))
         return self._answer(instance, now)
 
     def stop(self, instance_id: str | None) -> dict[str, str]:
@@ -189,7 +196,7 @@ class InstanceActions(SpotLife):
                 {"instanceId": instance.id, "clusterId": instance.cluster.id},
             )
         steps = self._steps("migrating", "pulling", final="running")
-        instance, now = self._transition(instance_id, "migrate", MIGRATABLE, steps)
+        instance, now = self._transition(instance_id, "migrate", MIGRATABLE, steps, reprice=True)
         instance.spot_base = "running"
         instance.spot_reclaim_time = 0
         instance.status_error = None

@@ -121,5 +121,6 @@ class InstanceReads(EngineState):
             body["removed"] = instance.removed
             body["billedSeconds"] = round(instance.billed_seconds(now), 3)
             body["accruedCostUsd"] = instance.accrued_cost_usd(now)
+            body["billingRateUsd"] = round(instance.rate_usd, 9)
             result.append(body)
         return result

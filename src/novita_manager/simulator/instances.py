@@ -15,8 +15,13 @@ from novita_manager.simulator.responses import dumps
 from novita_manager.simulator.validation import CreateRequest
 
 # Billing runs from reaching `pulling` until the instance is stopped (exited) or deleted
-# (novita-api.md §4.1); a start or migrate resumes it when `pulling` is reached again.
+# (novita-api.md §4.1); a start or migrate resumes it when `pulling` is reached again. The rate
+# is locked when the create, start or migrate is accepted (the product's price then, times the
+# GPUs, plus the container disk beyond the free 60 GB at $0.005/GB/day); nothing is billed
+# while stopped (container and volume disks do not survive a stop).
 BILLABLE = frozenset({"pulling", "running", "toStop", "stopping", "toRestart", "restarting"})
+FREE_ROOTFS_GB = 60
+DISK_USD_PER_GB_DAY = 0.005
 PROXY_DOMAIN = "proxy.sim.novita.local"
 LOG_HOST = "https://logs.sim.novita.local"
 # Reading `status_error: transient`: what `statusError` says while the instance is in one of
@@ -80,6 +85,10 @@ class Instance:
     plan: tuple[Step, ...]
     plan_start: float
     billed_settled: float = 0.0
+    rate_usd: float = 0.0  # USD per hour while billed, locked by the last create/start/migrate
+    cost_settled: float = 0.0  # USD of the billed time settled so far (at the rates then)
+    # GPU utilisation in percent from each time on (control API); DEFAULT_UTILIZATION before.
+    utilization: list[tuple[float, float]] = field(default_factory=list)
     status_error: dict[str, str] | None = None
     spot_base: str = "running"  # spot status outside reclaim steps (`terminated` after one)
     spot_reclaim_time: int = 0
@@ -135,13 +144,25 @@ class Instance:
             start += step.duration
         return total
 
-    def accrued_cost_usd(self, now: float) -> float:
-        hours = self.billed_seconds(now) / 3600
-        return round(hours * self.unit_price / 100_000 * self.request.gpu_num, 9)
+    def current_rate(self) -> float:
+        """USD per hour at today's price: GPUs plus the container disk beyond 60 GB."""
+        disk = max(0, self.request.rootfs_size - FREE_ROOTFS_GB) * DISK_USD_PER_GB_DAY / 24
+        return self.unit_price / 100_000 * self.request.gpu_num + disk
 
-    def replan(self, now: float, steps: tuple[Step, ...]) -> None:
-        """Settle billing and spot status up to `now`, then follow a new plan from `now`."""
+    def accrued_cost_usd(self, now: float) -> float:
+        unsettled = self.billed_seconds(now) - self.billed_settled
+        return round(self.cost_settled + unsettled / 3600 * self.rate_usd, 9)
+
+    def replan(
+        self, now: float, steps: tuple[Step, ...], *, reprice: Product | None = None
+    ) -> None:
+        """Settle billing and spot status up to `now`, then follow a new plan from `now`
+        (`reprice`: the product as listed today, whose price a start or migrate pays)."""
+        self.cost_settled = self.accrued_cost_usd(now)
         self.billed_settled = self.billed_seconds(now)
+        if reprice is not None:
+            self.product = reprice
+            self.rate_usd = self.current_rate()
         self.spot_base = self.spot_status(now) or "running"
         self.plan = steps
         self.plan_start = now

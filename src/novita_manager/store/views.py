@@ -20,11 +20,27 @@ from novita_manager.domain.views import (
     InstanceView,
     OperationRequestView,
 )
+from novita_manager.store.costs_view import costs_and_expiry
 from novita_manager.store.models import (
     Instance,
     OperationRequest,
     WebhookAttempt,
     WebhookDelivery,
+)
+
+# The columns cost to date and the next limit are computed from (store/costs_view.py).
+LIMIT_COLUMNS: tuple[str, ...] = (
+    "operation",
+    "billing_since",
+    "billing_rate",
+    "billed_seconds",
+    "billed_cost",
+    "auto_stop_after",
+    "auto_delete_after",
+    "idle_stop_after",
+    "max_cost",
+    "idle_since",
+    "limit_fired",
 )
 
 # The columns an instance view is made of: the fast read path selects exactly these.
@@ -59,6 +75,8 @@ VIEW_COLUMNS: tuple[str, ...] = (
     "spot_status",
     "reclaim_at",
     "recoveries",
+    # Costs and limits: `costs_and_expiry` reads them.
+    *LIMIT_COLUMNS,
 )
 
 
@@ -115,6 +133,7 @@ def render_instance(
         "spotStatus": columns["spot_status"],
         "reclaimAt": time(columns["reclaim_at"]),
         "recoveries": columns["recoveries"] or 0,
+        **costs_and_expiry(columns, time),
     }
 
 
@@ -150,6 +169,7 @@ def operation_view(request: OperationRequest) -> OperationRequestView:
         requestedAt=requested_at,
         resolvedAt=iso(request.resolved_at),
         requestId=request.request_id,
+        cause=request.cause or "user",
     )
 
 

@@ -4,13 +4,16 @@ delete. Sending one twice is harmless: "invalid state change" and 404 read as do
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 from novita_manager.domain import observations
 from novita_manager.domain.recovery import OnReclaim
 from novita_manager.domain.statuses import Operation
+from novita_manager.engine import billing
 from novita_manager.engine.changes import InstanceChange
 from novita_manager.engine.leases import Lease
 from novita_manager.engine.provisioning.context import StepContext
+from novita_manager.engine.provisioning.pricing import current_price
 from novita_manager.engine.provisioning.recover import fail_over
 from novita_manager.engine.provisioning.transitions import fail
 from novita_manager.engine.provisioning.write import retry, write
@@ -38,6 +41,12 @@ async def call(ctx: StepContext, lease: Lease, row: Instance, operation: Operati
     if operation is Operation.START and row.recovery == OnReclaim.MIGRATE.value:
         send = ctx.client.migrate_instance  # a recovery by migrate (recover.py)
     gone: InstanceChange | None = None
+    periods: list[Any] = []  # the billed period a removal closes (engine/billing.py)
+    priced: InstanceChange | None = None
+    if operation is Operation.START:
+        price = await current_price(ctx.client, row)
+        if price is not None and price != row.price_per_hour:
+            priced = InstanceChange(price_per_hour=price)
     try:
         try:
             await send(row.novita_instance_id)
@@ -57,7 +66,12 @@ async def call(ctx: StepContext, lease: Lease, row: Instance, operation: Operati
     except NovitaInvalidStateChange:
         log.info("upstream_invalid_state_change_rereading", operation=operation.value)
     except NovitaNotFound:
-        gone = InstanceChange(observation=observations.gone(), observed_at=utcnow())
+        seen = utcnow()
+        observation, closed = billing.carry(row, observations.gone(), seen)
+        gone = InstanceChange(observation=observation, observed_at=seen)
+        gone = gone.merged(InstanceChange(billing_since=None, billing_rate=None))
+        if closed is not None:
+            periods = billing.record_period(ctx.db.dialect, row.id, closed)
     except NovitaError as error:
         if is_transient(error):
             await retry(ctx, lease, row, error)
@@ -65,13 +79,17 @@ async def call(ctx: StepContext, lease: Lease, row: Instance, operation: Operati
             await fail(ctx, lease, row, f"Novita refused {operation.value}: {error}")
         return
     now = utcnow()
-    change = InstanceChange(
-        operation_issued=True,
-        operation_issued_at=now,
-        last_error=None,
-        next_attempt_at=(
-            now if gone else now + timedelta(seconds=ctx.settings.instance_poll_interval)
-        ),
-    ).merged(gone)
-    await write(ctx, lease, row, change, release=True)
+    change = (
+        InstanceChange(
+            operation_issued=True,
+            operation_issued_at=now,
+            last_error=None,
+            next_attempt_at=(
+                now if gone else now + timedelta(seconds=ctx.settings.instance_poll_interval)
+            ),
+        )
+        .merged(gone)
+        .merged(priced)
+    )
+    await write(ctx, lease, row, change, release=True, statements=periods)
     ctx.on_upstream_change()

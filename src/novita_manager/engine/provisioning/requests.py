@@ -7,6 +7,7 @@ from typing import Any
 from sqlalchemy import and_, select, update
 from sqlalchemy.orm import aliased
 
+from novita_manager.domain.limits import Cause
 from novita_manager.domain.requests import Pending, RequestState, plan_requests
 from novita_manager.domain.statuses import OPERATION_STATUS, Operation, Status
 from novita_manager.engine.changes import InstanceChange
@@ -39,6 +40,7 @@ async def take_requests(ctx: StepContext, lease: Lease, row: Instance) -> bool:
                     OperationRequest.joins_seq,
                     joined.state,
                     joined.reason,
+                    OperationRequest.cause,
                 )
                 .outerjoin(
                     joined,
@@ -66,7 +68,7 @@ async def take_requests(ctx: StepContext, lease: Lease, row: Instance) -> bool:
         row.novita_instance_id is not None,
         [
             Pending(seq, Operation(operation), final_outcome(joined_state, reason), joins_seq)
-            for seq, operation, _, joins_seq, joined_state, reason in pending
+            for seq, operation, _, joins_seq, joined_state, reason, _ in pending
         ],
         row.consumed_seq,
     )
@@ -86,7 +88,8 @@ async def take_requests(ctx: StepContext, lease: Lease, row: Instance) -> bool:
         )
         if state is not RequestState.IN_PROGRESS:
             log.info("request_resolved", seq=seq, state=state.value, reason=reason)
-    for seq, _, webhook_url, _, _, _ in pending:
+    causes = {request[0]: request[6] for request in pending}
+    for seq, _, webhook_url, _, _, _, _ in pending:
         taken = plan.outcomes.get(seq, (None, None))[0] is RequestState.IN_PROGRESS
         if taken and webhook_url:
             change = change.merged(InstanceChange(webhook_url=webhook_url))
@@ -110,6 +113,9 @@ async def take_requests(ctx: StepContext, lease: Lease, row: Instance) -> bool:
         )
         if operation is Operation.START:
             change = change.merged(InstanceChange(started_at=now))
-        reason = f"{operation.value} requested (#{plan.adopt.seq})"
+        cause = causes.get(plan.adopt.seq) or Cause.USER.value
+        change = change.merged(InstanceChange(operation_cause=cause))
+        by = "" if cause == Cause.USER.value else f" by {cause}"
+        reason = f"{operation.value} requested (#{plan.adopt.seq}){by}"
         also.append(history(row, status, reason, now))
     return await write(ctx, lease, row, change, release=False, also=also, statements=statements)

@@ -8,9 +8,11 @@ from typing import Any
 
 from novita_manager.domain import observations
 from novita_manager.domain.lifecycle import Decision
+from novita_manager.domain.limits import stop_reason
 from novita_manager.domain.payloads import webhook_payload
 from novita_manager.domain.requests import RequestState, outcome_of
 from novita_manager.domain.statuses import NOVITA_RUNNING, Event, Operation, Status
+from novita_manager.engine import billing
 from novita_manager.engine.changes import InstanceChange, observed
 from novita_manager.engine.leases import Lease
 from novita_manager.engine.provisioning.context import StepContext
@@ -74,11 +76,12 @@ async def details(ctx: StepContext, lease: Lease, row: Instance) -> InstanceChan
         return None
     else:
         observation = observations.merge(row.observation, observations.summarize(instance), now)
+    observation, closed = billing.carry(row, observation, now)
     change = observed(observation, now, row.cluster_id)
     if observation.get("status") != NOVITA_RUNNING or observation.get("gone"):
-        await write(
-            ctx, lease, row, change.merged(InstanceChange(next_attempt_at=now)), release=True
-        )
+        periods = [] if closed is None else billing.record_period(ctx.db.dialect, row.id, closed)
+        change = change.merged(InstanceChange(next_attempt_at=now))
+        await write(ctx, lease, row, change, release=True, statements=periods)
         return None
     return change
 
@@ -131,6 +134,11 @@ async def finish(
         change = change.merged(
             InstanceChange(last_error=None, failure_reason=None, reclaim_at=None)
         )
+    cause = None
+    if event in (Event.STOPPED, Event.DELETED):
+        op = Operation(row.operation) if row.operation else None
+        cause = stop_reason(op, row.operation_cause)
+        reason = f"{reason or status.value} (reason: {cause.value})"
     also: list[Any] = [*(preceding or []), history(row, status, reason, now)]
     statements: list[Any] = []
     if row.operation is not None and row.operation != Operation.CREATE.value:
@@ -145,6 +153,8 @@ async def finish(
             created_at=row.created_at,
             error=error,
         )
+        if cause is not None:
+            payload["data"]["reason"] = cause.value
         also.append(delivery(row, event, payload, now))
         if not row.webhook_url:
             log.info("webhook_skipped_no_url", event_type=event.value)
