@@ -83,7 +83,11 @@ async def create_all(client: httpx.AsyncClient, n: int) -> dict[str, str]:
             "regions": ["CN-HK-01", "AS-SGP-02"],
         }
         async with limit:
-            response = await client.post("/api/instances", json=body)
+            response = await shed_retry(
+                lambda: client.post(
+                    "/api/instances", json=body, headers={"Idempotency-Key": f"spot-{index}"}
+                )
+            )
         response.raise_for_status()
         policies[response.json()["instanceId"]] = policy
 
@@ -91,8 +95,19 @@ async def create_all(client: httpx.AsyncClient, n: int) -> dict[str, str]:
     return policies
 
 
+async def shed_retry(send: Any) -> httpx.Response:
+    """Send again after a 503 (the service sheds load on a busy machine: api/admission.py);
+    POSTs carry an Idempotency-Key, so a repeat creates nothing new."""
+    for _ in range(50):
+        response: httpx.Response = await send()
+        if response.status_code != 503:
+            return response
+        await asyncio.sleep(0.2)
+    return response
+
+
 async def views(client: httpx.AsyncClient) -> dict[str, dict[str, Any]]:
-    response = await client.get("/api/instances", params={"limit": 500})
+    response = await shed_retry(lambda: client.get("/api/instances", params={"limit": 500}))
     response.raise_for_status()
     return {view["id"]: view for view in response.json()["instances"]}
 
