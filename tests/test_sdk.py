@@ -202,3 +202,22 @@ def test_deliveries_parse_into_their_model() -> None:
     transport = httpx.MockTransport(lambda _: httpx.Response(200, json=body))
     with ManagerClient("http://svc", transport=transport) as client:
         assert client.webhook_deliveries("i-1") == DeliveryList(deliveries=[])
+
+
+def test_sdk_sends_the_spot_life_fields(simulator, make_service) -> None:
+    service = make_service(simulator.base_url)
+    with ManagerClient(service.base_url) as client:
+        created = client.create_instance(
+            CreateInstance(
+                "sdk-spot",
+                "RTX 4090 24GB",
+                "1",
+                regions=["AS-SGP-02"],
+                max_price_per_hour=0.2,
+                on_reclaim="recreate",
+                max_recoveries=2,
+            )
+        )
+        view = client.get_instance(created.instanceId)
+        assert (view.region, created.pricePerHour) == ("AS-SGP-02", 0.19)
+        assert view.recoveries == 0

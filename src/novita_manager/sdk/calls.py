@@ -37,6 +37,12 @@ class CreateInstance:
     region: str | None = None
     billing_mode: str | None = None
     webhook_url: str | None = None
+    # Spot life (docs/api.md "Spot instances"): regions is a list, or "any".
+    regions: list[str] | str | None = None
+    max_price_per_hour: float | None = None
+    fallback_to_on_demand: bool | None = None
+    on_reclaim: str | None = None
+    max_recoveries: int | None = None
 
     def to_body(self) -> dict[str, Any]:
         body: dict[str, Any] = {
@@ -50,6 +56,11 @@ class CreateInstance:
             "region": self.region,
             "billingMode": self.billing_mode,
             "webhookUrl": self.webhook_url,
+            "regions": self.regions,
+            "maxPricePerHour": self.max_price_per_hour,
+            "fallbackToOnDemand": self.fallback_to_on_demand,
+            "onReclaim": self.on_reclaim,
+            "maxRecoveries": self.max_recoveries,
         }
         body.update({key: value for key, value in optional.items() if value is not None})
         return body
