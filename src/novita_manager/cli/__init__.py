@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import typer
 
-from novita_manager.cli import catalogue, demo, doctor, instance_watch, instances, servers
+from novita_manager.cli import catalogue, costs, demo, doctor, instance_watch, instances, servers
 from novita_manager.cli.exit_codes import EPILOG, SERVE_EPILOG
 
 app = typer.Typer(
@@ -33,6 +33,7 @@ app.add_typer(instances.app, name="instances")
 app.command(epilog=EPILOG)(catalogue.offers)
 app.command(epilog=EPILOG)(catalogue.regions)
 app.command(epilog=EPILOG)(catalogue.templates)
+app.command(epilog=EPILOG)(costs.costs)
 app.command(epilog=SERVE_EPILOG)(servers.serve)
 app.command()(servers.simulator)
 app.command(epilog=doctor.DOCTOR_EPILOG)(doctor.doctor)

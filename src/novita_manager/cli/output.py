@@ -74,6 +74,7 @@ def instance_table(view: InstanceView, title: str | None = None) -> Table:
         ("region", f"{_text(view.region)} ({_text(view.clusterId)})"),
         ("billingMode", _text(view.billingMode)),
         ("pricePerHour", "-" if price is None else f"${price:g}/h"),
+        ("costToDate", f"${view.costToDate:.4f} ({view.billedSeconds:g} s billed)"),
         ("createdAt", _text(view.createdAt)),
     ]
     times = {
@@ -83,6 +84,7 @@ def instance_table(view: InstanceView, title: str | None = None) -> Table:
         "stoppedAt": view.stoppedAt,
         "deletedAt": view.deletedAt,
         "lastSyncedAt": view.lastSyncedAt,
+        "expiresAt": view.expiresAt,
     }
     rows.extend((key, _text(value)) for key, value in times.items() if value)
     if view.lastError:
@@ -118,8 +120,10 @@ def instances_table(views: list[InstanceView], total: int, offset: int) -> Table
     if wide:
         table.add_column("PRODUCT", overflow="fold")
     table.add_column("REGION", no_wrap=True)
+    table.add_column("COST $", justify="right", no_wrap=True)
     if wide:
         table.add_column("$/H", justify="right", no_wrap=True)
+        table.add_column("EXPIRES", no_wrap=True)
         table.add_column("CREATED", no_wrap=True)
     for view in views:
         price = view.pricePerHour
@@ -132,8 +136,10 @@ def instances_table(views: list[InstanceView], total: int, offset: int) -> Table
         if wide:
             cells.append(_text(view.productName))
         cells.append(_text(view.region))
+        cells.append(f"{view.costToDate:.4f}")
         if wide:
             cells.append("-" if price is None else f"{price:g}")
+            cells.append(_text(view.expiresAt and view.expiresAt[:19].replace("T", " ")))
             cells.append(_text(view.createdAt[:19].replace("T", " ")))
         table.add_row(*cells)
     return table
