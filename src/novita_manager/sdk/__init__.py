@@ -263,6 +263,7 @@ class AsyncManagerClient:
         instance_id: str | None = None,
         last_event_id: int | None = None,
         reconnect_for: float = 30.0,
+        on_position: Callable[[int], None] | None = None,
     ) -> AsyncIterator[StreamEvent]:
         """Live events, as `ManagerClient.events`."""
         return follow_events_async(
@@ -270,4 +271,5 @@ class AsyncManagerClient:
             instance_id=instance_id,
             last_event_id=last_event_id,
             reconnect_for=reconnect_for,
+            on_position=on_position,
         )
