@@ -156,10 +156,12 @@ def test_login_create_see_running_live_stop_and_redeliver_a_failed_webhook(
         assert "ssh " in page.inner_text("#panel")
 
         # The webhook failed (410): shown as failed, redelivered, then delivered.
-        failed = page.wait_for_selector("tr[data-delivery][data-status=failed]")
+        # Locators, not element handles: the panel is re-rendered by live updates meanwhile.
+        failed = page.locator("tr[data-delivery][data-status=failed]")
+        failed.wait_for()
         assert "410" in failed.inner_text()
         view.shot("instance-webhook-failed")
-        failed.query_selector("button:has-text('Redeliver')").click()
+        failed.locator("button:has-text('Redeliver')").click()
         page.wait_for_selector("tr[data-delivery][data-status=delivered]")
         assert len(webhook_receiver.requests()) == 2
 
@@ -226,20 +228,17 @@ def test_the_fleet_on_a_phone(browser, make_service, simulator):
         view.close()
 
 
-@pytest.mark.parametrize(
-    ("path", "rendered"),
-    [
-        ("/docs", ".swagger-ui .opblock-summary-path"),  # Swagger UI drew the operations
-        ("/redoc", "[data-section-id] h2, .api-content h1"),  # ReDoc drew the document
-    ],
-)
-def test_api_docs_render_offline(browser, make_service, simulator, path, rendered):
+def test_api_docs_render_offline(browser, make_service, simulator):
     service = make_service(simulator.base_url)
     view = Page(browser, service.base_url, viewport={"width": 1280, "height": 860})
     try:
-        view.page.goto(path)
-        view.page.wait_for_selector(rendered)
-        assert "/api/instances" in view.page.content()
-        view.shot(path.strip("/"), full_page=False)
+        for path, rendered in (
+            ("/docs", ".swagger-ui .opblock-summary-path"),  # Swagger UI drew the operations
+            ("/redoc", "[data-section-id] h2, .api-content h1"),  # ReDoc drew the document
+        ):
+            view.page.goto(path)
+            view.page.wait_for_selector(rendered)
+            assert "/api/instances" in view.page.content()
+            view.shot(path.strip("/"), full_page=False)
     finally:
         view.close()
