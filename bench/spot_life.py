@@ -236,8 +236,9 @@ def report(r: dict[str, Any], args: argparse.Namespace, command: str) -> str:
         "creates and deletes recorded) |",
         f"| service CPU per recovery | {r['cpu'] * 1000 / recoveries:.1f} ms "
         f"(the /health/live floor: {r['floor']:.2f} ms per request; includes the day's syncs) |",
-        f"| account listings during the day | {r['calls'].get(LISTING, 0)} "
-        f"({r['calls'].get(LISTING, 0) / max(r['wall'] / poll, 1):.2f} per poll interval) |",
+        f"| listing pages (`{LISTING}`) during the day | {r['calls'].get(LISTING, 0)} "
+        f"({r['calls'].get(LISTING, 0) / max(r['wall'] / poll, 1):.2f} per poll interval: "
+        "every sync reads all pages, plus the early looks after upstream calls) |",
         "",
         "By policy (reclaim → `instance.recovered`):",
         "",
