@@ -73,6 +73,10 @@ def test_unknown_instance_and_the_stream_cap(simulator, make_service) -> None:
     service = make_service(
         simulator.base_url, EVENTS_MAX_STREAMS="1", EVENTS_HEARTBEAT_INTERVAL="0.2"
     )
+    for bad in ({"lastEventId": "-1"}, {"lastEventId": "x"}, {"instanceId": "i" * 101}):
+        refused = httpx.get(f"{service.base_url}/api/events", params=bad)
+        assert refused.status_code == 400, bad
+        assert refused.json()["error"]["code"] == "VALIDATION_ERROR"
     missing = httpx.get(f"{service.base_url}/api/events", params={"instanceId": "nope"})
     assert missing.status_code == 404
     assert missing.json()["error"]["code"] == "INSTANCE_NOT_FOUND"

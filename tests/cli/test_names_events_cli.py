@@ -155,3 +155,28 @@ def test_catalogue_commands(service) -> None:
     assert "cn-hongkong-1" in regions.stdout
     templates = parsed(run_cli("templates", "--json", "--url", url))
     assert any(t["id"] == "1" for t in templates["templates"])
+
+
+def test_wait_falls_back_to_polling_when_the_stream_is_refused(simulator, make_service) -> None:
+    service = make_service(simulator.base_url, EVENTS_MAX_STREAMS="1")
+    instance_id = post(service, "polled")
+    wait_for(
+        lambda: (
+            httpx.get(f"{service.base_url}/api/instances/{instance_id}").json()["status"]
+            == "running"
+        ),
+        30,
+        "running",
+    )
+    # The only stream allowed is taken: the CLI's stream is refused with 503.
+    with httpx.stream("GET", f"{service.base_url}/api/events", timeout=30) as taken:
+        assert taken.status_code == 200
+        wait_for(lambda: service.runtime.events.open_streams == 1, 10, "the stream")
+        refused = httpx.get(f"{service.base_url}/api/events", timeout=5)
+        assert refused.status_code == 503
+        started = time.monotonic()
+        stopped = instances(service.base_url, "stop", "polled", "--wait", "--timeout", "30")
+        took = time.monotonic() - started
+    assert stopped.returncode == 0, explain(stopped)
+    assert "stopped" in stopped.stdout
+    assert took < 15, took  # no long wait for a stream that will not come

@@ -62,32 +62,56 @@ def _decide(
 
 class ChangeFeed:
     """The instance's events, read by a background thread: `changed(timeout)` says whether one
-    arrived; `failed` once the stream cannot be used (then callers poll)."""
+    arrived. `live` while the stream is connected (the waiter polls otherwise); `failed` once
+    it is given up: at the first refusal (never connected: an older service, the stream cap),
+    or after STREAM_RECONNECT_FOR seconds without a connection."""
 
     def __init__(self, client: ManagerClient, instance_id: str) -> None:
         self._client = client.copy()
         self._instance_id = instance_id
         self._events: queue.Queue[None] = queue.Queue()
-        self.ready = threading.Event()  # the stream is set up: no later change is missed
+        self.ready = threading.Event()  # set up once: no later change is missed
+        self.live = threading.Event()  # connected now
         self.failed = threading.Event()
+        self._closed = False
+        self._position: int | None = None
         self._thread = threading.Thread(target=self._run, daemon=True, name="event-stream")
 
     def start(self) -> ChangeFeed:
         self._thread.start()
         return self
 
+    def _connected(self, position: int) -> None:
+        if self._position is None:
+            self._position = position
+        self.ready.set()
+        self.live.set()
+
     def _run(self) -> None:
-        try:
-            for _event in self._client.events(
-                instance_id=self._instance_id,
-                reconnect_for=STREAM_RECONNECT_FOR,
-                on_position=lambda _position: self.ready.set(),
-            ):
-                self._events.put(None)
-        except (ServiceError, RuntimeError):  # RuntimeError: closed by close()
-            pass
+        down_since: float | None = None
+        while not self._closed:
+            try:
+                for event in self._client.events(
+                    instance_id=self._instance_id,
+                    last_event_id=self._position,
+                    reconnect_for=0,
+                    on_position=self._connected,
+                ):
+                    self._position = event.id
+                    self._events.put(None)
+            except (ServiceError, RuntimeError):  # RuntimeError: closed by close()
+                pass
+            if self.live.is_set():
+                down_since = None
+            self.live.clear()
+            self._events.put(None)  # wake the waiter: it polls while the stream is down
+            now = time.monotonic()
+            down_since = down_since or now
+            if not self.ready.is_set() or now - down_since > STREAM_RECONNECT_FOR:
+                break
+            time.sleep(0.5)
         self.failed.set()
-        self._events.put(None)  # wake the waiter
+        self._events.put(None)
 
     def changed(self, timeout: float) -> bool:
         """True when at least one event arrived within `timeout` seconds (all are taken)."""
@@ -100,6 +124,7 @@ class ChangeFeed:
         return True
 
     def close(self) -> None:
+        self._closed = True
         self._client.close()
 
 
@@ -165,8 +190,8 @@ def _wait_for_change(
     left = timeout - (time.monotonic() - started)
     if left <= 0:
         return True
-    if feed is None or feed.failed.is_set():
-        time.sleep(max(0.05, min(interval, left)))
+    if feed is None or feed.failed.is_set() or not feed.live.is_set():
+        time.sleep(max(0.05, min(interval, left)))  # polling: no stream (now)
     else:
         feed.changed(min(left, 30.0))  # an event; or a reading every 30 s, as a safety net
     return False
