@@ -116,6 +116,9 @@ class Page:
 def test_login_create_see_running_live_stop_and_redeliver_a_failed_webhook(
     browser, make_service, simulator, webhook_receiver
 ):
+    # Slower than the other tests' simulator (a boot of ~1-2 s), so that the instance page is
+    # certainly rendered before `running` and the change is seen live.
+    simulator.control.set_config(time_scale=0.02)
     service = make_service(simulator.base_url, API_KEYS=API_KEY, WEBHOOK_SECRET=WEBHOOK_SECRET)
     webhook_receiver.script(Reply(410))  # the first webhook fails at once (4xx: not retried)
     view = Page(browser, service.base_url, viewport={"width": 1280, "height": 860})
@@ -146,6 +149,7 @@ def test_login_create_see_running_live_stop_and_redeliver_a_failed_webhook(
         page.click("#create button[type=submit]")
         page.wait_for_url("**/ui/instances/*")
         instance_id = page.url.rsplit("/", 1)[-1]
+        assert page.get_attribute("#status", "data-status") in ("creating", "starting")
 
         # Live: the status changes on the page while it stays loaded (a reload would drop the
         # marker set here).
