@@ -12,6 +12,7 @@ from novita_manager.engine.webhook_delivery import build_webhook_pipeline, webho
 from novita_manager.engine.webhook_destinations import Destinations, destination_of, host_of
 from novita_manager.metrics import Metrics
 from novita_manager.store.db import Database
+from tests.fixtures.waiting import wait_until
 from tests.fixtures.webhook_receiver import WebhookReceiver
 from tests.webhooks.factories import add_delivery, add_instance, fast_settings, load_delivery
 
@@ -163,8 +164,12 @@ async def test_events_of_one_instance_are_delivered_in_order(
         requests = await webhook_receiver.until(4, timeout=10)
         ids = [r.headers["webhook-id"] for r in requests]
         assert ids == [first, first, first, second]
-        for delivery_id in (first, second):
-            assert (await load_delivery(db, delivery_id)).status == "delivered"
+        for delivery_id in (first, second):  # recorded just after the receiver answered
+
+            async def delivered(which: str = delivery_id) -> bool:
+                return (await load_delivery(db, which)).status == "delivered"
+
+            await wait_until(delivered, what=f"{delivery_id} recorded as delivered")
     finally:
         await pipeline.stop(drain_timeout=2)
         await webhook_sender_of(pipeline).aclose()

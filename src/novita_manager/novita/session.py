@@ -40,7 +40,7 @@ from novita_manager.novita.errors import (
     NovitaUnavailable,
     error_for_status,
 )
-from novita_manager.novita.http1 import Http1Transport
+from novita_manager.http1 import Http1Transport
 from novita_manager.novita.options import (
     DEFAULT_BACKOFF_BASE,
     DEFAULT_FAILURE_THRESHOLD,

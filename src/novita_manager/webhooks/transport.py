@@ -8,7 +8,8 @@ that re-resolves between check and connect (DNS rebinding) cannot slip through. 
 the URL's host name for SNI and certificate verification: httpcore passes the origin's host to
 `start_tls`, independently of the address connected to.
 
-Environment proxies are ignored (`trust_env=False`); otherwise the guard would check the proxy's
+The sender's transport (`guarded_transport`) connects through it. Environment proxies are
+ignored (`trust_env=False`); otherwise the guard would check the proxy's
 address instead of the target's. Redirects are never followed by the sender.
 """
 
@@ -22,6 +23,7 @@ import anyio
 import httpcore
 import httpx
 
+from novita_manager.http1 import Http1Transport
 from novita_manager.webhooks.ssrf import WebhookUrlRefused, address_refusal
 
 Resolver = Callable[[str, int], Awaitable[list[str]]]
@@ -109,21 +111,21 @@ class GuardedNetworkBackend(httpcore.AsyncNetworkBackend):
 
 def guarded_transport(
     *, allow_private: bool = False, resolver: Resolver | None = None
-) -> httpx.AsyncHTTPTransport:
-    """An httpx transport whose every connection goes through `GuardedNetworkBackend`.
-
-    httpx has no public hook for the network backend, so the transport's connection pool is
-    replaced by an equivalent one with the guarded backend; the SSRF tests fail loudly if a
-    future httpx changes this attribute.
+) -> Http1Transport:
+    """An httpx transport whose every connection goes to addresses `GuardedNetworkBackend`
+    resolved and checked (the lean HTTP/1.1 transport, `novita_manager/http1.py`: httpcore's
+    pool over anyio cost more than the rest of a delivery attempt on the lifecycle benchmark).
     """
-    transport = httpx.AsyncHTTPTransport(trust_env=False)
-    if not hasattr(transport, "_pool"):
-        raise RuntimeError("unsupported httpx version: AsyncHTTPTransport has no _pool")
-    transport._pool = httpcore.AsyncConnectionPool(
-        ssl_context=httpx.create_ssl_context(trust_env=False),
-        max_connections=100,
-        max_keepalive_connections=20,
-        keepalive_expiry=5.0,
-        network_backend=GuardedNetworkBackend(allow_private=allow_private, resolver=resolver),
+    backend = GuardedNetworkBackend(allow_private=allow_private, resolver=resolver)
+
+    async def addresses(host: str, port: int, timeout: float | None) -> list[str]:
+        try:
+            return await backend.resolve_checked(host, port, timeout)
+        except httpcore.ConnectTimeout as error:
+            raise httpx.ConnectTimeout(str(error)) from None
+        except httpcore.ConnectError as error:
+            raise httpx.ConnectError(str(error)) from None
+
+    return Http1Transport(
+        ssl_context=httpx.create_ssl_context(trust_env=False), addresses=addresses
     )
-    return transport

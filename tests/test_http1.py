@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
-from novita_manager.novita.http1 import Http1Transport
+from novita_manager.http1 import Http1Transport
 
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 
@@ -197,3 +197,28 @@ def test_it_runs_under_uvloop_as_the_service_does() -> None:
     answers, connections = uvloop.run(scenario())
     assert answers == [f"GET /n/{i} HTTP/1.1" for i in range(3)]
     assert connections == 1
+
+
+async def test_an_expired_idle_connection_is_not_reused(serve: Callable[..., Any]) -> None:
+    server = await serve(echo)
+    transport = Http1Transport(keepalive_expiry=0.0)
+    async with httpx.AsyncClient(base_url=server.url, transport=transport) as http:
+        for _ in range(2):
+            assert (await http.get("/x")).status_code == 200
+    assert server.connections == 2
+
+
+async def test_the_addresses_hook_picks_where_to_connect(serve: Callable[..., Any]) -> None:
+    server = await serve(echo)
+    port = int(server.url.rsplit(":", 1)[1])
+    asked: list[tuple[str, int]] = []
+
+    async def addresses(host: str, port: int, timeout: float | None) -> list[str]:
+        asked.append((host, port))
+        return ["127.0.0.2", "127.0.0.1"]  # the first refuses (nothing listens there)
+
+    transport = Http1Transport(addresses=addresses)
+    async with httpx.AsyncClient(transport=transport) as http:
+        response = await http.get(f"http://hooks.example:{port}/x")
+    assert response.json()["line"] == "GET /x HTTP/1.1"
+    assert asked == [("hooks.example", port)]

@@ -1,6 +1,7 @@
 """A lean HTTP/1.1 keep-alive transport for httpx: asyncio protocols and httptools' C parser.
 
-Why: profiled with py-spy on the 1,000-lifecycle benchmark, each upstream call through httpx's
+Shared by the upstream client (`novita/session.py`) and the webhook sender. Why: profiled with
+py-spy on the 1,000-lifecycle benchmark, each upstream call through httpx's
 default transport (httpcore over anyio, h11's pure-Python parser, a readability probe of the
 socket before every reuse) cost several times the request's own work, and the engine makes
 about four such calls per instance (create, the GET at running, its share of the account
@@ -11,23 +12,34 @@ the server closed them (the loop has then already told the protocol).
 
 What it does not do, deliberately: HTTP/2, proxies (a client given a transport ignores proxy
 environment variables anyway), `Expect: 100-continue`, streaming bodies (the upstream's answers
-are small JSON documents, read whole), upgrades. Errors are httpx's own classes with httpcore's
-meaning: `ConnectError`/`ConnectTimeout` only when the request certainly never left, so the
-session's "was a create sent?" reading (`session._transport_error`) stays right.
+are small JSON documents, read whole; a webhook receiver's body is not needed), upgrades.
+Errors are httpx's own classes with httpcore's meaning: `ConnectError`/`ConnectTimeout` only
+when the request certainly never left, so the session's "was a create sent?" reading
+(`session._transport_error`) stays right. An idle connection is reused for at most
+`keepalive_expiry` seconds (servers close idle ones after a few seconds; reusing one they are
+closing fails the request), and idle connections of every origin are pruned now and then.
+
+`addresses`: the webhook sender's SSRF guard (`webhooks/transport.py`) resolves and checks the
+host itself and gives the addresses to connect to; TLS still verifies the URL's host name.
 """
 
 from __future__ import annotations
 
 import asyncio
 import ssl
+import time
 from collections import deque
+from collections.abc import Awaitable, Callable
 from typing import cast
 
 import httptools
 import httpx
 
 MAX_IDLE_PER_ORIGIN = 32
+PRUNE_EVERY = 256  # requests between two sweeps of every origin's idle connections
 Origin = tuple[str, str, int]
+Addresses = Callable[[str, int, float | None], Awaitable[list[str]]]
+"""(host, port, timeout) -> the IP addresses to try, in order (it may refuse by raising)."""
 
 
 class _Connection(asyncio.Protocol):
@@ -36,6 +48,7 @@ class _Connection(asyncio.Protocol):
     def __init__(self) -> None:
         self.transport: asyncio.Transport | None = None
         self.closed = False
+        self.idle_since = 0.0  # monotonic, when it was put back in the pool
         self._parser: httptools.HttpResponseParser | None = None
         self._done: asyncio.Future[None] | None = None
         self._headers: list[tuple[bytes, bytes]] = []
@@ -130,12 +143,20 @@ class Http1Transport(httpx.AsyncBaseTransport):
     """httpx transport over `_Connection`s, pooled per origin (see the module docstring)."""
 
     def __init__(
-        self, *, max_connections: int = 100, ssl_context: ssl.SSLContext | None = None
+        self,
+        *,
+        max_connections: int = 100,
+        ssl_context: ssl.SSLContext | None = None,
+        keepalive_expiry: float = 5.0,
+        addresses: Addresses | None = None,
     ) -> None:
         self._slots = asyncio.Semaphore(max_connections)
         self._idle: dict[Origin, deque[_Connection]] = {}
         self._ssl_context = ssl_context
+        self._expiry = keepalive_expiry
+        self._addresses = addresses
         self._closed = False
+        self._requests = 0
 
     def _ssl(self) -> ssl.SSLContext:
         if self._ssl_context is None:
@@ -170,11 +191,15 @@ class Http1Transport(httpx.AsyncBaseTransport):
             if keep_alive and not self._closed:
                 idle = self._idle.setdefault(origin, deque())
                 if len(idle) < MAX_IDLE_PER_ORIGIN:
+                    connection.idle_since = time.monotonic()
                     idle.append(connection)
                 else:
                     connection.close()
             else:
                 connection.close()
+        self._requests += 1
+        if self._requests % PRUNE_EVERY == 0:
+            self._prune()
         return httpx.Response(
             status,
             headers=headers,
@@ -182,24 +207,63 @@ class Http1Transport(httpx.AsyncBaseTransport):
             extensions={"http_version": b"HTTP/1.1"},
         )
 
+    def _usable(self, connection: _Connection, now: float) -> bool:
+        transport = connection.transport
+        return (
+            not connection.closed
+            and transport is not None
+            and not transport.is_closing()
+            and now - connection.idle_since < self._expiry
+        )
+
     def _reusable(self, origin: Origin) -> _Connection | None:
         idle = self._idle.get(origin)
+        now = time.monotonic()
         while idle:
             connection = idle.pop()  # the most recently used: the least likely to be closed
-            transport = connection.transport
-            if not connection.closed and transport is not None and not transport.is_closing():
+            if self._usable(connection, now):
                 return connection
             connection.close()
         return None
 
+    def _prune(self) -> None:
+        """Close expired or closed idle connections of every origin; forget empty origins."""
+        now = time.monotonic()
+        for origin, idle in list(self._idle.items()):
+            kept = deque(c for c in idle if self._usable(c, now))
+            for connection in idle:
+                if connection not in kept:
+                    connection.close()
+            if kept:
+                self._idle[origin] = kept
+            else:
+                del self._idle[origin]
+
     async def _connect(self, origin: Origin, timeout: float | None) -> _Connection:
         scheme, host, port = origin
-        loop = asyncio.get_running_loop()
+        targets = [host] if self._addresses is None else await self._addresses(host, port, timeout)
         context = self._ssl() if scheme == "https" else None
+        error: Exception | None = None
+        for target in targets:
+            try:
+                return await self._open(target, port, context, host, timeout)
+            except (httpx.ConnectError, httpx.ConnectTimeout) as failed:
+                error = failed
+        raise error or httpx.ConnectError(f"{host} has no address")
+
+    @staticmethod
+    async def _open(
+        target: str, port: int, context: ssl.SSLContext | None, host: str, timeout: float | None
+    ) -> _Connection:
+        loop = asyncio.get_running_loop()
         try:
             async with asyncio.timeout(timeout):
                 _, protocol = await loop.create_connection(
-                    _Connection, host, port, ssl=context, server_hostname=host if context else None
+                    _Connection,
+                    target,
+                    port,
+                    ssl=context,
+                    server_hostname=host if context else None,
                 )
         except TimeoutError:
             raise httpx.ConnectTimeout(f"connecting to {host}:{port} timed out") from None
