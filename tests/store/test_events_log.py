@@ -107,3 +107,41 @@ async def test_ids_follow_commit_order_on_postgresql(pg_db: Database) -> None:
         records = await read_after(session, start)
     assert [r.body["data"]["status"] for r in records] == ["starting", "running"]
     assert records[0].id < records[1].id
+
+
+async def test_the_upgrade_copies_the_past_into_the_log_in_order(database_url: str) -> None:
+    """History and deliveries written before migration 0005 are in the log after it."""
+    from alembic import command
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    from novita_manager.store.migrate import alembic_config
+
+    engine = create_async_engine(database_url)
+    async with engine.connect() as conn:
+        await conn.run_sync(lambda sync: command.upgrade(alembic_config(sync), "0004"))
+        await conn.commit()
+    await engine.dispose()
+    old = await Database.open(database_url, migrate=False)
+    instance_id = await add_instance(old)
+    await add_history(old, instance_id, "starting", "first")
+    await add_delivery(old, instance_id, None, status="skipped", event_type="instance.running")
+    await add_history(old, instance_id, "stopped", "last")
+    await old.close()
+
+    db = await Database.open(database_url)  # migrates to the head: 0005 and later
+    try:
+        async with db.read_session() as session:
+            records = await read_after(session, 0)
+        assert [r.type for r in records] == [
+            "instance.status",
+            "instance.running",
+            "instance.status",
+        ]
+        assert [r.body["data"].get("reason") for r in records] == ["first", None, "last"]
+        await add_history(db, instance_id, "deleted", "after the upgrade")  # the trigger
+        async with db.read_session() as session:
+            assert (await read_after(session, records[-1].id))[0].body["data"]["reason"] == (
+                "after the upgrade"
+            )
+    finally:
+        await db.close()
