@@ -188,6 +188,15 @@ def test_login_create_see_running_live_stop_and_redeliver_a_failed_webhook(
         page.wait_for_selector("tr[data-status=running] >> text=browser-gpu-2")
         assert page.evaluate("window.__notReloaded") is True
         view.shot("fleet")
+        from playwright.sync_api import expect  # installed: the `browser` fixture checked
+
+        # Filters apply as they are typed, and the address bar keeps them (a reload shows the
+        # same list).
+        page.fill("input[name=name]", "gpu-2")
+        expect(page.locator("#fleet tbody tr")).to_have_count(1)
+        assert page.url == f"{service.base_url}/?name=gpu-2"
+        page.reload()
+        expect(page.locator("#fleet tbody tr")).to_have_count(1)
         assert API_KEY not in page.content()
     finally:
         view.close()

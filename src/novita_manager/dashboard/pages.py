@@ -88,7 +88,11 @@ async def fleet_page(request: Request) -> Response:
 @router.get("/ui/fleet")
 async def fleet_fragment(request: Request) -> Response:
     session = current_session(request)
-    return render(request, "fleet_table.html", await fleet_context(request), session)
+    context = await fleet_context(request)
+    response = render(request, "fleet_table.html", context, session)
+    if request.headers.get("HX-Trigger") == "filters":  # the address bar shows the filters
+        response.headers["HX-Push-Url"] = "/?" + context["query"] if context["query"] else "/"
+    return response
 
 
 async def instance_context(request: Request, instance_id: str) -> dict[str, Any]:
