@@ -12,7 +12,7 @@ from sqlalchemy import Table, bindparam, update
 from novita_manager.domain import observations
 from novita_manager.domain.lifecycle import Action, decide
 from novita_manager.engine import billing
-from novita_manager.engine.changes import InstanceChange, observed
+from novita_manager.engine.changes import observed
 from novita_manager.engine.snapshots import SNAPSHOT_COLUMNS, snapshot_of
 from novita_manager.store.db import Database
 from novita_manager.store.models import Instance
@@ -115,14 +115,13 @@ async def record(
             if seen_again(row, started, resync_write_interval):
                 unchanged_ids.append(row.id)
             continue
-        change = observed(observation, started, row.cluster_id).merged(
-            InstanceChange(last_synced_at=started)
-        )
+        # The columns as a dict at once: merging InstanceChanges per row showed in profiles.
+        values = observed(observation, started, row.cluster_id).columns()
+        values.update(id=row.id, last_synced_at=started)
         if react:
-            change = change.merged(InstanceChange(next_attempt_at=now))
-            woken.append({"id": row.id, **change.columns()})
+            woken.append({**values, "next_attempt_at": now})
         elif observation != row.observation:
-            updates.append({"id": row.id, **change.columns()})
+            updates.append(values)
     async with db.session() as session, session.begin():
         for batch in (updates, woken):
             for shape in _by_shape(batch):  # one Core executemany per shape, not one per row
