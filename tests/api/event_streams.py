@@ -20,8 +20,9 @@ class EventCollector:
         instance_id: str | None = None,
         last_event_id: int | None = None,
         reconnect_for: float = 60.0,
+        api_key: str | None = None,
     ) -> None:
-        self.client = ManagerClient(base_url, timeout=10)
+        self.client = ManagerClient(base_url, api_key=api_key, timeout=10)
         self.events: list[StreamEvent] = []
         self.error: BaseException | None = None
         self._stop = threading.Event()

@@ -6,8 +6,9 @@ import json
 import time
 
 import httpx
+import pytest
 
-from novita_manager.sdk import ManagerClient
+from novita_manager.sdk import ApiResponseError, CreateInstance, ManagerClient
 from tests.api.event_streams import EventCollector
 from tests.api.test_instances_e2e import create, wait_status
 from tests.fixtures.waiting import wait_for
@@ -110,3 +111,15 @@ def test_a_shutdown_closes_open_streams_at_once(simulator, make_service) -> None
     took = time.monotonic() - started
     assert took < 3, took
     wait_for(lambda: collector.error is not None, 10, "the client to see the stream end")
+
+
+def test_the_stream_needs_the_api_key_when_keys_are_set(simulator, make_service) -> None:
+    service = make_service(simulator.base_url, API_KEYS="k-events")
+    with ManagerClient(service.base_url) as anonymous, pytest.raises(ApiResponseError) as refused:
+        next(iter(anonymous.events()))
+    assert refused.value.status_code == 401
+    keyed = EventCollector(service.base_url, api_key="k-events").start().wait_ready()
+    with ManagerClient(service.base_url, api_key="k-events") as client:
+        created = client.create_instance(CreateInstance("keyed", "RTX 4090 24GB", "1"))
+    keyed.wait_for_type(created.instanceId, "instance.running")
+    keyed.stop()
