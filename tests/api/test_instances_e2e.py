@@ -342,9 +342,14 @@ def test_spot_reclaim_is_noticed_and_notified(service, simulator, webhook_receiv
     simulator.control.reclaim(view["novitaInstanceId"])
     stopped = wait_status(service, instance_id, "stopped")
     assert stopped["novitaStatus"] == "exited"
-    webhook_receiver.wait_for(2)
+    webhook_receiver.wait_for(4)  # running, then the reclaim's warnings, then stopped
+    assert [e["type"] for e in events(webhook_receiver)] == [
+        "instance.running",
+        "instance.reclaiming",
+        "instance.reclaimed",
+        "instance.stopped",
+    ]
     last = events(webhook_receiver)[-1]
-    assert last["type"] == "instance.stopped"
     assert last["data"]["instance"]["status"] == "stopped"
     restart = httpx.post(f"{service.base_url}/api/instances/{instance_id}/start")
     assert restart.status_code == 202
