@@ -20,7 +20,9 @@ import httpx
 import pytest
 
 from novita_manager.api.admission import Admission, LoopLagMonitor
+from tests.fixtures.raw_http import connect, read_response, request_head
 from tests.fixtures.service import ServiceThread
+from tests.fixtures.waiting import wait_for
 
 CREATE = {"name": "gpu", "productName": "RTX 4090 24GB", "templateId": "1"}
 
@@ -140,7 +142,8 @@ def test_the_cap_refuses_the_excess_while_the_admitted_complete(simulator, make_
         write = httpx.post(
             f"{service.base_url}/api/instances", json={**CREATE, "name": "late"}, timeout=5
         )
-        assert time.monotonic() - started < 0.5  # refused at once, not queued
+        # refused at once, not queued behind the creates (which take the 1.5 s delay)
+        assert time.monotonic() - started < 1.0
         assert_shed(read, "in_flight")
         assert_shed(write, "in_flight")
         # Health and metrics are never refused.
@@ -151,7 +154,8 @@ def test_the_cap_refuses_the_excess_while_the_admitted_complete(simulator, make_
         assert "novita_manager_api_requests_in_flight 4.0" in metrics.text
         assert [future.result().status_code for future in creates] == [201] * 4
     simulator.control.clear_faults()
-    assert service.app.state.admission.in_flight == 0
+    # The client may have its answer a moment before the server's request ends.
+    wait_for(lambda: service.app.state.admission.in_flight == 0, timeout=5, what="in_flight 0")
     assert httpx.get(f"{service.base_url}/api/instances", timeout=5).status_code == 200
     assert shed_counts(service) == {"in_flight": 2.0}
 
@@ -183,14 +187,25 @@ def during_block(
     """Send `requests` (method, path) at once while the service's loop is blocked (the last of
     `times` blocks of 0.4 s); they are read when it is free again."""
 
-    def send(method: str, path: str) -> httpx.Response:
-        body: Any = {**CREATE, "name": f"w-{time.monotonic_ns()}"} if method == "POST" else None
-        return httpx.request(method, f"{service.base_url}{path}", json=body, timeout=10)
+    # Clients made beforehand: making one (its SSL context) takes long enough on a busy machine
+    # that a request would otherwise reach the server after the block.
+    clients = [httpx.Client(base_url=service.base_url, timeout=10) for _ in requests]
 
-    with concurrent.futures.ThreadPoolExecutor(len(requests)) as pool:
-        block_loop(service, 0.4, times)
-        futures = [pool.submit(send, method, path) for method, path in requests]
-        return [future.result() for future in futures]
+    def send(client: httpx.Client, method: str, path: str) -> httpx.Response:
+        body: Any = {**CREATE, "name": f"w-{time.monotonic_ns()}"} if method == "POST" else None
+        return client.request(method, path, json=body)
+
+    try:
+        with concurrent.futures.ThreadPoolExecutor(len(requests)) as pool:
+            block_loop(service, 0.4, times)
+            futures = [
+                pool.submit(send, client, method, path)
+                for client, (method, path) in zip(clients, requests, strict=True)
+            ]
+            return [future.result() for future in futures]
+    finally:
+        for client in clients:
+            client.close()
 
 
 def test_a_late_loop_sheds_reads_not_writes_nor_health_and_recovers(
@@ -242,3 +257,38 @@ def test_openapi_documents_the_503(simulator, make_service, path: str) -> None:
         answer = operation["responses"]["503"]
         assert "SERVICE_UNAVAILABLE" in answer["description"]
         assert "Retry-After" in answer["headers"]
+
+
+def test_reads_refused_before_routing_keep_their_connection(simulator, make_service) -> None:
+    service = make_service(simulator.base_url, API_MAX_IN_FLIGHT="1")
+    simulator.control.set_faults([{"endpoint": "*", "kind": "delay", "seconds": 1.5}])
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        create = pool.submit(
+            httpx.post, f"{service.base_url}/api/instances", json=CREATE, timeout=10
+        )
+        deadline = time.monotonic() + 5
+        while service.app.state.admission.in_flight < 1:
+            assert time.monotonic() < deadline, "the create did not start"
+            time.sleep(0.01)
+        with connect(service.base_url) as sock:
+            for n in range(3):  # one connection, refused three times, never closed
+                sock.sendall(request_head("GET", "/api/instances", {"X-Request-ID": f"early-{n}"}))
+                refused = read_response(sock)
+                assert refused.status == 503
+                assert refused.headers["retry-after"] == "1"
+                assert refused.headers["connection"] == "keep-alive"
+                assert refused.headers["x-request-id"] == f"early-{n}"
+                error = refused.json()["error"]
+                assert error["code"] == "SERVICE_UNAVAILABLE"
+                assert error["details"] == {"reason": "in_flight"}
+                assert error["requestId"] == f"early-{n}"
+                # Written by the HTTP protocol, not by the app: uvicorn adds its `server` and
+                # `date` headers to every response that went through an ASGI request cycle.
+                assert "server" not in refused.headers
+            assert create.result().status_code == 201
+            simulator.control.clear_faults()
+            sock.sendall(request_head("GET", "/api/instances?limit=1", {}))
+            admitted = read_response(sock)  # the same connection, admitted once there is room
+            assert admitted.status == 200, admitted.body
+            assert "server" in admitted.headers
+    assert shed_counts(service) == {"in_flight": 3.0}

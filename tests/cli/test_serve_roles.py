@@ -138,7 +138,8 @@ def test_sqlite_refuses_a_split_role(tmp_path: Path, role: str) -> None:
     assert time.monotonic() - started < 30
 
 
-def test_workers_need_the_api_role(tmp_path: Path) -> None:
-    result = serve_once(tmp_path, f"sqlite+aiosqlite:///{tmp_path}/one.db", "--workers", "2")
+@pytest.mark.postgres
+def test_workers_need_the_api_or_all_role(tmp_path: Path, postgres_url: str) -> None:
+    result = serve_once(tmp_path, postgres_url, "--role", "worker", "--workers", "2")
     assert result.returncode == ServeExitCode.CONFIGURATION, result.stderr
-    assert "--workers 2 needs --role api" in result.stderr
+    assert "--workers 2 needs --role api or all" in result.stderr

@@ -16,6 +16,7 @@ import pytest
 from novita_manager.cli.exit_codes import ServeExitCode
 from tests.fixtures.postgres import PostgresServer
 from tests.fixtures.service import ServiceProcess, free_port
+from tests.fixtures.waiting import wait_for
 
 NOWHERE = "http://127.0.0.1:{port}/gpu-instance/openapi"  # no Novita needed: it never gets there
 
@@ -125,10 +126,15 @@ def test_a_file_held_by_a_running_service(
     url = f"sqlite+aiosqlite:///{tmp_path}/shared.db"
     first = make_service_process(NOWHERE.format(port=free_port()), url).start()
     assert first.process is not None
+    # The file's guard is held by the process that runs the pipelines: serve's child.
+    children = Path(f"/proc/{first.process.pid}/task/{first.process.pid}/children")
+    worker = wait_for(lambda: children.read_text().split(), what="the pipeline worker")[0]
+    lock = tmp_path / "shared.db.lock"
+    wait_for(lambda: lock.read_text().strip() == worker, what="the worker holding the file")
     done = serve(tmp_path, url)
     assert_one_line(
         done,
-        f"another novita-manager process is using {tmp_path}/shared.db (pid {first.process.pid})",
+        f"another novita-manager process is using {tmp_path}/shared.db (pid {worker})",
         "stop it or use PostgreSQL",
     )
     assert first.process.poll() is None  # the running one is untouched

@@ -1,10 +1,14 @@
 """Admission control: under overload, refuse /api requests early instead of queueing them.
 
-Reads and the background pipelines share one event loop. Without a limit, reads offered faster than
-the process can serve pile up as tasks, every await of every pipeline waits behind them, and the
-latency of everything grows without bound. This middleware runs first, before the request id,
-authentication and the body, and answers `503 SERVICE_UNAVAILABLE` with `Retry-After: 1` (the
-contract's envelope; nothing was done, a retry is safe) when:
+Reads and the background pipelines share one event loop when one process does everything (the
+in-process app of the tests; `serve` runs the pipelines in a child process, see
+cli/pipeline_worker.py, and then these limits keep the API's own latency and its writes). Without
+a limit, reads offered faster than the process can serve pile up as tasks, every await of
+everything else waits behind them, and the latency of everything grows without bound. The HTTP
+protocol asks `Admission.refusal` as soon as a request head is parsed (http_server.py: a refused
+read costs no ASGI task); this middleware asks again first thing in the app, before the request
+id, authentication and the body, for what reaches it. Either answers `503 SERVICE_UNAVAILABLE`
+with `Retry-After: 1` (the contract's envelope; nothing was done, a retry is safe) when:
 
 - `API_MAX_IN_FLIGHT` /api requests are already being served by this process (any method);
 - `API_MAX_READS_IN_FLIGHT` reads (GET, HEAD, OPTIONS) are in flight (each request is many short
