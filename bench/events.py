@@ -87,7 +87,7 @@ def main() -> None:
     parser.add_argument("--database", choices=["sqlite", "postgresql"], default="sqlite")
     args = parser.parse_args()
     env = {"EVENTS_MAX_STREAMS": str(max(args.streams, 200)), "HTTP_MAX_CONNECTIONS": "2000"}
-    with service_on_simulator(args.database, 1.0, **env) as service:
+    with service_on_simulator(args.database, 1.0, 0.01, **env) as service:
         pid = service_pid(service)
         result = asyncio.run(run(service.base_url, pid, args.streams, args.instances))
     print(f"database {args.database}, {args.streams} streams, {args.instances} instances")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 from hypothesis import given
 from hypothesis import strategies as st
@@ -28,7 +29,7 @@ json_values = st.recursive(
 )
 
 
-def read_all(wire: bytes) -> tuple[list[tuple[int, str, object]], int | None]:
+def read_all(wire: bytes) -> tuple[list[tuple[int, str, dict[str, Any]]], int | None]:
     parser = SseParser()
     events = []
     for line in wire.decode().split("\n"):

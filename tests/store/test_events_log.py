@@ -6,9 +6,10 @@ import asyncio
 from collections.abc import AsyncIterator
 
 import pytest
+from sqlalchemy import text
 
 from novita_manager.store.db import Database
-from novita_manager.store.events import newest_id, read_after
+from novita_manager.store.events import SEQUENCER_LOCK_KEY, newest_id, read_after, sequence
 from novita_manager.store.models import InstanceEvent
 from novita_manager.store.types import utcnow
 from tests.webhooks.factories import add_delivery, add_instance
@@ -37,6 +38,7 @@ async def test_history_and_webhooks_share_one_ordered_id(db: Database) -> None:
     await add_delivery(db, first, None, status="skipped", event_type="instance.running")
     await add_history(db, second, "stopped", "stopped by user")
     await add_delivery(db, second, "http://127.0.0.1:9/hook", event_type="instance.stopped")
+    await number(db)  # PostgreSQL: numbered after commit (SQLite: by the trigger)
 
     async with db.read_session() as session:
         records = await read_after(session, start)
@@ -82,31 +84,51 @@ async def pg_db(postgres_url: str) -> AsyncIterator[Database]:
 
 
 @pytest.mark.postgres
-async def test_ids_follow_commit_order_on_postgresql(pg_db: Database) -> None:
-    """A transaction that wrote an event holds later writers of events until it commits, so no
-    reader of `id > last` can see a larger id before a smaller one is committed."""
+async def test_numbers_follow_commit_order_on_postgresql(pg_db: Database) -> None:
+    """Writers never wait for each other; a row is numbered once it is committed, above every
+    number before, so a reader of `seq > last` never skips one committed late."""
     db = pg_db
     instance_id = await add_instance(db)
+    await number(db)
     async with db.read_session() as session:
         start = await newest_id(session)
     slow = db.session()
     await slow.begin()
     slow.add(InstanceEvent(instance_id=instance_id, at=utcnow(), to_status="starting"))
-    await slow.flush()  # the trigger ran: this transaction holds the log's lock
+    await slow.flush()  # its log row exists, uncommitted, without a number
 
-    fast = asyncio.create_task(add_history(db, instance_id, "running", "later"))
-    await asyncio.sleep(0.5)
-    assert not fast.done()  # waits for the first writer's commit
+    await asyncio.wait_for(add_history(db, instance_id, "running", "later"), 5)  # no waiting
+    assert await number(db) == 1  # only the committed row
     async with db.read_session() as session:
-        assert await read_after(session, start) == []  # nothing visible yet, nothing skipped
+        first = await read_after(session, start)
+    assert [r.body["data"]["reason"] for r in first] == ["later"]
+
     await slow.commit()
     await slow.close()
-    await asyncio.wait_for(fast, 10)
-
+    assert await number(db) == 1
     async with db.read_session() as session:
-        records = await read_after(session, start)
-    assert [r.body["data"]["status"] for r in records] == ["starting", "running"]
-    assert records[0].id < records[1].id
+        second = await read_after(session, first[-1].id)
+        everything = await read_after(session, start)
+    assert [r.body["data"]["status"] for r in second] == ["starting"]
+    assert second[0].id > first[-1].id
+    assert [r.id for r in everything] == [first[0].id, second[0].id]
+
+
+@pytest.mark.postgres
+async def test_one_sequencer_at_a_time(pg_db: Database) -> None:
+    instance_id = await add_instance(pg_db)
+    await add_history(pg_db, instance_id, "running", "one")
+    async with pg_db.session() as holder, holder.begin():
+        await holder.execute(
+            text("SELECT pg_advisory_xact_lock(:key)"), {"key": SEQUENCER_LOCK_KEY}
+        )
+        assert await number(pg_db) == 0  # another replica is numbering: skip, do not wait
+    assert await number(pg_db) == 1
+
+
+async def number(db: Database) -> int:
+    async with db.session() as session:
+        return await sequence(session)
 
 
 async def test_the_upgrade_copies_the_past_into_the_log_in_order(database_url: str) -> None:
@@ -139,6 +161,7 @@ async def test_the_upgrade_copies_the_past_into_the_log_in_order(database_url: s
         ]
         assert [r.body["data"].get("reason") for r in records] == ["first", None, "last"]
         await add_history(db, instance_id, "deleted", "after the upgrade")  # the trigger
+        await number(db)
         async with db.read_session() as session:
             assert (await read_after(session, records[-1].id))[0].body["data"]["reason"] == (
                 "after the upgrade"

@@ -163,6 +163,7 @@ class EventHub:
     async def _poll_once(self) -> bool:
         """Fan out the next page of the log; True when there may be more at once."""
         assert self._cursor is not None
+        await number_new_events(self.db)
         async with self.db.read_session() as session:
             records = await store_events.read_after(session, self._cursor, limit=PAGE)
         self.polls += 1
@@ -171,6 +172,14 @@ class EventHub:
                 subscriber.offer(record)
             self._cursor = record.id
         return len(records) == PAGE
+
+
+async def number_new_events(db: Database) -> None:
+    """Give committed events their number (PostgreSQL: store/events.sequence); a no-op on
+    SQLite, whose trigger numbers them at once."""
+    if db.dialect == "postgresql":
+        async with db.session() as session:
+            await store_events.sequence(session)
 
 
 async def read_page(
@@ -230,6 +239,7 @@ async def history(
     db: Database, instance_id: str, after: int, limit: int
 ) -> tuple[list[EventRecord], int | None]:
     """A page of one instance's events, oldest first, and the `after` of the next page."""
+    await number_new_events(db)  # a replica without streams numbers nothing otherwise
     records = await read_page(db, after, instance_id, limit + 1)
     if len(records) > limit:
         return records[:limit], records[limit - 1].id

@@ -253,12 +253,13 @@ class WebhookAttempt(Base):
 
 
 class EventLogEntry(Base):
-    """One event of the live stream, in commit order: a history entry or a webhook event.
+    """One event of the live stream: a history entry or a webhook event, numbered by `seq`.
 
-    Written only by database triggers on `instance_events` and `webhook_deliveries` inserts
-    (migration 0005), so every writer of either table feeds the log in its own transaction.
-    On PostgreSQL the trigger first takes a transaction advisory lock, so ids are handed out in
-    commit order and a reader of `id > last` never skips one committed later (store/events.py).
+    Rows are written only by database triggers on `instance_events` and `webhook_deliveries`
+    inserts (migration 0005), so every writer of either table feeds the log in its own
+    transaction. `seq` is the order clients see (the SSE id): given in commit order, at once by
+    the SQLite trigger (one writer), on PostgreSQL after commit by `store.events.sequence`
+    (store/events.py says why).
     """
 
     __tablename__ = "event_log"
@@ -273,6 +274,7 @@ class EventLogEntry(Base):
     delivery_id: Mapped[str | None] = mapped_column(
         ForeignKey("webhook_deliveries.id", ondelete="CASCADE")
     )
+    seq: Mapped[int | None] = mapped_column(Integer, unique=True)
 
     # AUTOINCREMENT on SQLite: an id is never reused, even after the newest row is deleted.
     __table_args__ = {"sqlite_autoincrement": True}

@@ -1,4 +1,4 @@
-"""The events log: one ordered id over status changes and webhook events (issue 18).
+"""The events log: one ordered number over status changes and webhook events (issue 18).
 
 Revision ID: 0005
 Revises: 0004
@@ -6,9 +6,10 @@ Create Date: 2026-12-02
 
 `event_log` rows are written by triggers on the inserts of `instance_events` (status changes)
 and `webhook_deliveries` (webhook events), so every writer feeds the log in its own transaction.
-On PostgreSQL the trigger function first takes a transaction-level advisory lock, so ids are
-handed out in commit order (store/events.py says why). Existing history and deliveries are
-copied into the log in their order of creation, so a client can replay the past.
+`seq` orders them as clients see them, in commit order: the SQLite trigger gives it at once
+(one writer at a time); on PostgreSQL it is given after commit by `store.events.sequence`, so
+writers never wait for each other (store/events.py says why). Existing history and deliveries
+are copied into the log in their order of creation, so a client can replay the past.
 """
 
 from __future__ import annotations
@@ -21,11 +22,9 @@ down_revision = "0004"
 branch_labels = None
 depends_on = None
 
-# The advisory lock key is store.events.EVENT_LOG_LOCK_KEY (0x4E4D_4556_4E54).
 POSTGRESQL_FUNCTION = """
 CREATE FUNCTION event_log_append() RETURNS trigger AS $$
 BEGIN
-    PERFORM pg_advisory_xact_lock(86093782732372);
     IF TG_TABLE_NAME = 'instance_events' THEN
         INSERT INTO event_log (instance_id, history_id) VALUES (NEW.instance_id, NEW.id);
     ELSE
@@ -39,9 +38,11 @@ POSTGRESQL_TRIGGER = (
     "CREATE TRIGGER event_log_from_{table} AFTER INSERT ON {table} "
     "FOR EACH ROW EXECUTE FUNCTION event_log_append()"
 )
+# One writer at a time on SQLite: the next number is given in the writer's transaction.
 SQLITE_TRIGGER = (
     "CREATE TRIGGER event_log_from_{table} AFTER INSERT ON {table} BEGIN "
-    "INSERT INTO event_log (instance_id, {column}) VALUES (NEW.instance_id, NEW.id); END"
+    "INSERT INTO event_log (instance_id, {column}, seq) VALUES (NEW.instance_id, NEW.id, "
+    "(SELECT COALESCE(MAX(seq), 0) + 1 FROM event_log)); END"
 )
 SOURCES = {"instance_events": "history_id", "webhook_deliveries": "delivery_id"}
 
@@ -71,7 +72,9 @@ def upgrade() -> None:
             name=op.f("fk_event_log_instance_id_instances"),
             ondelete="CASCADE",
         ),
+        sa.Column("seq", sa.Integer(), nullable=True),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_event_log")),
+        sa.UniqueConstraint("seq", name=op.f("uq_event_log_seq")),
         sqlite_autoincrement=True,
     )
     op.create_index(op.f("ix_event_log_instance_id"), "event_log", ["instance_id"])
@@ -85,6 +88,7 @@ def upgrade() -> None:
         " SELECT instance_id, NULL, id, created_at, 1 FROM webhook_deliveries"
         ") AS past ORDER BY at, kind"
     )
+    op.execute("UPDATE event_log SET seq = id")
     if op.get_bind().dialect.name == "postgresql":
         op.execute(POSTGRESQL_FUNCTION)
         for table in SOURCES:
