@@ -84,6 +84,19 @@ def test_a_life_of_stops_restarts_a_price_change_and_a_delete() -> None:
     assert cost == pytest.approx(1.0 + 1.0)
 
 
+def test_a_delete_ends_billing_when_it_was_accepted() -> None:
+    edge = billing_edge(
+        "removing", open_since=at(0), lower=at(10), seen_at=at(14), removal_accepted_at=at(10)
+    )
+    assert edge is not None
+    assert edge.closes == at(10)  # not halfway: a removal is not billed
+    stopped = billing_edge(
+        "exited", open_since=at(0), lower=at(10), seen_at=at(14), removal_accepted_at=at(10)
+    )
+    assert stopped is not None
+    assert stopped.closes == at(12)  # a stop bills until exited: halfway
+
+
 def test_gone_closes_the_period() -> None:
     obs, _ = observe(None, "running", 0, 0)
     _, closed = carry_billing(

@@ -60,20 +60,33 @@ class Edge:
     opens: datetime | None = None
 
 
+# Statuses of an instance being removed: a delete ends billing when Novita accepts it.
+REMOVAL_STATUSES = frozenset({"toRemove", "removing", "removed"})
+
+
 def billing_edge(
     novita_status: str | None,
     *,
     open_since: datetime | None,
     lower: datetime | None,
     seen_at: datetime,
+    removal_accepted_at: datetime | None = None,
 ) -> Edge | None:
     """The change an observation of `novita_status` at `seen_at` makes to the billed periods,
-    or None when billing continues (or stays off) as it was."""
+    or None when billing continues (or stays off) as it was. `removal_accepted_at`: when our
+    delete was accepted; a removal seen after it closes the period then, not halfway."""
     billed = is_billed(novita_status)
     if billed and open_since is None:
         return Edge(opens=edge_time(lower, seen_at))
     if not billed and open_since is not None:
-        return Edge(closes=max(edge_time(lower, seen_at), open_since))
+        closes = edge_time(lower, seen_at)
+        if (
+            novita_status in REMOVAL_STATUSES
+            and removal_accepted_at is not None
+            and removal_accepted_at <= seen_at
+        ):
+            closes = removal_accepted_at
+        return Edge(closes=max(closes, open_since))
     return None
 
 
@@ -109,13 +122,20 @@ def carry_billing(
     lower: datetime | None,
     seen_at: datetime,
     rate: float,
+    removal_accepted_at: datetime | None = None,
 ) -> tuple[dict[str, Any], Period | None]:
     """`observation` with the open period carried from `previous`, opened (at `rate`) or
     closed; returns it with the period closed now, if any (to be recorded)."""
     since, open_rate = open_period(previous)
     result = {k: v for k, v in observation.items() if k not in (BILLED_SINCE, BILLED_RATE)}
     status = "removed" if observation.get("gone") else observation.get("status")
-    edge = billing_edge(status, open_since=since, lower=lower, seen_at=seen_at)
+    edge = billing_edge(
+        status,
+        open_since=since,
+        lower=lower,
+        seen_at=seen_at,
+        removal_accepted_at=removal_accepted_at,
+    )
     if edge is None:
         if since is not None:
             result[BILLED_SINCE] = since.isoformat()

@@ -17,6 +17,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from novita_manager.domain import costs
+from novita_manager.domain.statuses import Operation
 from novita_manager.store.models import BillingPeriod, Instance
 
 
@@ -33,8 +34,14 @@ def billing_lower(row: Any) -> datetime | None:
 def carry(row: Any, observation: dict[str, Any], seen_at: datetime) -> tuple[dict[str, Any], Any]:
     """`costs.carry_billing` for a row (`observation` the merged new one)."""
     rate = costs.billing_rate(row.price_per_hour, row.rootfs_size)
+    deleting = row.operation == Operation.DELETE.value and row.operation_issued
     return costs.carry_billing(
-        row.observation, observation, lower=billing_lower(row), seen_at=seen_at, rate=rate
+        row.observation,
+        observation,
+        lower=billing_lower(row),
+        seen_at=seen_at,
+        rate=rate,
+        removal_accepted_at=row.operation_issued_at if deleting else None,
     )
 
 
