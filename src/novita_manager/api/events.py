@@ -21,8 +21,9 @@ router = APIRouter(tags=["events"])
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 
 # Streams end when the server shuts down (http_server.GuardedHttpToolsProtocol.shutdown closes
-# their connections), instead of holding the graceful shutdown for its whole timeout.
-EVENT_STREAM_PATHS = frozenset({"/api/events"})
+# their connections), instead of holding the graceful shutdown for its whole timeout. The
+# dashboard serves the same stream behind its session cookie at /ui/events.
+EVENT_STREAM_PATHS = frozenset({"/api/events", "/ui/events"})
 
 STREAM_HEADERS = {
     "Cache-Control": "no-cache",
