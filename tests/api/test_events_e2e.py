@@ -123,3 +123,42 @@ def test_the_stream_needs_the_api_key_when_keys_are_set(simulator, make_service)
         created = client.create_instance(CreateInstance("keyed", "RTX 4090 24GB", "1"))
     keyed.wait_for_type(created.instanceId, "instance.running")
     keyed.stop()
+
+
+def test_every_webhook_type_is_on_the_stream_with_its_body(
+    simulator, make_service, webhook_receiver: WebhookReceiver
+) -> None:
+    """Types added later (issue 17's `instance.expiring`, `reason` on `instance.stopped`) come
+    from the outbox like the others: the stream needs no list of types."""
+    service = make_service(
+        simulator.base_url,
+        WEBHOOK_URL=webhook_receiver.url,
+        INSTANCE_POLL_INTERVAL="0.2",
+        EXPIRY_WARNING_LEAD="1",
+    )
+    collector = EventCollector(service.base_url).start().wait_ready()
+    instance_id = create(service, name="expiring", autoStopAfter="2s").json()["instanceId"]
+    stopped = collector.wait_for_type(instance_id, "instance.stopped")
+    expiring = collector.wait_for_type(instance_id, "instance.expiring")
+    assert expiring.id < stopped.id
+    assert stopped.data["reason"] == "auto-stop"
+    assert expiring.data["action"] == "stop"
+    sent = {
+        body["type"]: body
+        for body in (json.loads(r.body) for r in webhook_receiver.wait_for(3))
+        if body["data"]["instanceId"] == instance_id
+    }
+    assert expiring.body == sent["instance.expiring"]
+    assert stopped.body == wait_for(
+        lambda: next(
+            (
+                b
+                for b in (json.loads(r.body) for r in webhook_receiver.requests())
+                if b["type"] == "instance.stopped" and b["data"]["instanceId"] == instance_id
+            ),
+            None,
+        ),
+        10,
+        "the stopped webhook",
+    )
+    collector.stop()
