@@ -82,3 +82,11 @@ def test_cost_to_date_matches_the_simulators_billing_across_restarts_and_a_price
     assert abs(body["total"]["cost"] - ours) < 1e-6
     by_day = httpx.get(f"{service.base_url}/api/costs", params={"groupBy": "day"}, timeout=5)
     assert abs(sum(g["cost"] for g in by_day.json()["groups"]) - ours) < 1e-6
+    assert by_day.json()["spendRatePerHour"] == 0  # nothing runs now
+
+    metrics = httpx.get(f"{service.base_url}/metrics", timeout=10).text
+    labels = f'product="{view["productName"]}",region="{view["region"]}"'
+    assert f"novita_manager_spend_rate_usd_per_hour{{{labels}}} 0.0" in metrics
+    [line] = [x for x in metrics.splitlines() if x.startswith("novita_manager_cost_to_date_usd{")]
+    assert line.startswith(f"novita_manager_cost_to_date_usd{{{labels}}} ")
+    assert abs(float(line.split()[-1]) - ours) < 1e-6
