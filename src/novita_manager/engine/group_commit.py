@@ -87,6 +87,8 @@ class GroupCommit:
         self._writer: asyncio.Task[None] | None = None
         self.transactions = 0  # committed shared transactions (for tests and benchmarks)
         self.units = 0  # units committed in them
+        # Called after each commit (the live event stream's hub reads new events at once).
+        self.on_commit: Callable[[], None] | None = None
 
     async def run(self, unit: Unit[T]) -> T:
         """Run `unit` in a transaction shared with the units queued beside it; its result."""
@@ -126,6 +128,7 @@ class GroupCommit:
             await writes.flush()
         self.transactions += 1
         self.units += len(batch)
+        self._committed()
         for pending, result in zip(batch, results, strict=True):
             _settle(pending, result=result)
 
@@ -140,7 +143,12 @@ class GroupCommit:
         else:
             self.transactions += 1
             self.units += 1
+            self._committed()
             _settle(pending, result=result)
+
+    def _committed(self) -> None:
+        if self.on_commit is not None:
+            self.on_commit()
 
 
 def _settle(

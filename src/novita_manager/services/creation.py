@@ -212,4 +212,5 @@ async def create_instance(
         return Created(earlier.response_status, earlier.response_body, earlier.instance_id)
     log.info("instance_requested", instance_id=instance_id, name=body.name)
     runtime.hint_provisioning()
+    runtime.events.poke()  # its first history entry, to the open streams at once
     return Created(201, response, instance_id)

@@ -36,6 +36,7 @@ log = get_logger(__name__)
 
 PAGE = 500  # events per read
 QUEUE_SIZE = 1000  # live events a stream may be behind before it replays from the database
+MIN_POLL_GAP = 0.05  # seconds between two reads of the log at least, however many pokes
 
 
 @dataclass(eq=False)
@@ -85,6 +86,7 @@ class EventHub:
         self._cursor: int | None = None
         self._task: asyncio.Task[None] | None = None
         self._ready = asyncio.Event()
+        self._poked = asyncio.Event()
         self._closed = False
         self.polls = 0  # reads of the log (for tests and benchmarks)
 
@@ -122,6 +124,12 @@ class EventHub:
             raise
         return subscriber
 
+    def poke(self) -> None:
+        """This process committed something that may hold events: read soon, not at the next
+        interval (other replicas' events still come with the poll)."""
+        if self._subscribers:
+            self._poked.set()
+
     def unsubscribe(self, subscriber: Subscriber) -> None:
         self._subscribers.discard(subscriber)
         self._counted()
@@ -157,8 +165,19 @@ class EventHub:
                     log.warning("event_hub_poll_failed", error=str(error)[:200], failures=failures)
                 more = False
             if not more:
-                await asyncio.sleep(self.poll_interval * (1 if failures == 0 else 4))
+                await self._wait(self.poll_interval * (1 if failures == 0 else 4))
         self._cursor = None
+
+    async def _wait(self, seconds: float) -> None:
+        """Until the next poll: `seconds`, or a poke, but at least MIN_POLL_GAP (under load,
+        commits come by the hundred a second; the reads must not)."""
+        started = asyncio.get_running_loop().time()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._poked.wait(), seconds)
+        self._poked.clear()
+        elapsed = asyncio.get_running_loop().time() - started
+        if elapsed < MIN_POLL_GAP:
+            await asyncio.sleep(MIN_POLL_GAP - elapsed)
 
     async def _poll_once(self) -> bool:
         """Fan out the next page of the log; True when there may be more at once."""

@@ -101,6 +101,15 @@ class Runtime:
                 retry_cap=60.0,
             )
             status_sync.on_changes = provisioning.hint
+            events = EventHub(
+                db,
+                poll_interval=settings.events_poll_interval,
+                heartbeat_interval=settings.events_heartbeat_interval,
+                max_streams=settings.events_max_streams,
+                on_count=metrics.event_streams.set,
+            )
+            # The steps' commits hold the status changes and webhooks: streams get them at once.
+            provisioner.ctx.commits.on_commit = events.poke
             limits = LimitsTask(
                 db,
                 client,
@@ -136,13 +145,7 @@ class Runtime:
             status_sync=status_sync,
             scheduled=scheduled,
             instance_reads=instance_reads,
-            events=EventHub(
-                db,
-                poll_interval=settings.events_poll_interval,
-                heartbeat_interval=settings.events_heartbeat_interval,
-                max_streams=settings.events_max_streams,
-                on_count=metrics.event_streams.set,
-            ),
+            events=events,
         )
         if background:
             await runtime.provisioning.start()
