@@ -6,6 +6,7 @@ import time
 
 import pytest
 
+from novita_manager.sdk import ManagerClient
 from tests.api.test_instances_e2e import create, wait_status
 from tests.cli.helpers import explain, instances, parsed, run_cli
 from tests.fixtures.service import ServiceThread
@@ -47,4 +48,9 @@ def test_costs_table_and_json_agree_with_the_instances_cost(service) -> None:
 
     bad = run_cli("costs", "--from", "2030-01-01", "--url", service.base_url)
     assert bad.returncode == 2, explain(bad)  # a window starting in the future: 400
-    assert "from" in bad.stderr + bad.stdout
+    assert "`from` must be before" in bad.stderr + bad.stdout
+
+    # The SDK's call, from a date (midnight UTC) before the instance existed.
+    with ManagerClient(service.base_url) as client:
+        report = client.costs(since="2026-01-01", group_by="region")
+    assert [group.key for group in report.groups] == ["CN-HK-01"]

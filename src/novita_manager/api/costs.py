@@ -40,11 +40,18 @@ async def get_costs(
     runtime: RuntimeDep,
     from_: Annotated[
         datetime | None,
-        Query(alias="from", description="Window start, ISO-8601 (UTC when no offset is given)."),
+        Query(
+            alias="from",
+            description="Window start, ISO-8601 date or date-time (UTC when no offset is "
+            "given); must be before `to` and before now, else 400. Default: the beginning.",
+        ),
     ] = None,
     to: Annotated[
         datetime | None,
-        Query(description="Window end, ISO-8601 (UTC when no offset is given); default now."),
+        Query(
+            description="Window end, ISO-8601 date or date-time (UTC when no offset is given); "
+            "a later end is cut to now. Default: now."
+        ),
     ] = None,
     groupBy: Annotated[GroupBy, Query(description="How to group the cost.")] = GroupBy.DAY,
 ) -> CostReport:

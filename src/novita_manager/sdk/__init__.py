@@ -50,6 +50,7 @@ from novita_manager.sdk.calls import (
     _webhook_deliveries,
 )
 from novita_manager.sdk.catalogue import _offers, _regions, _templates
+from novita_manager.sdk.costs import costs_call
 from novita_manager.sdk.events import StreamEvent, follow_events, follow_events_async
 from novita_manager.sdk.names import AmbiguousName, find_instance
 
@@ -178,6 +179,7 @@ class ManagerClient:
     offers = _sync(_offers)
     regions = _sync(_regions)
     templates = _sync(_templates)
+    costs = _sync(costs_call)
 
     def events(
         self,
@@ -257,6 +259,7 @@ class AsyncManagerClient:
     offers = _async(_offers)
     regions = _async(_regions)
     templates = _async(_templates)
+    costs = _async(costs_call)
 
     def events(
         self,
