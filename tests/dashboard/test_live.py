@@ -91,3 +91,16 @@ def test_an_open_page_stream_does_not_hold_the_shutdown(make_service, simulator)
         took = time.monotonic() - started
         assert stream.ended.wait(5), "the stream was not closed"
     assert took < 3, f"shutdown waited {took:.1f} s for an open dashboard stream"
+
+
+def test_the_page_stream_counts_against_the_stream_cap(make_service, simulator):
+    service = make_service(simulator.base_url, EVENTS_MAX_STREAMS="1")
+    with httpx.Client(base_url=service.base_url, timeout=10) as client:
+        first = StreamReader(client, "/ui/events")
+        assert first.status == 200
+        refused = client.get("/ui/events")
+        assert refused.status_code == 503
+        assert refused.headers["Retry-After"] == "5"
+        assert client.get("/api/events").status_code == 503  # one cap for both paths
+        service.stop()
+        assert first.ended.wait(5)

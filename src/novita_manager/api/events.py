@@ -3,17 +3,14 @@ handlers over `services.events` (docs/api.md "Live events" describes the stream)
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Annotated
 
-import anyio
 from fastapi import APIRouter, Depends, Header, Path, Query
-from starlette.responses import Response
-from starlette.types import Receive, Scope, Send
 
 from novita_manager.api.deps import get_runtime
 from novita_manager.api.openapi import error_responses
 from novita_manager.domain.events import EventList, EventView, parse_last_event_id
+from novita_manager.event_stream import EventStreamResponse
 from novita_manager.services import events, queries
 from novita_manager.services.runtime import Runtime
 
@@ -25,11 +22,6 @@ RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 # dashboard serves the same stream behind its session cookie at /ui/events.
 EVENT_STREAM_PATHS = frozenset({"/api/events", "/ui/events"})
 
-STREAM_HEADERS = {
-    "Cache-Control": "no-cache",
-    "X-Accel-Buffering": "no",  # nginx: do not buffer the stream
-}
-
 EXAMPLE = (
     "retry: 2000\n\n: connected\n\n"
     "id: 7\nevent: instance.status\n"
@@ -40,39 +32,6 @@ EXAMPLE = (
     'data: {"type":"instance.running","timestamp":"2026-01-01T12:00:01Z","data":{...}}\n\n'
     ": heartbeat\n\n"
 )
-
-
-class EventStreamResponse(Response):
-    """A `text/event-stream` answer that stops (and closes its generator, unsubscribing the
-    stream) as soon as the client goes away, not at the next write."""
-
-    media_type = "text/event-stream"
-
-    def __init__(self, chunks: AsyncIterator[bytes]) -> None:
-        super().__init__(media_type=self.media_type)
-        self.chunks = chunks
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        headers = [(b"content-type", b"text/event-stream; charset=utf-8")]
-        headers += [(k.lower().encode(), v.encode()) for k, v in STREAM_HEADERS.items()]
-        try:
-            await send({"type": "http.response.start", "status": 200, "headers": headers})
-            async with anyio.create_task_group() as group:
-
-                async def until_disconnect() -> None:
-                    while (await receive())["type"] != "http.disconnect":
-                        pass
-                    group.cancel_scope.cancel()
-
-                group.start_soon(until_disconnect)
-                async for chunk in self.chunks:
-                    await send({"type": "http.response.body", "body": chunk, "more_body": True})
-                group.cancel_scope.cancel()
-            await send({"type": "http.response.body", "body": b"", "more_body": False})
-        except OSError:
-            pass  # the client went away while we wrote
-        finally:
-            await self.chunks.aclose()  # type: ignore[attr-defined]
 
 
 @router.get(

@@ -10,11 +10,11 @@ script refetches the parts that changed when an event arrives (static/live.js).
 from __future__ import annotations
 
 from fastapi import APIRouter, Request, Response
-from fastapi.responses import StreamingResponse
 
 from novita_manager.dashboard.web import current_session, runtime_of
 from novita_manager.domain.events import parse_last_event_id
 from novita_manager.errors import ApiError
+from novita_manager.event_stream import EventStreamResponse
 from novita_manager.services import events, queries
 
 router = APIRouter(include_in_schema=False)
@@ -33,13 +33,10 @@ async def event_stream(
     try:
         if instanceId:
             own_id = (await queries.find_instance(runtime, instanceId[:100])).id
-    except ApiError as refused:  # unknown instance
-        return Response(refused.message, status_code=refused.status_code)
+        runtime.events.admit()  # the same EVENTS_MAX_STREAMS cap as /api/events
+    except ApiError as refused:  # unknown instance, or too many streams
+        return Response(refused.message, status_code=refused.status_code, headers=refused.headers)
     resume = parse_last_event_id(request.headers.get("last-event-id"))
     if resume is None:
         resume = parse_last_event_id(after)
-    return StreamingResponse(
-        events.stream(runtime.events, own_id, resume),
-        media_type="text/event-stream",
-        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
-    )
+    return EventStreamResponse(events.stream(runtime.events, own_id, resume))
