@@ -75,3 +75,11 @@ def record_period(dialect: str, instance_id: str, period: costs.Period) -> list[
         .execution_options(synchronize_session=False)
     )
     return [add, totals]
+
+
+def close_open(dialect: str, row: Any, at: datetime) -> list[Any]:
+    """Statements closing the row's open period at `at` (an instance we just removed), if any."""
+    since, rate = costs.open_period(row.observation)
+    if since is None:
+        return []
+    return record_period(dialect, row.id, costs.Period(since, max(at, since), rate or 0.0))

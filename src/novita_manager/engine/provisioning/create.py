@@ -6,8 +6,10 @@ from __future__ import annotations
 from datetime import timedelta
 
 from novita_manager.domain import observations
+from novita_manager.domain.costs import open_period
 from novita_manager.domain.offers import NoOffer, Offer
 from novita_manager.domain.statuses import NOVITA_REMOVING, CreateState, Operation, Status
+from novita_manager.engine import billing
 from novita_manager.engine.changes import InstanceChange
 from novita_manager.engine.leases import Lease
 from novita_manager.engine.provisioning.context import StepContext
@@ -97,12 +99,17 @@ async def find_earlier_create(ctx: StepContext, lease: Lease, row: Instance) -> 
         return False
     log.warning("adopting_instance_from_unknown_create", novita_instance_id=found.id)
     now = utcnow()
+    merged = observations.merge(row.observation, observations.summarize(found), now)
+    observation, _ = billing.carry(row, merged, now)  # a period opens if it is billed already
+    billing_since, billing_rate = open_period(observation)
     change = InstanceChange(
         novita_instance_id=found.id,
         create_state=CreateState.DONE,
         novita_status=found.status or None,
-        observation=observations.merge(row.observation, observations.summarize(found), now),
+        observation=observation,
         observed_at=now,
+        billing_since=billing_since,
+        billing_rate=billing_rate,
     )
     also = []
     if row.operation == Operation.CREATE.value:

@@ -28,6 +28,7 @@ from novita_manager.domain.recovery import (
     spot_signal,
 )
 from novita_manager.domain.statuses import CreateState, Event, Operation, Status
+from novita_manager.engine import billing
 from novita_manager.engine.changes import InstanceChange
 from novita_manager.engine.leases import Lease
 from novita_manager.engine.provisioning.context import StepContext
@@ -163,12 +164,14 @@ async def retire(ctx: StepContext, lease: Lease, row: Instance) -> None:
         spot_status=None,
         attempts=0,
         next_attempt_at=now,
+        billing_since=None,  # the old instance's billed period ends with its delete
+        billing_rate=None,
     )
     reason = f"recreate: deleted the reclaimed Novita instance {old}; creating a new one"
     log.info("reclaimed_instance_retired", old_novita_instance_id=old)
-    if await write(
-        ctx, lease, row, change, release=True, also=[history(row, Status.CREATING, reason, now)]
-    ):
+    periods = billing.close_open(ctx.db.dialect, row, now)
+    also = [history(row, Status.CREATING, reason, now)]
+    if await write(ctx, lease, row, change, release=True, also=also, statements=periods):
         ctx.on_upstream_change()
 
 
