@@ -43,6 +43,19 @@ LIMIT_OPERATION = {
     Cause.IDLE: Operation.STOP,
 }
 
+# Where an auto-delete applies: any status but deleting and deleted (a delete supersedes an
+# operation under way, domain/requests.py).
+DELETABLE = frozenset(
+    {
+        Status.CREATING,
+        Status.STARTING,
+        Status.RUNNING,
+        Status.STOPPING,
+        Status.STOPPED,
+        Status.FAILED,
+    }
+)
+
 DURATION_PATTERN = r"^[0-9]+(\.[0-9]+)?[smhd]?$"
 _DURATION = re.compile(DURATION_PATTERN)
 _UNIT = {"s": 1, "m": 60, "h": 3600, "d": 86_400}
@@ -121,13 +134,7 @@ def due_limits(state: LimitState) -> list[Due]:
     """Every limit that will fire for the instance as it is, earliest first."""
     limits = state.limits
     due: list[Due] = []
-    if limits.auto_delete_after is not None and state.status in (
-        Status.RUNNING,
-        Status.STOPPED,
-        Status.FAILED,
-        Status.STARTING,
-        Status.STOPPING,
-    ):
+    if limits.auto_delete_after is not None and state.status in DELETABLE:
         at = state.created_at + timedelta(seconds=limits.auto_delete_after)
         due.append(Due(Cause.AUTO_DELETE, at, _marker(Cause.AUTO_DELETE, state.created_at)))
     running = state.status is Status.RUNNING and state.operation is None

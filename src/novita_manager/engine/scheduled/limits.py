@@ -28,7 +28,7 @@ from typing import Any
 
 from sqlalchemy import or_, select, update
 
-from novita_manager.domain.limits import Due, idle_start, next_due
+from novita_manager.domain.limits import DELETABLE, Due, idle_start, next_due
 from novita_manager.domain.payloads import iso, webhook_payload
 from novita_manager.domain.requests import RequestState
 from novita_manager.domain.statuses import Event, Operation, Status
@@ -46,7 +46,7 @@ from novita_manager.store.views import instance_view, view_columns
 log = get_logger(__name__)
 
 LIMITS_TASK = "limits"
-WATCHED = (Status.RUNNING, Status.STOPPED, Status.FAILED, Status.STARTING, Status.STOPPING)
+WATCHED = tuple(DELETABLE)  # every status a limit may apply in
 OPEN = (RequestState.PENDING.value, RequestState.IN_PROGRESS.value)
 
 
