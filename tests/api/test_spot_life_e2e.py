@@ -24,9 +24,9 @@ from tests.fixtures.service import ServiceThread
 from tests.fixtures.waiting import wait_for
 from tests.fixtures.webhook_receiver import WebhookReceiver
 
-POLL = 1.0
+POLL = 2.0
 SCALE = 0.003
-LEAD = 500.0  # simulated seconds of notice: 1.5 s at SCALE, over one poll period
+LEAD = 1000.0  # simulated seconds of notice: 3 s at SCALE, over one poll period
 SPOT_EVENTS = ("instance.reclaiming", "instance.reclaimed", "instance.recovered")
 
 
@@ -49,8 +49,7 @@ def epoch(text: str) -> float:
     return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
 
 
-@pytest.fixture
-def spot_service(simulator, make_service, webhook_receiver) -> ServiceThread:
+def start_service(simulator, make_service, webhook_receiver, database_url=None) -> ServiceThread:
     # The two-interval bound needs Novita's part (migrate, or create) under a quarter interval.
     migrate = (DURATIONS["migrating"] + DURATIONS["pulling"]) * SCALE
     create_ = (DURATIONS["toCreate"] + DURATIONS["creating"] + DURATIONS["pulling"]) * SCALE
@@ -58,10 +57,16 @@ def spot_service(simulator, make_service, webhook_receiver) -> ServiceThread:
     simulator.control.set_config(time_scale=SCALE)
     return make_service(
         simulator.base_url,
+        database_url,
         WEBHOOK_URL=webhook_receiver.url,
         INSTANCE_POLL_INTERVAL=str(POLL),
         RECOVERY_BACKOFF="0",
     )
+
+
+@pytest.fixture
+def spot_service(simulator, make_service, webhook_receiver) -> ServiceThread:
+    return start_service(simulator, make_service, webhook_receiver)
 
 
 def reclaim(simulator, novita_id: str) -> float:
@@ -73,8 +78,9 @@ def reclaim(simulator, novita_id: str) -> float:
 
 @pytest.mark.parametrize("policy", ["restart", "migrate", "recreate"])
 def test_notice_reclaim_and_recovery_within_two_poll_intervals(
-    spot_service, simulator, webhook_receiver, policy: str
+    simulator, make_service, webhook_receiver, database_url, policy: str
 ) -> None:
+    spot_service = start_service(simulator, make_service, webhook_receiver, database_url)
     created = create(spot_service, onReclaim=policy, maxRecoveries=2)
     iid = created["instanceId"]
     first = wait_status(spot_service, iid, "running")
@@ -219,3 +225,28 @@ def test_unknown_region_in_regions_is_a_400_naming_it(spot_service) -> None:
     assert refused.status_code == 400, refused.text
     assert refused.json()["error"]["details"][0]["field"] == "regions"
     assert "XX-NOWHERE-1" in refused.json()["error"]["message"]
+
+
+def test_a_recreate_under_the_cap_waits_for_capacity(spot_service, simulator, webhook_receiver):
+    """No offer with room under the cap when it is reclaimed: the recreate waits (retrying)
+    until capacity comes back on the simulator's schedule, then runs (not failed)."""
+    created = create(
+        spot_service, onReclaim="recreate", maxPricePerHour=0.2, regions=["CN-HK-01", "AS-SGP-02"]
+    )
+    iid = created["instanceId"]
+    view = wait_status(spot_service, iid, "running")
+    simulator.control.set_capacity(0)  # every product in every cluster
+    simulator.control.set_capacity(None, after=4 / SCALE)  # back in 4 s
+    simulator.control.reclaim(view["novitaInstanceId"], lead_time=0)
+    wait_for(lambda: hook(webhook_receiver, iid, "instance.reclaimed"), 10, "reclaimed")
+    waiting = wait_for(
+        lambda: (v := get(spot_service, iid))["status"] == "creating" and v.get("lastError") and v,
+        10,
+        "a recreate waiting for capacity",
+    )
+    assert "INSUFFICIENT_RESOURCE" in waiting["lastError"] or "offer" in waiting["lastError"]
+    wait_for(lambda: hook(webhook_receiver, iid, "instance.recovered"), 20, "recovered")
+    final = wait_status(spot_service, iid, "running")
+    assert final["pricePerHour"] <= 0.2
+    assert hook(webhook_receiver, iid, "instance.failed") is None
+    assert simulator.control.live()["maxLive"] == {iid: 1}
