@@ -66,7 +66,7 @@ async def test_a_notice_is_noted_once_with_the_reclaim_time(steps: Steps) -> Non
     [hook] = await deliveries(steps.db, instance_id)
     assert hook.event_type == "instance.reclaiming"
     assert hook.payload["data"]["reclaimAt"] == at.isoformat().replace("+00:00", "Z")
-    assert "spot reclaim announced" in (await history(steps.db, instance_id))[-1].reason
+    assert "spot reclaim announced" in ((await history(steps.db, instance_id))[-1].reason or "")
     assert steps.wakes.outbox == 1
 
 
