@@ -186,3 +186,14 @@ def test_help_explains_every_command(command: list[str]) -> None:
     assert "Usage" in result.output
     if command[:1] == ["instances"] or not command:
         assert "Exit codes" in result.output
+
+
+def test_create_sends_the_spot_life_options(service) -> None:
+    spot = ["--regions", "AS-SGP-02", "--max-price", "0.2", "--on-reclaim", "recreate"]
+    result = instances(service.base_url, *CREATE, *spot, "--max-recoveries", "2", "--json")
+    assert result.returncode == 0, explain(result)
+    created = parsed(result)
+    assert created["pricePerHour"] == pytest.approx(0.19)  # no --region: AS-SGP-02 is it
+    refused = instances(service.base_url, *CREATE, "--max-price", "0.1", "--json")
+    assert refused.returncode != 0
+    assert "maxPricePerHour" in refused.stdout + refused.stderr

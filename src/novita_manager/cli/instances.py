@@ -113,6 +113,12 @@ def interrupted(instance_id: str) -> None:
     raise typer.Exit(ExitCode.INTERRUPTED)
 
 
+def _regions(text: str) -> list[str] | str:
+    """`--regions "CN-HK-01,AS-SGP-02"` as a list; `any` as itself."""
+    parts = [part.strip() for part in text.split(",") if part.strip()]
+    return "any" if [part.lower() for part in parts] == ["any"] else parts
+
+
 @app.command(epilog=EPILOG)
 def create(
     name: Annotated[str, typer.Option("--name", help="Instance name: letters, digits, - and _.")],
@@ -138,6 +144,24 @@ def create(
         str | None,
         typer.Option("--idempotency-key", help="Retrying with the same key creates nothing new."),
     ] = None,
+    regions: Annotated[
+        str | None,
+        typer.Option("--regions", help="Other allowed regions, comma-separated, in order; or any."),
+    ] = None,
+    max_price: Annotated[
+        float | None, typer.Option("--max-price", help="Cap in USD/h for the whole instance.")
+    ] = None,
+    fallback: Annotated[
+        bool | None,
+        typer.Option("--fallback-on-demand/--no-fallback", help="Pay on-demand under the cap."),
+    ] = None,
+    on_reclaim: Annotated[
+        str | None,
+        typer.Option("--on-reclaim", help="none, restart, migrate (system disk lost), recreate."),
+    ] = None,
+    max_recoveries: Annotated[
+        int | None, typer.Option("--max-recoveries", help="Recoveries before failing.")
+    ] = None,
     wait: Wait = False,
     timeout: Timeout = 600.0,
     url: Url = DEFAULT_URL,
@@ -158,6 +182,11 @@ def create(
         region=region,
         billing_mode=billing_mode,
         webhook_url=webhook_url,
+        regions=None if regions is None else _regions(regions),
+        max_price_per_hour=max_price,
+        fallback_to_on_demand=fallback,
+        on_reclaim=on_reclaim,
+        max_recoveries=max_recoveries,
     )
     with _client(url, api_key, as_json) as client:
         created = client.create_instance(request, idempotency_key=idempotency_key)

@@ -57,6 +57,18 @@ class InstanceView(BaseModel):
         "placed a spot request on an on-demand offer)."
     )
     pricePerHour: float | None
+    portMappings: list[PortMappingView]
+    connectionDetails: ConnectionDetails
+    createdAt: str
+    startedAt: str | None = None
+    readyAt: str | None = None
+    failedAt: str | None = None
+    stoppedAt: str | None = None
+    deletedAt: str | None = None
+    lastError: str | None = None
+    lastSyncedAt: str | None = None
+    stale: bool = Field(description="True when Novita could not be reached recently.")
+    # Spot life (docs/api.md "Spot instances").
     cluster: str | None = Field(
         default=None,
         description="Region code of the cluster the instance was placed in (`CN-HK-01`); see "
@@ -75,17 +87,6 @@ class InstanceView(BaseModel):
     recoveries: int = Field(
         default=0, description="Recoveries after spot reclaims so far (see `onReclaim`)."
     )
-    portMappings: list[PortMappingView]
-    connectionDetails: ConnectionDetails
-    createdAt: str
-    startedAt: str | None = None
-    readyAt: str | None = None
-    failedAt: str | None = None
-    stoppedAt: str | None = None
-    deletedAt: str | None = None
-    lastError: str | None = None
-    lastSyncedAt: str | None = None
-    stale: bool = Field(description="True when Novita could not be reached recently.")
     # Cost and time (domain/costs.py, domain/limits.py; docs/api.md "Costs and limits").
     costToDate: float = Field(
         default=0.0,
