@@ -108,11 +108,11 @@ def process_tree(pid: int) -> list[int]:
     return found
 
 
-def cpu_seconds(pid: int) -> float:
+def cpu_seconds(pid: int, *, tree: bool = True) -> float:
     """User + system CPU seconds of a process and its descendants (fields 14 and 15 of
-    /proc/<pid>/stat)."""
+    /proc/<pid>/stat); with tree=False of the process alone (e.g. the API beside its child)."""
     total = 0
-    for member in process_tree(pid):
+    for member in process_tree(pid) if tree else [pid]:
         with contextlib.suppress(OSError):  # a child that just ended
             raw = Path(f"/proc/{member}/stat").read_text()
             fields = raw.rsplit(")", 1)[1].split()  # the command name may contain spaces

@@ -4,6 +4,7 @@ HTTP: what `record` writes and wakes, the fallback GETs, strays adopted or sight
 from __future__ import annotations
 
 from datetime import timedelta
+from types import SimpleNamespace
 from typing import Any
 
 from sqlalchemy import select, update
@@ -11,7 +12,9 @@ from sqlalchemy import select, update
 from novita_manager.engine.status_sync import StatusSync
 from novita_manager.engine.status_sync.listing import creates_in_doubt, fetch_missing
 from novita_manager.engine.status_sync.record import SYNC_COLUMNS, record
+from novita_manager.engine.status_sync.settled import settle_key
 from novita_manager.engine.status_sync.strays import settle_strays
+from novita_manager.novita.listed import ListedInstance
 from novita_manager.store.db import Database
 from novita_manager.store.models import Instance
 from novita_manager.store.types import utcnow
@@ -154,3 +157,23 @@ async def test_one_run_records_managed_rows_and_sights_strays(steps: Steps) -> N
     assert [s.novita_instance_id for s in sync.sightings.take()] == [late_id]
     assert asked == [1]
     assert sync.health.runs == 1
+
+
+def test_the_settle_key_changes_with_any_write_to_the_row() -> None:
+    """A row is skipped only while nothing wrote to it: an observation write moves
+    `observed_at`, a step's write `updated_at` (whatever column it changed)."""
+    now = utcnow()
+    row = SimpleNamespace(
+        observed_at=now, updated_at=now, status="running", operation=None,
+        operation_issued=False, operation_started_at=None, operation_issued_at=None,
+        cluster_id="c1", last_synced_at=now,
+    )  # fmt: skip
+    item = ListedInstance(id="n1", status="running", marker=None, cluster_id="c1")
+    key = settle_key(row, item)
+    assert key is not None
+    assert settle_key(SimpleNamespace(**{**vars(row)}), item) == key
+    later = now + timedelta(seconds=1)
+    for column in ("observed_at", "updated_at"):
+        assert settle_key(SimpleNamespace(**{**vars(row), column: later}), item) != key
+    erring = ListedInstance(id="n1", status="running", marker=None, status_error={"state": "x"})
+    assert settle_key(row, erring) is None  # a statusError is always evaluated: time matters

@@ -4,42 +4,59 @@ Every interval the sync sees every managed instance, and almost all of them are 
 evaluating each again (summary, merge with the last observation, `decide`) cost O(instances)
 of CPU per interval. A row is skipped when its key is what it was at the last run, where that
 run found it unchanged and needing no reaction: the listed instance's fingerprint (every field
-an observation is made of), the stored observation as text (so a write by anyone else shows),
-and every other column the decision reads. With equal inputs the decision differs only by time,
-and time matters in two cases, which are never skipped: a statusError (it fails an instance
-once it has lasted `STATUS_ERROR_GRACE_SECONDS`) and an operation past its deadline (the sync's
-fresh `observed_at` proves the timeout; `StatusSync._calm`).
+an observation is made of), the row's `observed_at` and `updated_at` (every observation write
+sets the first, every step's write the second, so a write by anyone else shows), and the
+columns the decision reads. The stored observation itself is read (`observations_of`) only for
+the rows evaluated: reading and keeping every row's observation text each interval cost about
+half a kilobyte per managed instance, in memory and in transfer. With equal inputs the
+decision differs only by time, and time matters in two cases, which are never skipped: a
+statusError (it fails an instance once it has lasted `STATUS_ERROR_GRACE_SECONDS`) and an
+operation past its deadline (the sync's fresh `observed_at` proves the timeout;
+`StatusSync._calm`).
 """
 
 from __future__ import annotations
 
-import json
 from types import SimpleNamespace
 from typing import Any
 
-from sqlalchemy import Text, cast
+from orjson import loads
+from sqlalchemy import Text, cast, select
 
 from novita_manager.domain.statuses import Status
 from novita_manager.engine.status_sync.record import SYNC_COLUMNS
 from novita_manager.novita.listed import ListedInstance
+from novita_manager.store.db import Database
 from novita_manager.store.models import Instance
 
-# The sync's columns with the observation as text, parsed only for rows evaluated. A SQL cast:
-# on PostgreSQL the driver itself decodes json columns, whatever type SQLAlchemy is told.
+# The sync's columns without the observation (read for the evaluated rows only), with
+# `updated_at` for the settle key.
 RAW_SYNC_COLUMNS = tuple(
-    cast(Instance.observation, Text).label("observation_json")
-    if column.key == "observation"
-    else column
-    for column in SYNC_COLUMNS
+    column for column in (*SYNC_COLUMNS, Instance.updated_at) if column.key != "observation"
 )
 MANAGED = Instance.novita_instance_id.is_not(None) & (Instance.status != Status.DELETED.value)
+# As text, parsed here: on PostgreSQL the driver itself decodes json columns, whatever type
+# SQLAlchemy is told, so a SQL cast.
+OBSERVATION_TEXT = cast(Instance.observation, Text)
+CHUNK = 500
 
 
-def parsed(row: Any) -> Any:
-    """A row of `RAW_SYNC_COLUMNS` with its observation parsed, as `record` reads rows."""
-    values = row._asdict()
-    text = values.pop("observation_json")
-    return SimpleNamespace(**values, observation=None if text is None else json.loads(text))
+async def observations_of(db: Database, ids: list[str]) -> dict[str, str | None]:
+    """The stored observation (as JSON text) of each row id."""
+    found: dict[str, str | None] = {}
+    async with db.read_session() as session:
+        for start in range(0, len(ids), CHUNK):
+            query = select(Instance.id, OBSERVATION_TEXT).where(
+                Instance.id.in_(ids[start : start + CHUNK])
+            )
+            found.update((await session.execute(query)).tuples().all())
+    return found
+
+
+def parsed(row: Any, text: str | None) -> Any:
+    """A row of `RAW_SYNC_COLUMNS` with its observation (`observations_of`) parsed, as
+    `record` reads rows."""
+    return SimpleNamespace(**row._asdict(), observation=None if text is None else loads(text))
 
 
 def settle_key(row: Any, item: ListedInstance) -> tuple[Any, ...] | None:
@@ -48,7 +65,8 @@ def settle_key(row: Any, item: ListedInstance) -> tuple[Any, ...] | None:
         return None  # a statusError fails an instance after a grace: time matters
     return (
         item.fingerprint(),
-        row.observation_json,
+        row.observed_at,
+        row.updated_at,
         row.status,
         row.operation,
         row.operation_issued,

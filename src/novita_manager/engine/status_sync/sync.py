@@ -24,6 +24,7 @@ from novita_manager.engine.status_sync.record import record
 from novita_manager.engine.status_sync.settled import (
     MANAGED,
     RAW_SYNC_COLUMNS,
+    observations_of,
     parsed,
     settle_key,
 )
@@ -198,7 +199,9 @@ class StatusSync:
                 found[novita_id] = fetched[novita_id]
             else:
                 continue
-            evaluate.append(parsed(row))
+            evaluate.append(row)
+        texts = await observations_of(self.db, [row.id for row in evaluate]) if evaluate else {}
+        evaluate = [parsed(row, texts.get(row.id)) for row in evaluate]
         adopted, sighted = await settle_strays(self.db, strays, started) if strays else (0, [])
         report.strays = adopted + len(sighted)
         self.sightings.record(sighted)
