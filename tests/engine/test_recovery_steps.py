@@ -142,3 +142,22 @@ async def test_max_recoveries_reached_fails_the_instance(steps: Steps) -> None:
     assert "maxRecoveries 1" in (after.failure_reason or "")
     types = [d.event_type for d in await deliveries(steps.db, instance_id)]
     assert types == ["instance.reclaimed", "instance.failed"]  # the notice was already sent
+
+
+async def test_a_second_recovery_soon_after_the_first_backs_off(steps: Steps) -> None:
+    steps.ctx.settings.recovery_backoff = 60.0
+    last = utcnow() - timedelta(seconds=10)
+    instance_id, _ = await running_row(
+        steps,
+        on_reclaim="restart",
+        recoveries=1,
+        last_recovery_at=last,
+        observation=observation("exited", "terminated", utcnow().isoformat()),
+    )
+    lease, row = await claim(steps.db, instance_id)
+    await reclaimed(steps.ctx, lease, row)
+    after = await load(steps.db, instance_id)
+    start = last + timedelta(seconds=60)
+    assert (after.status, after.operation, after.recoveries) == ("starting", "start", 2)
+    assert (after.operation_started_at, after.next_attempt_at) == (start, start)
+    assert "(backoff)" in ((await history(steps.db, instance_id))[-1].reason or "")
