@@ -92,7 +92,7 @@ class StatusSync:
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
         # Row id -> `settle_key` of rows seen unchanged without a reaction at the last run.
-        self._settled: dict[str, tuple[Any, ...]] = {}
+        self._settled: dict[str, int] = {}
 
     @property
     def holds_lease(self) -> bool:
@@ -181,7 +181,7 @@ class StatusSync:
         self._settled = {}
         unchanged: list[Any] = []
         evaluate: list[Any] = []
-        keys: dict[str, tuple[Any, ...]] = {}
+        keys: dict[str, int] = {}
         found: dict[str, dict[str, Any]] = {}
         for row in rows:
             novita_id = row.novita_instance_id
