@@ -24,10 +24,10 @@ POLICIES = ["restart", "migrate", "recreate", "recreate", "recreate", "migrate"]
 
 
 def test_sigkill_during_recoveries_never_duplicates_and_all_recover(
-    simulator, make_service_process, webhook_receiver
+    simulator, make_service_process, webhook_receiver, database_url
 ) -> None:
     service = make_service_process(
-        simulator.base_url, WEBHOOK_URL=webhook_receiver.url, RECOVERY_BACKOFF="0"
+        simulator.base_url, database_url, WEBHOOK_URL=webhook_receiver.url, RECOVERY_BACKOFF="0"
     ).start()
     ids = []
     for index, policy in enumerate(POLICIES):
