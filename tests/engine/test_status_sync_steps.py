@@ -32,7 +32,7 @@ async def test_record_writes_changes_wakes_reactions_and_spares_idle_rows(steps:
     long_ago = now - timedelta(hours=1)
     # Billed since long ago: an observation recorded since costs were kept carries its open
     # period (engine/billing.py), so seeing it running again changes nothing.
-    running = {
+    running: dict[str, Any] = {
         "status": "running",
         "portMappings": [],
         "billedSince": long_ago.isoformat(),
