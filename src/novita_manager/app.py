@@ -20,8 +20,8 @@ from novita_manager.api.admission import Admission, AdmissionMiddleware, LoopLag
 from novita_manager.api.auth import AuthMiddleware
 from novita_manager.api.body_limit import BodyLimitMiddleware
 from novita_manager.api.catalogue import router as catalogue_router
-from novita_manager.api.docs_pages import install_docs
 from novita_manager.api.costs import router as costs_router
+from novita_manager.api.docs_pages import install_docs
 from novita_manager.api.errors import install_error_handlers
 from novita_manager.api.events import router as events_router
 from novita_manager.api.health import router as health_router
