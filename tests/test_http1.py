@@ -222,3 +222,35 @@ async def test_the_addresses_hook_picks_where_to_connect(serve: Callable[..., An
         response = await http.get(f"http://hooks.example:{port}/x")
     assert response.json()["line"] == "GET /x HTTP/1.1"
     assert asked == [("hooks.example", port)]
+
+
+async def test_a_close_the_loop_has_not_seen_yet_is_not_reused() -> None:
+    """The server closes an idle connection while the client's loop is busy (blocked here), so
+    the protocol has not been told yet; the socket is readable, and a new connection is used."""
+    import threading
+    import time
+
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+    accepted: list[int] = []
+
+    def serve_two() -> None:
+        for _ in range(2):
+            conn, _ = listener.accept()
+            accepted.append(1)
+            conn.recv(65536)
+            conn.sendall(answer(b"{}"))  # keep-alive offered
+            time.sleep(0.05)
+            conn.close()  # then closed while idle
+
+    thread = threading.Thread(target=serve_two, daemon=True)
+    thread.start()
+    try:
+        async with client(f"http://127.0.0.1:{port}") as http:
+            assert (await http.get("/x")).json() == {}
+            time.sleep(0.3)  # blocks the loop: the close arrives unseen by the protocol
+            assert (await http.get("/x")).json() == {}
+    finally:
+        thread.join(timeout=5)
+        listener.close()
+    assert len(accepted) == 2

@@ -26,6 +26,7 @@ host itself and gives the addresses to connect to; TLS still verifies the URL's 
 from __future__ import annotations
 
 import asyncio
+import select
 import ssl
 import time
 from collections import deque
@@ -214,6 +215,7 @@ class Http1Transport(httpx.AsyncBaseTransport):
             and transport is not None
             and not transport.is_closing()
             and now - connection.idle_since < self._expiry
+            and not _readable(transport)
         )
 
     def _reusable(self, origin: Origin) -> _Connection | None:
@@ -286,3 +288,18 @@ def _head(request: httpx.Request) -> bytes:
         lines += [name, b": ", value, b"\r\n"]
     lines.append(b"\r\n")
     return b"".join(lines)
+
+
+def _readable(transport: asyncio.Transport) -> bool:
+    """Whether an idle connection has something to read: the server's close (or stray bytes)
+    that the event loop has not handed to the protocol yet, as happens on a busy loop. Such a
+    connection is not reused: a request written into it would fail with no answer, and for a
+    create that would mean an unknown outcome (seen under load before this check)."""
+    sock = transport.get_extra_info("socket")
+    if sock is None:
+        return False
+    try:
+        readable, _, _ = select.select([sock.fileno()], [], [], 0)
+    except (OSError, ValueError):
+        return True
+    return bool(readable)

@@ -105,7 +105,11 @@ class NovitaSession:
         if metrics is not None:
             metrics.set_circuit_state(self._breaker.state)
         # The lean HTTP/1.1 transport (novita_manager/http1.py) unless a test gives its own.
-        self._transport = transport or Http1Transport(max_connections=max_concurrency)
+        # Idle connections are not kept past 2 s: servers close them after a few seconds
+        # (uvicorn, the simulator's server, after 5 s).
+        self._transport = transport or Http1Transport(
+            max_connections=max_concurrency, keepalive_expiry=2.0
+        )
         self._http = httpx.AsyncClient(
             base_url=root,
             headers={
