@@ -27,11 +27,17 @@ def operate(base_url: str, instance_id: str, operation: str) -> None:
 
 
 def test_cost_to_date_matches_the_simulators_billing_across_restarts_and_a_price_change(
-    simulator, make_service_process
+    simulator, make_service_process, database_url
 ) -> None:
+    """SQLite: the one process is SIGKILLed and started again. PostgreSQL: two replicas share
+    the database; one is SIGKILLed and the other carries on (sync lease, pipelines)."""
     # Novita's status is seen once per poll interval, and each edge of a billed period is
     # placed halfway between two sightings: a short interval keeps the estimate close.
-    service = make_service_process(simulator.base_url, INSTANCE_POLL_INTERVAL="0.05").start()
+    fast = {"INSTANCE_POLL_INTERVAL": "0.05"}
+    service = make_service_process(simulator.base_url, database_url, **fast).start()
+    replica = None
+    if database_url.startswith("postgresql"):
+        replica = make_service_process(simulator.base_url, database_url, **fast).start()
     created = create(service, name="costly", rootfsSize=100, billingMode="onDemand")
     assert created.status_code == 201, created.text
     instance_id = created.json()["instanceId"]
@@ -53,7 +59,10 @@ def test_cost_to_date_matches_the_simulators_billing_across_restarts_and_a_price
     time.sleep(5)
     service.kill()  # SIGKILL: the open period is in the database, the GPU keeps billing
     time.sleep(1.5)
-    service.start()
+    if replica is None:
+        service.start()
+    else:
+        service = replica
     time.sleep(5)
     operate(service.base_url, instance_id, "delete")
     wait_status(service, instance_id, "deleted", 60)
