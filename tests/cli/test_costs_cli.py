@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from datetime import datetime, timedelta
 
 import pytest
 
@@ -54,3 +55,23 @@ def test_costs_table_and_json_agree_with_the_instances_cost(service) -> None:
     with ManagerClient(service.base_url) as client:
         report = client.costs(since="2026-01-01", group_by="region")
     assert [group.key for group in report.groups] == ["CN-HK-01"]
+
+
+def test_create_takes_the_limits(service) -> None:
+    created = instances(
+        service.base_url,
+        "create", "--name", "limited", "--product", "RTX 4090 24GB", "--template", "1",
+        "--auto-stop-after", "3600", "--auto-delete-after", "2d", "--idle-stop-after", "30m",
+        "--max-cost", "5", "--wait", "--json",
+    )  # fmt: skip
+    assert created.returncode == 0, explain(created)
+    view = parsed(created)
+    ready = datetime.fromisoformat(view["readyAt"])
+    assert datetime.fromisoformat(view["expiresAt"]) - ready == timedelta(hours=1)
+    refused = instances(
+        service.base_url,
+        "create", "--name", "x", "--product", "RTX 4090 24GB", "--template", "1",
+        "--auto-stop-after", "soon",
+    )  # fmt: skip
+    assert refused.returncode == 2, explain(refused)
+    assert "autoStopAfter" in refused.stderr + refused.stdout

@@ -7,7 +7,7 @@ JSON (`GET /api/costs`).
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.markup import escape
@@ -17,6 +17,30 @@ from novita_manager.cli.options import ApiKey, Json, Url, client_for
 from novita_manager.cli.output import out, print_json
 from novita_manager.sdk import DEFAULT_URL
 from novita_manager.sdk.costs import CostReport, costs_call
+
+
+def _duration(help_text: str, flag: str) -> Any:
+    return typer.Option(flag, help=f"{help_text}: seconds, or 90s, 30m, 8h, 2d.")
+
+
+# The limit options of `instances create` (docs/api.md "Costs and limits").
+AutoStopAfter = Annotated[
+    str | None, _duration("Stop this long after it reached running", "--auto-stop-after")
+]
+AutoDeleteAfter = Annotated[
+    str | None, _duration("Delete this long after the request", "--auto-delete-after")
+]
+IdleStopAfter = Annotated[
+    str | None, _duration("Stop once the GPU stayed idle this long", "--idle-stop-after")
+]
+MaxCost = Annotated[
+    float | None, typer.Option("--max-cost", help="Stop when its cost reaches this many USD.")
+]
+
+
+def limit(value: str | None) -> int | str | None:
+    """A duration as the API takes it: digits as an integer of seconds, else the text."""
+    return int(value) if value is not None and value.isdigit() else value
 
 
 class Grouping(StrEnum):

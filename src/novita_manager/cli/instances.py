@@ -12,6 +12,13 @@ from typing import Annotated
 
 import typer
 
+from novita_manager.cli.costs import (
+    AutoDeleteAfter,
+    AutoStopAfter,
+    IdleStopAfter,
+    MaxCost,
+    limit,
+)
 from novita_manager.cli.exit_codes import EPILOG, ExitCode
 from novita_manager.cli.options import ApiKey, Json, Url
 from novita_manager.cli.options import client_for as _client
@@ -162,6 +169,10 @@ def create(
     max_recoveries: Annotated[
         int | None, typer.Option("--max-recoveries", help="Recoveries before failing.")
     ] = None,
+    auto_stop_after: AutoStopAfter = None,
+    auto_delete_after: AutoDeleteAfter = None,
+    idle_stop_after: IdleStopAfter = None,
+    max_cost: MaxCost = None,
     wait: Wait = False,
     timeout: Timeout = 600.0,
     url: Url = DEFAULT_URL,
@@ -187,6 +198,10 @@ def create(
         fallback_to_on_demand=fallback,
         on_reclaim=on_reclaim,
         max_recoveries=max_recoveries,
+        auto_stop_after=limit(auto_stop_after),
+        auto_delete_after=limit(auto_delete_after),
+        idle_stop_after=limit(idle_stop_after),
+        max_cost=max_cost,
     )
     with _client(url, api_key, as_json) as client:
         created = client.create_instance(request, idempotency_key=idempotency_key)

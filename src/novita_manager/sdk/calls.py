@@ -43,6 +43,11 @@ class CreateInstance:
     fallback_to_on_demand: bool | None = None
     on_reclaim: str | None = None
     max_recoveries: int | None = None
+    # Limits (docs/api.md "Costs and limits"): durations are seconds or "90s", "30m", "8h", "2d".
+    auto_stop_after: int | str | None = None
+    auto_delete_after: int | str | None = None
+    idle_stop_after: int | str | None = None
+    max_cost: float | None = None
 
     def to_body(self) -> dict[str, Any]:
         body: dict[str, Any] = {
@@ -61,6 +66,10 @@ class CreateInstance:
             "fallbackToOnDemand": self.fallback_to_on_demand,
             "onReclaim": self.on_reclaim,
             "maxRecoveries": self.max_recoveries,
+            "autoStopAfter": self.auto_stop_after,
+            "autoDeleteAfter": self.auto_delete_after,
+            "idleStopAfter": self.idle_stop_after,
+            "maxCost": self.max_cost,
         }
         body.update({key: value for key, value in optional.items() if value is not None})
         return body
