@@ -115,7 +115,7 @@ async def create_instance(
     runtime: Runtime, body: CreateInstanceBody, idempotency_key: str | None
 ) -> Created:
     settings = runtime.settings
-    request_hash = idempotency.body_hash(body.model_dump(mode="json"))
+    request_hash = idempotency.body_hash(body.idempotency_form())
     if idempotency_key is not None:
         earlier = await idempotency.lookup(runtime.db, idempotency_key, request_hash)
         if earlier is not None:

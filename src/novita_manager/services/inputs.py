@@ -41,6 +41,20 @@ def _check_http_url(value: str | None) -> str | None:
     return value
 
 
+# Create fields added in the second round (spot life, costs and limits); see idempotency_form.
+FIELDS_ADDED_LATER = (
+    "regions",
+    "maxPricePerHour",
+    "fallbackToOnDemand",
+    "onReclaim",
+    "maxRecoveries",
+    "autoStopAfter",
+    "autoDeleteAfter",
+    "idleStopAfter",
+    "maxCost",
+)
+
+
 class CreateInstanceBody(_Strict):
     name: str = Field(
         min_length=1,
@@ -154,6 +168,16 @@ class CreateInstanceBody(_Strict):
         description="Stop the instance when its cost to date (`costToDate`) reaches this many "
         "USD. Default: DEFAULT_MAX_COST (none).",
     )
+
+    def idempotency_form(self) -> dict[str, Any]:
+        """The body as its Idempotency-Key hash sees it. Optional fields added after keys were
+        first stored are left out while absent, so a key stored by an earlier version still
+        matches the same body retried after an upgrade (and is not refused with 422)."""
+        form = self.model_dump(mode="json")
+        for field in FIELDS_ADDED_LATER:
+            if form.get(field) is None:
+                form.pop(field, None)
+        return form
 
     @field_validator("autoStopAfter", "autoDeleteAfter", "idleStopAfter")
     @classmethod
