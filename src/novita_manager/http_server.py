@@ -17,11 +17,10 @@ request head has been read: a connection that never finishes its head is never r
   (api/admission.py) refuses is answered 503 here, from the protocol, without an ASGI task, a
   request cycle or a pass through the middleware stack, and the connection stays open. Only
   requests without a body (reads) are refused here; a write the cap refuses goes on to the app's
-  AdmissionMiddleware, which closes the connection its body is on. Measured under reads offered
-  at twice the capacity, a refusal through the app cost about as much CPU as an answered read,
-  so refusing the excess still filled the process (docs/benchmarks.md "Overload"). The app's
-  AdmissionMiddleware remains for servers built without this protocol and for requests
-  pipelined behind another.
+  AdmissionMiddleware, which closes the connection its body is on. Under reads offered at twice
+  the capacity most requests are refused, so what a refusal costs decides how much of the process
+  is left (docs/benchmarks.md "Overload" measures both ways). The app's AdmissionMiddleware
+  remains for servers built without this protocol and for requests pipelined behind another.
 
 `uvicorn_options` builds the uvicorn.Config arguments from Settings (and the app, for its
 admission); `novita-manager serve` and the test fixtures both use it, so tests run the same

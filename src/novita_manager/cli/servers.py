@@ -15,6 +15,9 @@ if TYPE_CHECKING:
     from novita_manager.config import Settings
 
 
+WORKER_HEALTHCHECK_SECONDS = 60
+
+
 class Role(StrEnum):
     all = "all"
     api = "api"
@@ -132,6 +135,10 @@ def run_api(settings: Settings, workers: int, worker: PipelineWorker | None) -> 
         "novita_manager.cli.servers:api_worker_app",
         factory=True,
         workers=workers,
+        # uvicorn pings each worker and replaces one that does not answer in time, but a fresh
+        # worker answers only once it has imported everything: on a busy machine that took more
+        # than uvicorn's 5 s, and the workers were replaced forever before they could serve.
+        timeout_worker_healthcheck=WORKER_HEALTHCHECK_SECONDS,
         **common,
         **worker_uvicorn_options(settings),
     )
@@ -139,6 +146,7 @@ def run_api(settings: Settings, workers: int, worker: PipelineWorker | None) -> 
 
 def api_worker_app() -> Any:
     """The app of one `serve --workers N` API process (uvicorn calls it in each)."""
+    import logging
     from pathlib import Path
 
     from novita_manager.api.worker_link import WorkerLink
@@ -155,6 +163,9 @@ def api_worker_app() -> Any:
         link = WorkerLink(Path(os.environ[LINK_ENV]))
         settings = settings.model_copy(update={"service_role": "api"})
     configure_logging(settings.log_level, settings.log_format, settings.secret_values())
+    # uvicorn applied access_log=False before this factory ran; configure_logging routed the
+    # access logger again, which logged (and paid for) every request in `--workers` processes.
+    logging.getLogger("uvicorn.access").propagate = False
     app = create_app(settings, worker_link=link)
     configure_worker_protocol(settings, app)
     return app
