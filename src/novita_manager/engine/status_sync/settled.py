@@ -49,7 +49,7 @@ async def observations_of(db: Database, ids: list[str]) -> dict[str, str | None]
             query = select(Instance.id, OBSERVATION_TEXT).where(
                 Instance.id.in_(ids[start : start + CHUNK])
             )
-            found.update((await session.execute(query)).tuples().all())
+            found.update((row_id, text) for row_id, text in await session.execute(query))
     return found
 
 
