@@ -56,8 +56,8 @@ def _runs_counter(metrics: Metrics) -> Counter:
     if counter is None:
         counter = _RUNS[metrics] = Counter(
             "novita_manager_scheduled_task_runs_total",
-            "Runs of scheduled tasks (idempotency purge, stray deletion, limits) by task and outcome "
-            "(ok, failed).",
+            "Runs of scheduled tasks (idempotency purge, stray deletion, limits) by task and "
+            "outcome (ok, failed).",
             ["task", "outcome"],
             registry=metrics.registry,
         )
