@@ -120,13 +120,13 @@ def cpu_seconds(pid: int, *, tree: bool = True) -> float:
     return total / CLK_TCK
 
 
-def memory_kib(pid: int) -> dict[str, int]:
+def memory_kib(pid: int, *, tree: bool = True) -> dict[str, int]:
     """`VmRSS` and `VmHWM` (peak RSS) of a process and its descendants, in KiB, summed (the
     peaks of different processes need not coincide, so that sum is an upper bound; the pages a
     forked child still shares with its parent count twice), and `Pss`, the proportional set
     size summed, in which shared pages count once."""
     found: dict[str, int] = {"VmRSS": 0, "VmHWM": 0, "Pss": 0}
-    for member in process_tree(pid):
+    for member in process_tree(pid) if tree else [pid]:
         with contextlib.suppress(OSError):
             for line in Path(f"/proc/{member}/status").read_text().splitlines():
                 key, _, value = line.partition(":")
