@@ -234,6 +234,11 @@ class RateLoad:
     def add(self, path: str) -> None:
         self._paths.put(path)
 
+    def pid(self) -> int:
+        """The generator's process (its CPU is part of what the machine carries)."""
+        assert self._process.pid is not None
+        return self._process.pid
+
     def stop(self) -> dict[str, Any]:
         self._stop.set()
         self.result = self._results.get(timeout=600)

@@ -114,6 +114,12 @@ def own_cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / CLK_TCK
 
 
+def machine_ticks() -> tuple[int, int]:
+    """(busy, total) clock ticks of all cores since boot, from the `cpu` line of /proc/stat."""
+    fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    return sum(fields) - fields[3] - fields[4], sum(fields)
+
+
 def run(args: argparse.Namespace, base: str, pid: int, receiver: WebhookReceiver) -> dict[str, Any]:
     ids = asyncio.run(prepare(base, receiver))
     one = f"/api/instances/{ids[0]}"
@@ -130,9 +136,14 @@ def run(args: argparse.Namespace, base: str, pid: int, receiver: WebhookReceiver
     load = RateLoad(base, offered, connections=256).start()
     load.add(one)
     time.sleep(1)  # the load is on before the lifecycles start
-    api_cpu, all_cpu = own_cpu_seconds(pid), cpu_seconds(pid)
+    generator = load.pid()
+    api_cpu, all_cpu, gen_cpu = own_cpu_seconds(pid), cpu_seconds(pid), cpu_seconds(generator)
+    ticks = machine_ticks()
     loaded = asyncio.run(lifecycles(base, receiver, "busy", args.n))
     api_cpu, all_cpu = own_cpu_seconds(pid) - api_cpu, cpu_seconds(pid) - all_cpu
+    gen_cpu = cpu_seconds(generator) - gen_cpu
+    busy = machine_ticks()
+    machine_busy = (busy[0] - ticks[0]) / max(busy[1] - ticks[1], 1)
     reads = load.stop()
     shed_after = shed_by_reason(base)
     return {
@@ -145,6 +156,8 @@ def run(args: argparse.Namespace, base: str, pid: int, receiver: WebhookReceiver
         "shed": {k: v - shed_before.get(k, 0.0) for k, v in shed_after.items()},
         "api_cpu": api_cpu,
         "worker_cpu": all_cpu - api_cpu,
+        "generator_cpu": gen_cpu,
+        "machine_busy": machine_busy,
         "processes": len(process_tree(pid)),
     }
 
@@ -206,7 +219,9 @@ def report(r: dict[str, Any], args: argparse.Namespace, command: str) -> str:
             f"{fmt_ms(no['p99'])} | |",
             f"| CPU during the loaded lifecycles | API process {r['api_cpu']:.1f} s "
             f"({r['api_cpu'] * 1000 / max(requests, 1):.3f} ms per read offered), pipeline "
-            f"process {r['worker_cpu']:.1f} s, over {busy['seconds']:.1f} s | |",
+            f"process {r['worker_cpu']:.1f} s, the load generator {r['generator_cpu']:.1f} s, "
+            f"over {busy['seconds']:.1f} s; the machine's cores were "
+            f"{r['machine_busy']:.0%} busy (every process on it) | |",
             "",
             f"The generator runs in its own process on the same cores as the service and the "
             f"simulator, so its own CPU is part of the load the machine carries; it sent "

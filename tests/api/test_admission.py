@@ -96,6 +96,20 @@ def test_refusal_rules() -> None:
     assert off.refusal("GET") is None
 
 
+def test_reads_yield_to_a_write_in_flight() -> None:
+    lag = FixedLag(0.03)
+    admission = Admission(max_in_flight=64, max_reads_in_flight=16, max_loop_lag=0.1, monitor=lag)
+    admission.in_flight = admission.reads_in_flight = 4
+    assert admission.refusal("GET") is None  # reads only: 4 of 16, 30 ms late of 100
+    admission.in_flight = 5  # and one write
+    assert admission.refusal("GET") == "reads_in_flight"  # a quarter of the cap: 4
+    admission.in_flight, admission.reads_in_flight = 2, 1
+    assert admission.refusal("GET") == "loop_lag"  # a quarter of the lag budget: 25 ms
+    lag.value = 0.02
+    assert admission.refusal("GET") is None
+    assert admission.refusal("POST") is None  # the write itself is never held back by reads
+
+
 # -- the real server ---------------------------------------------------------------------------
 
 

@@ -22,13 +22,17 @@ with `Retry-After: 1` (the contract's envelope; nothing was done, a retry is saf
   This catches what the count does not: requests whose steps are long (large listings) or
   anything else holding the loop, so the pipelines sharing the loop keep their share of it.
 
-Writes (POST, DELETE, ...) are refused only at the in-flight cap, never for lag: a write is
-rarer, stores its work in one transaction, and refusing it costs the client a retry (the request
-did nothing; with `Idempotency-Key` a create is safe to repeat anyway). `/health*`, `/metrics` and
-everything outside /api are never refused or counted, so orchestrators and Prometheus always see
-the truth. Refusals are counted in `novita_manager_requests_shed_total{reason}`; the requests in
-flight and the loop lag are the gauges `novita_manager_api_requests_in_flight` and
-`novita_manager_event_loop_lag_seconds`. The limits are per process.
+While a write is in flight, reads get a quarter of both their cap and the lag budget
+(`WRITES_FIRST`): a create's awaits wait for the loop like everything else, and under read
+overload the creates (which carry the lifecycles) took seconds each (docs/benchmarks.md
+"Overload"). Writes (POST, DELETE, ...) are refused only at the in-flight cap, never for lag: a
+write is rarer, stores its work in one transaction, and refusing it costs the client a retry (the
+request did nothing; with `Idempotency-Key` a create is safe to repeat anyway). `/health*`,
+`/metrics` and everything outside /api are never refused or counted, so orchestrators and
+Prometheus always see the truth. Refusals are counted in
+`novita_manager_requests_shed_total{reason}`; the requests in flight and the loop lag are the
+gauges `novita_manager_api_requests_in_flight` and `novita_manager_event_loop_lag_seconds`. The
+limits are per process.
 """
 
 from __future__ import annotations
@@ -52,6 +56,7 @@ LAG_INTERVAL = 0.05  # seconds between two wake-ups of the lag monitor
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 WARN_EVERY = 10.0  # seconds between two warnings about shed requests
 RETRY_AFTER = {"Retry-After": "1"}
+WRITES_FIRST = 4  # while a write is in flight, reads get 1/4 of their cap and lag budget
 IN_FLIGHT = "in_flight"
 READS_IN_FLIGHT = "reads_in_flight"
 LOOP_LAG = "loop_lag"
@@ -123,14 +128,20 @@ class Admission:
 
     def refusal(self, method: str) -> str | None:
         """The reason to refuse a request now (`in_flight`, `reads_in_flight`, `loop_lag`), or
-        None to admit it."""
+        None to admit it. While a write is in flight, reads get a WRITES_FIRST-th of their cap
+        and of the lag budget (see the module docstring)."""
         if self.max_in_flight and self.in_flight >= self.max_in_flight:
             return IN_FLIGHT
         if method not in READ_METHODS:
             return None
-        if self.max_reads_in_flight and self.reads_in_flight >= self.max_reads_in_flight:
+        writing = self.in_flight > self.reads_in_flight
+        cap = self.max_reads_in_flight
+        if writing:
+            cap = max(1, cap // WRITES_FIRST)
+        if self.max_reads_in_flight and self.reads_in_flight >= cap:
             return READS_IN_FLIGHT
-        if self.max_loop_lag and self.monitor.lag() > self.max_loop_lag:
+        budget = self.max_loop_lag / WRITES_FIRST if writing else self.max_loop_lag
+        if self.max_loop_lag and self.monitor.lag() > budget:
             return LOOP_LAG
         return None
 
