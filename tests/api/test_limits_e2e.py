@@ -79,6 +79,15 @@ def fired_once(
     wait_for(lambda: hooks(receiver, instance_id, event), 10, event)
     [hook] = hooks(receiver, instance_id, event)
     assert hook["data"]["reason"] == cause
+    history = [
+        event["data"]["reason"]
+        for event in httpx.get(
+            f"{service.base_url}/api/instances/{instance_id}/events", timeout=5
+        ).json()["events"]
+        if event["type"] == "instance.status"
+    ]
+    assert f"{operation} requested (#1) by {cause}" in history
+    assert f"{final} (reason: {cause})" in history
     [warning] = hooks(receiver, instance_id, "instance.expiring")
     assert warning["data"]["action"] == operation
     assert warning["data"]["reason"] == cause
