@@ -11,6 +11,7 @@ from novita_manager.api.deps import get_runtime
 from novita_manager.api.openapi import error_responses
 from novita_manager.domain.cost_views import CostReport
 from novita_manager.domain.costs import GroupBy
+from novita_manager.errors import ValidationFailed
 from novita_manager.services import costs
 from novita_manager.services.runtime import Runtime
 
@@ -18,10 +19,18 @@ router = APIRouter(prefix="/api/costs", tags=["costs"])
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 
 
-def _utc(moment: datetime | None) -> datetime | None:
+def _utc(moment: datetime | None, field: str) -> datetime | None:
+    """In UTC (naive: taken as UTC); a moment UTC cannot hold (year 1 or 9999 with an
+    offset) is a 400 naming the field."""
     if moment is None:
         return None
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    try:
+        return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    except OverflowError:
+        message = "is out of range"
+        raise ValidationFailed(
+            f"{field} {message}", details=[{"field": field, "message": message}]
+        ) from None
 
 
 @router.get(
@@ -55,4 +64,4 @@ async def get_costs(
     ] = None,
     groupBy: Annotated[GroupBy, Query(description="How to group the cost.")] = GroupBy.DAY,
 ) -> CostReport:
-    return await costs.cost_report(runtime, _utc(from_), _utc(to), groupBy)
+    return await costs.cost_report(runtime, _utc(from_, "from"), _utc(to, "to"), groupBy)
