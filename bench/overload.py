@@ -190,7 +190,7 @@ def report(r: dict[str, Any], args: argparse.Namespace, command: str) -> str:
     reasons = ", ".join(f"{k} {v:.0f}" for k, v in sorted(r["shed"].items()) if v)
     return "\n".join(
         [
-            "## Overload (issue 15)",
+            f"## Overload (issue 15){'' if args.database == 'sqlite' else ': PostgreSQL'}",
             "",
             f"`{command}` · {today()} · {machine()} · {args.database} · poll interval "
             f"{args.poll_interval:g} s · `serve` as {r['processes']} processes (the API, and "
@@ -257,7 +257,7 @@ def main() -> None:
     text = report(result, args, command)
     print(text)
     if args.write_docs:
-        write_section("overload", text)
+        write_section("overload" if args.database == "sqlite" else "overload-postgresql", text)
         print("updated docs/benchmarks.md", file=sys.stderr)
 
 
