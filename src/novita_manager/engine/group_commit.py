@@ -70,11 +70,12 @@ Unit = Callable[[Batch], Awaitable[T]]
 
 
 class _Pending(Generic[T]):
-    __slots__ = ("future", "unit")
+    __slots__ = ("future", "key", "unit")
 
-    def __init__(self, unit: Unit[T], future: asyncio.Future[T]) -> None:
+    def __init__(self, unit: Unit[T], future: asyncio.Future[T], key: str) -> None:
         self.unit = unit
         self.future = future
+        self.key = key
 
 
 class GroupCommit:
@@ -90,10 +91,15 @@ class GroupCommit:
         # Called after each commit (the live event stream's hub reads new events at once).
         self.on_commit: Callable[[], None] | None = None
 
-    async def run(self, unit: Unit[T]) -> T:
-        """Run `unit` in a transaction shared with the units queued beside it; its result."""
+    async def run(self, unit: Unit[T], key: str = "") -> T:
+        """Run `unit` in a transaction shared with the units queued beside it; its result.
+
+        `key`: the id of the row the unit writes. A shared transaction runs its units in key
+        order, so two transactions that write the same rows (another process's, the status
+        sync's, sorted by id too) take their row locks in one order and cannot deadlock on
+        PostgreSQL."""
         future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
-        self._queue.append(_Pending(unit, future))
+        self._queue.append(_Pending(unit, future, key))
         if self._writer is None or self._writer.done():
             self._writer = asyncio.create_task(self._write_all(), name="group-commit")
         return await future
@@ -121,6 +127,7 @@ class GroupCommit:
 
     async def _together(self, batch: list[_Pending[Any]]) -> None:
         results: list[Any] = []
+        batch = sorted(batch, key=lambda pending: pending.key)  # lock order: see `run`
         async with self.db.session() as session, session.begin():
             writes = Batch(session)
             for pending in batch:

@@ -172,7 +172,7 @@ class WebhookDeliveryHandler:
                 await session.execute(self._successors_now(row, now))
             return True
 
-        if not await self.commits.run(record):
+        if not await self.commits.run(record, key=lease.row_id):
             log.warning("webhook_result_dropped", delivery_id=row.id, reason="lease lost")
             return answered
         if values["next_attempt_at"] is None:
@@ -215,7 +215,7 @@ class WebhookDeliveryHandler:
     async def _defer(self, lease: Lease, row: WebhookDelivery, wait: float, reason: str) -> None:
         """Put the row back, due after `wait` seconds, without an attempt; it holds no slot."""
         values = {"next_attempt_at": utcnow() + timedelta(seconds=wait)}
-        if not await self.commits.run(self._release_with(lease, values)):
+        if not await self.commits.run(self._release_with(lease, values), key=lease.row_id):
             return
         self.metrics.webhook_deferrals.labels(reason).inc()
 
@@ -250,7 +250,7 @@ class WebhookDeliveryHandler:
     async def _skip(self, lease: Lease, row: WebhookDelivery) -> None:
         skipped = DeliveryStatus.SKIPPED.value
         values = {"status": skipped, "next_attempt_at": None, "last_error": None}
-        if not await self.commits.run(self._release_with(lease, values)):
+        if not await self.commits.run(self._release_with(lease, values), key=lease.row_id):
             return
         self.metrics.webhook_deliveries.labels("skipped").inc()
         log.info(

@@ -62,7 +62,7 @@ async def write(
         return True
 
     # In a transaction shared with the other workers' writes of the moment (group_commit).
-    if not await ctx.commits.run(unit):
+    if not await ctx.commits.run(unit, key=lease.row_id):
         log.warning("lease_lost_result_dropped")
         return False
     change.apply_to(row)

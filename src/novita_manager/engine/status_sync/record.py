@@ -124,6 +124,7 @@ async def record(
             updates.append(values)
     async with db.session() as session, session.begin():
         for batch in (updates, woken):
+            batch.sort(key=lambda values: values["id"])  # lock order by id (group_commit.run)
             for shape in _by_shape(batch):  # one Core executemany per shape, not one per row
                 await session.execute(BY_ID, shape)
         for statement in periods:
