@@ -42,6 +42,7 @@ import time
 from collections.abc import Callable, Iterator
 from multiprocessing.process import BaseProcess
 from pathlib import Path
+from typing import Any
 
 from novita_manager.api.worker_link import WorkerLink
 from novita_manager.cli.exit_codes import ServeExitCode
@@ -156,14 +157,30 @@ def _watch_parent(parent: int) -> None:  # pragma: no cover - see die_with_paren
     os.kill(os.getpid(), signal.SIGKILL)
 
 
+class StopRequest:
+    """A SIGINT or SIGTERM that arrived while `quiet_signals` held them: before uvicorn took
+    the signals over (it is applied to `server` once there is one) or after it gave them back."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self.server: Any = None  # a uvicorn.Server, once made
+
+    def __call__(self, *_: object) -> None:
+        self.requested = True
+        if self.server is not None:
+            self.server.should_exit = True
+
+
 @contextlib.contextmanager
-def quiet_signals() -> Iterator[None]:
+def quiet_signals() -> Iterator[StopRequest]:
     """While the API's uvicorn runs it owns SIGINT and SIGTERM; afterwards it raises again the one
-    it caught. Ignoring that second delivery here lets the parent stop the child before exiting
-    (the default action would end the parent at once, and PDEATHSIG the child with it)."""
-    previous = {sig: signal.signal(sig, lambda *_: None) for sig in (signal.SIGINT, signal.SIGTERM)}
+    it caught. Catching that second delivery here lets the parent stop the child before exiting
+    (the default action would end the parent at once, and PDEATHSIG the child with it); one that
+    comes before uvicorn runs is kept in the StopRequest."""
+    stop = StopRequest()
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
-        yield
+        yield stop
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)

@@ -11,7 +11,7 @@ import typer
 from novita_manager.cli.exit_codes import ServeExitCode
 
 if TYPE_CHECKING:
-    from novita_manager.cli.pipeline_worker import PipelineWorker
+    from novita_manager.cli.pipeline_worker import PipelineWorker, StopRequest
     from novita_manager.config import Settings
 
 
@@ -76,23 +76,25 @@ def serve(
     configure_logging(settings.log_level, settings.log_format, settings.secret_values())
     check_database_or_exit(settings.database_url)  # one line and exit 4, not a traceback
     if settings.service_role != "all":
-        run_api(settings, workers, None)
+        run_api(settings, workers, None, None)
         return
     # Role all: the API here, the pipelines in a child process (cli/pipeline_worker.py).
     from novita_manager.cli.pipeline_worker import PipelineWorker, quiet_signals
 
     worker = PipelineWorker(settings)
     api_settings = settings.model_copy(update={"service_role": "api"})
-    with quiet_signals():
+    with quiet_signals() as stop:
         try:
-            run_api(api_settings, workers, worker)
+            run_api(api_settings, workers, worker, stop)
         finally:
             worker.stop()
     if worker.exit_code is not None:
         raise typer.Exit(worker.exit_code)
 
 
-def run_api(settings: Settings, workers: int, worker: PipelineWorker | None) -> None:
+def run_api(
+    settings: Settings, workers: int, worker: PipelineWorker | None, stop: StopRequest | None
+) -> None:
     """uvicorn with the app of `settings` in this process, or `workers` processes on one port;
     `worker` (role all) is started once the port is taken and stops the API if it ends."""
     import signal
@@ -116,6 +118,10 @@ def run_api(settings: Settings, workers: int, worker: PipelineWorker | None) -> 
         # header timeout, keep-alive, connection cap, refusals before routing
         config = uvicorn.Config(app, **common, **uvicorn_options(settings, app))
         server = uvicorn.Server(config)
+        if stop is not None:
+            stop.server = server  # a Ctrl-C before uvicorn owns the signals still stops it
+            if stop.requested:
+                return
         if worker is not None:
             worker.start(on_exit=lambda: setattr(server, "should_exit", True))
         server.run()
@@ -129,6 +135,8 @@ def run_api(settings: Settings, workers: int, worker: PipelineWorker | None) -> 
         os.environ["SERVICE_ROLE"] = "all"  # valid on SQLite too; api_worker_app narrows it
     else:
         os.environ["SERVICE_ROLE"] = "api"
+    if stop is not None and stop.requested:
+        return
     if worker is not None:
         worker.start(on_exit=lambda: os.kill(os.getpid(), signal.SIGTERM))
     uvicorn.run(
