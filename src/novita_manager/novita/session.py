@@ -29,7 +29,6 @@ import orjson
 from aiolimiter import AsyncLimiter
 
 from novita_manager.backoff import backoff_delay, parse_retry_after
-from novita_manager.http1 import Http1Transport
 from novita_manager.logging import get_logger
 from novita_manager.metrics import Metrics
 from novita_manager.novita.circuit import CircuitBreaker, CircuitState
@@ -51,6 +50,7 @@ from novita_manager.novita.options import (
     DEFAULT_TIMEOUT,
 )
 from novita_manager.novita.parsing import Params
+from novita_manager.upstream_transport import upstream_transport
 
 T = TypeVar("T")
 
@@ -104,11 +104,11 @@ class NovitaSession:
         self._breaker.add_listener(self._on_circuit_change)
         if metrics is not None:
             metrics.set_circuit_state(self._breaker.state)
-        # The lean HTTP/1.1 transport (novita_manager/http1.py) unless a test gives its own.
-        # Idle connections are not kept past 2 s: servers close them after a few seconds
-        # (uvicorn, the simulator's server, after 5 s).
-        self._transport = transport or Http1Transport(
-            max_connections=max_concurrency, keepalive_expiry=2.0
+        # The lean HTTP/1.1 transport (novita_manager/http1.py), or httpx's through the
+        # environment's proxy, unless a test gives its own. Idle connections are not kept past
+        # 2 s: servers close them after a few seconds (uvicorn, the simulator's server, after 5 s).
+        self._transport = transport or upstream_transport(
+            root, max_connections=max_concurrency, keepalive_expiry=2.0
         )
         self._http = httpx.AsyncClient(
             base_url=root,
