@@ -8,6 +8,7 @@ that dies stops serve.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import signal
@@ -105,7 +106,7 @@ def test_kill_9_leaves_no_process_and_a_restart_continues(
     first.process.send_signal(signal.SIGKILL)
     first.process.wait(timeout=10)
     for pid in family:
-        wait_for(lambda pid=pid: gone(pid), timeout=10, what=f"process {pid} to die")
+        wait_for(functools.partial(gone, pid), timeout=10, what=f"process {pid} to die")
     simulator.control.clear_faults()
 
     second = Serve(env, [], tmp_path / "second.log")  # the file is free again
