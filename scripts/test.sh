@@ -13,4 +13,6 @@ if ! "$VENV/bin/python" -c "import novita_manager, pytest" 2>/dev/null \
   "$VENV/bin/python" -m pip install --quiet -e '.[dev]'
   touch "$VENV/.installed"
 fi
-exec "$VENV/bin/python" -m pytest "$@"
+# Most tests wait on real servers rather than compute, so they run in TEST_WORKERS processes
+# (pytest-xdist; each has its own simulator and PostgreSQL server). `-n 0` runs them serially.
+exec "$VENV/bin/python" -m pytest -n "${TEST_WORKERS:-3}" "$@"
