@@ -21,3 +21,9 @@ def test_demo_once_reaches_running_with_a_verified_webhook(tmp_path) -> None:
         assert text in out, explain(result)
     assert "Demo complete" in out
     assert re.search(r"dashboard +http://127\.0\.0\.1:\d+/ ", out), explain(result)
+    # It ends cleanly: the stream it followed its instance on is closed at shutdown, not
+    # cancelled with a traceback after the grace period.
+    everything = out + result.stderr
+    assert "graceful shutdown exceeded" not in everything, explain(result)
+    assert "Traceback" not in everything, explain(result)
+    assert "CancelledError" not in everything, explain(result)

@@ -23,6 +23,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource
 from novita_manager.app import create_app
 from novita_manager.cli.webhook_inbox import WebhookInbox
 from novita_manager.config import Settings
+from novita_manager.http_server import uvicorn_options
 from novita_manager.logging import configure_logging
 from novita_manager.simulator.config import SimulatorConfig
 from novita_manager.simulator.server import SimulatorServer
@@ -68,12 +69,16 @@ class ServiceServer:
     def __init__(self, settings: Settings, sock: socket.socket) -> None:
         self.settings = settings
         self._sock = sock
+        app = create_app(settings)
+        # The protocol `serve` uses: among its duties, it closes open event streams (the demo
+        # follows its instance on one) at shutdown instead of waiting out the grace period.
         config = uvicorn.Config(
-            create_app(settings),
+            app,
             log_config=None,
             access_log=False,
             lifespan="on",
             timeout_graceful_shutdown=3,
+            **uvicorn_options(settings, app),
         )
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._run, name="demo-service", daemon=True)
