@@ -18,6 +18,7 @@ from typing import Any
 
 import httpx
 
+from novita_manager.backoff import backoff_delay
 from novita_manager.sdk.calls import ApiResponseError, ServiceUnreachable
 
 EVENTS_PATH = "/api/events"
@@ -103,8 +104,61 @@ def _refusal(response: httpx.Response, body: bytes) -> ApiResponseError:
     )
 
 
+RECONNECT_BASE = 0.2  # seconds before the first reconnection, doubling up to RECONNECT_CAP
+RECONNECT_CAP = 5.0
+
+
 def _retryable(error: ApiResponseError) -> bool:
     return error.status_code == 429 or error.status_code >= 500
+
+
+class _Follow:
+    """What one follow of the stream carries across reconnections (shared by the sync and the
+    asyncio loops): the last event id seen, the position callback, and how long it has failed."""
+
+    def __init__(
+        self,
+        last_event_id: int | None,
+        reconnect_for: float,
+        on_position: Callable[[int], None] | None,
+    ) -> None:
+        self.last = last_event_id
+        self.reconnect_for = reconnect_for
+        self.on_position = on_position
+        self.failing_since: float | None = None
+        self.failures = 0
+        self.parser = SseParser()
+
+    def connected(self) -> None:
+        self.failing_since, self.failures = None, 0
+        self.parser = SseParser()
+
+    def line(self, line: str) -> StreamEvent | None:
+        """The event this line completes, unless already seen."""
+        event = self.parser.feed(line)
+        if event is not None and (self.last is None or event.id > self.last):
+            self.last = event.id
+            return event
+        if event is None and line == "" and self.parser.position is not None:
+            if self.last is None:
+                self.last = self.parser.position
+            if self.on_position is not None:
+                self.on_position(self.parser.position)
+                self.on_position = None  # once per call
+        return None
+
+    def failed(self, error: Exception) -> float:
+        """The pause before reconnecting; raises `error` once failing for `reconnect_for`."""
+        now = time.monotonic()
+        self.failing_since = self.failing_since or now
+        if now - self.failing_since > self.reconnect_for:
+            raise error
+        self.failures += 1
+        return backoff_delay(self.failures, RECONNECT_BASE, RECONNECT_CAP)
+
+
+def _unreachable(http: httpx.Client | httpx.AsyncClient, reason: str) -> ServiceUnreachable:
+    return ServiceUnreachable(str(http.base_url), reason)
 
 
 def follow_events(
@@ -119,11 +173,9 @@ def follow_events(
     """Every event after `last_event_id` (None: from the moment of connecting), forever.
     `on_position` is called with the stream's position when a connection has been set up
     (from then on no event is missed)."""
-    last = last_event_id
-    failing_since: float | None = None
-    delay = 0.2
+    follow = _Follow(last_event_id, reconnect_for, on_position)
     while True:
-        params, headers = _request_parts(instance_id, last)
+        params, headers = _request_parts(instance_id, follow.last)
         timeout = httpx.Timeout(10.0, read=read_timeout)
         try:
             with http.stream(
@@ -131,34 +183,18 @@ def follow_events(
             ) as response:
                 if response.status_code != 200:
                     raise _refusal(response, response.read())
-                failing_since, delay = None, 0.2
-                parser = SseParser()
+                follow.connected()
                 for line in response.iter_lines():
-                    event = parser.feed(line)
-                    if event is not None and (last is None or event.id > last):
-                        last = event.id
+                    if (event := follow.line(line)) is not None:
                         yield event
-                    elif event is None and line == "" and parser.position is not None:
-                        if last is None:
-                            last = parser.position
-                        if on_position is not None:
-                            on_position(parser.position)
-                            on_position = None  # once per call
-            error: Exception = ServiceUnreachable(str(http.base_url), "the stream ended")
+            error: Exception = _unreachable(http, "the stream ended")
         except httpx.TransportError as transport:
-            error = ServiceUnreachable(
-                str(http.base_url), str(transport) or type(transport).__name__
-            )
+            error = _unreachable(http, str(transport) or type(transport).__name__)
         except ApiResponseError as refused:
             if not _retryable(refused):
                 raise
             error = refused
-        now = time.monotonic()
-        failing_since = failing_since or now
-        if now - failing_since > reconnect_for:
-            raise error
-        time.sleep(delay)
-        delay = min(delay * 2, 5.0)
+        time.sleep(follow.failed(error))
 
 
 async def follow_events_async(
@@ -171,11 +207,9 @@ async def follow_events_async(
     on_position: Callable[[int], None] | None = None,
 ) -> AsyncIterator[StreamEvent]:
     """`follow_events` for asyncio code."""
-    last = last_event_id
-    failing_since: float | None = None
-    delay = 0.2
+    follow = _Follow(last_event_id, reconnect_for, on_position)
     while True:
-        params, headers = _request_parts(instance_id, last)
+        params, headers = _request_parts(instance_id, follow.last)
         timeout = httpx.Timeout(10.0, read=read_timeout)
         try:
             async with http.stream(
@@ -183,31 +217,15 @@ async def follow_events_async(
             ) as response:
                 if response.status_code != 200:
                     raise _refusal(response, await response.aread())
-                failing_since, delay = None, 0.2
-                parser = SseParser()
+                follow.connected()
                 async for line in response.aiter_lines():
-                    event = parser.feed(line)
-                    if event is not None and (last is None or event.id > last):
-                        last = event.id
+                    if (event := follow.line(line)) is not None:
                         yield event
-                    elif event is None and line == "" and parser.position is not None:
-                        if last is None:
-                            last = parser.position
-                        if on_position is not None:
-                            on_position(parser.position)
-                            on_position = None  # once per call
-            error: Exception = ServiceUnreachable(str(http.base_url), "the stream ended")
+            error: Exception = _unreachable(http, "the stream ended")
         except httpx.TransportError as transport:
-            error = ServiceUnreachable(
-                str(http.base_url), str(transport) or type(transport).__name__
-            )
+            error = _unreachable(http, str(transport) or type(transport).__name__)
         except ApiResponseError as refused:
             if not _retryable(refused):
                 raise
             error = refused
-        now = time.monotonic()
-        failing_since = failing_since or now
-        if now - failing_since > reconnect_for:
-            raise error
-        await asyncio.sleep(delay)
-        delay = min(delay * 2, 5.0)
+        await asyncio.sleep(follow.failed(error))
