@@ -67,6 +67,13 @@ def scrape(text: str, name: str, label: str) -> dict[str, float]:
     return totals
 
 
+def means(text: str, histogram: str, label: str) -> dict[str, float]:
+    """A histogram's mean by one label (its _sum over its _count)."""
+    sums = scrape(text, histogram + "_sum", label)
+    counts = scrape(text, histogram + "_count", label)
+    return {key: sums[key] / counts[key] for key in sums if counts.get(key)}
+
+
 def total_calls(stats: dict[str, Any]) -> dict[str, int]:
     return {endpoint: sum(outcomes.values()) for endpoint, outcomes in stats["calls"].items()}
 
@@ -160,8 +167,52 @@ async def listing_rate(sim_control: Any, seconds: float) -> float:
     return (after - before) / seconds
 
 
+async def lag_stages(url: str, ids: list[str], upstream_running: dict[str, float],
+                     arrived: dict[str, float]) -> dict[str, dict[str, float]]:  # fmt: skip
+    """Where the running -> webhook lag goes, per instance, from the service's own records:
+    upstream running -> recorded (`ready_at`, written with the webhook row) -> first attempt
+    began -> arrived. Wall-clock times of one machine, so the stages are comparable."""
+    from sqlalchemy import text
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    engine = create_async_engine(url)
+    query = text(
+        "SELECT i.id, i.ready_at, min(a.attempted_at) FROM instances i "
+        "JOIN webhook_deliveries d ON d.instance_id = i.id AND d.event_type = 'instance.running' "
+        "JOIN webhook_attempts a ON a.delivery_id = d.id GROUP BY i.id, i.ready_at"
+    )
+    try:
+        async with engine.connect() as conn:
+            rows = (await conn.execute(query)).all()
+    finally:
+        await engine.dispose()
+    stages: dict[str, list[float]] = {"discovered": [], "queued": [], "sent": []}
+    for instance_id, ready_at, attempted_at in rows:
+        if instance_id not in upstream_running or instance_id not in arrived:
+            continue
+        ready, attempted = _epoch(ready_at), _epoch(attempted_at)
+        stages["discovered"].append(ready - upstream_running[instance_id])
+        stages["queued"].append(attempted - ready)
+        stages["sent"].append(arrived[instance_id] - attempted)
+    return {
+        name: {"p50": percentile(values, 50), "p99": percentile(values, 99)}
+        for name, values in stages.items()
+    }
+
+
+def _epoch(value: Any) -> float:
+    """A timestamp column as epoch seconds (SQLite returns ISO text, PostgreSQL datetimes)."""
+    from datetime import UTC, datetime
+
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return float(value.timestamp())
+
+
 async def measure(args: argparse.Namespace, base_url: str, sim: Any, receiver: WebhookReceiver,
-                  pid: int) -> dict[str, Any]:  # fmt: skip
+                  pid: int, url: str) -> dict[str, Any]:  # fmt: skip
     sim.control.reset(seed=1, autostart=True, time_scale=args.time_scale)  # zero the counts
     cpu_before, api_before = cpu_seconds(pid), cpu_seconds(pid, tree=False)
     ids: list[str] = []
@@ -187,10 +238,15 @@ async def measure(args: argparse.Namespace, base_url: str, sim: Any, receiver: W
         floor = await floor_cpu_ms(base_url, pid)
     upstream = {i["id"]: i for i in sim.control.instances()}
     lags = []
+    upstream_running: dict[str, float] = {}
+    arrivals: dict[str, float] = {}
     for arrived, data in events.first.values():
         item = upstream.get(data["novitaInstanceId"])
         if item is not None and item["status"] == "running":
             lags.append(arrived - item["statusSince"])
+            upstream_running[data["instanceId"]] = item["statusSince"]
+            arrivals[data["instanceId"]] = arrived
+    stages = await lag_stages(url, ids, upstream_running, arrivals)
     per_instance = {k: v / len(ids) for k, v in sorted(calls.items()) if k != LISTING}
     return {
         "n": args.n,
@@ -211,10 +267,16 @@ async def measure(args: argparse.Namespace, base_url: str, sim: Any, receiver: W
         "lag_p99": percentile(lags, 99),
         "lag_max": max(lags) if lags else float("nan"),
         "lag_count": len(lags),
+        "lag_stages": stages,
         "get": get_during,
         "get_steady": get_steady,
         "steps": scrape(metrics, "novita_manager_pipeline_rows_processed_total", "pipeline"),
         "deferrals": scrape(metrics, "novita_manager_webhook_deferrals_total", "reason"),
+        "claim_wait": means(metrics, "novita_manager_pipeline_lag_seconds", "pipeline"),
+        "sync_parts": means(metrics, "novita_manager_status_sync_duration_seconds", "part"),
+        "upstream_wait": means(
+            metrics, "novita_manager_upstream_call_duration_seconds", "endpoint"
+        ),
         "duplicates": len(upstream) - len(ids),
         "floor_cpu_ms": floor,
     }
@@ -266,6 +328,10 @@ def report(r: dict[str, Any], args: argparse.Namespace, command: str) -> str:
         ("Lag upstream `running` → webhook arrived",
          f"p50 {fmt_ms(r['lag_p50'])}, p99 {fmt_ms(r['lag_p99'])}, max {fmt_ms(r['lag_max'])} "
          f"({r['lag_count']} instances)"),
+        ("Where the lag goes (p50 / p99)",
+         "; ".join(f"{name} {fmt_ms(v['p50'])} / {fmt_ms(v['p99'])}"
+                   for name, v in r["lag_stages"].items())
+         + " (upstream running → recorded by the service → first attempt began → arrived)"),
         (f"`GET /api/instances/{{id}}` at {args.get_rate:g}/s during the run",
          f"p50 {fmt_ms(g['p50'])}, p99 {fmt_ms(g['p99'])} ({g['requests']} requests, statuses "
          f"{g['statuses']}, errors {g['errors']}, sent late {g['late']})"),
@@ -278,6 +344,12 @@ def report(r: dict[str, Any], args: argparse.Namespace, command: str) -> str:
          + "; webhook deferrals per instance "
          + (", ".join(f"{k} {v / max(r['created'], 1):.2f}"
                       for k, v in sorted(r["deferrals"].items())) or "0")),
+        ("Mean wait from due to claimed, by pipeline",
+         ", ".join(f"{k} {fmt_ms(v)}" for k, v in sorted(r["claim_wait"].items()))),
+        ("Mean status sync run, by part",
+         ", ".join(f"{k} {fmt_ms(v)}" for k, v in sorted(r["sync_parts"].items()))),
+        ("Mean Novita call duration, by endpoint (as the service saw it)",
+         ", ".join(f"`{k}` {fmt_ms(v)}" for k, v in sorted(r["upstream_wait"].items()))),
         ("Novita instances created beyond one per request", str(r["duplicates"])),
     ]  # fmt: skip
     table = "\n".join(f"| {k} | {v} |" for k, v in rows)
@@ -334,7 +406,7 @@ def main() -> None:
             service = service_process(env, Path(logs)).start()
             try:
                 result = asyncio.run(measure(args, service.base_url, sim, receiver,
-                                             service_pid(service)))  # fmt: skip
+                                             service_pid(service), url))  # fmt: skip
             finally:
                 service.stop()
                 log = (Path(logs) / "service.log").read_text(errors="replace")

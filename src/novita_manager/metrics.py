@@ -149,6 +149,14 @@ class Metrics:
             "Pages of the account's instance listing read by the status sync.",
             registry=r,
         )
+        self.status_sync_duration = Histogram(
+            "novita_manager_status_sync_duration_seconds",
+            "How long one run of the status sync took, by part (listing: reading the account's "
+            "pages; record: evaluating and writing what they said).",
+            ["part"],
+            buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0),
+            registry=r,
+        )
         self.event_streams = Gauge(
             "novita_manager_event_streams_open",
             "Open GET /api/events streams on this process (capped by EVENTS_MAX_STREAMS).",

@@ -52,8 +52,9 @@ async def test_sqlite_settings(tmp_path: object) -> None:
             foreign_keys = (await session.execute(text("PRAGMA foreign_keys"))).scalar()
             busy = (await session.execute(text("PRAGMA busy_timeout"))).scalar()
         assert (journal, foreign_keys) == ("wal", 1)
-        assert busy is not None
-        assert busy >= 5000
+        # SQLite's own busy handler would sleep on the event loop's thread; the inline driver
+        # waits for the lock with asyncio sleeps instead (tests/store/test_sqlite_inline.py).
+        assert busy == 0
     finally:
         await db.close()
 

@@ -119,18 +119,21 @@ class WebhookDeliveryHandler:
         if not admission.admitted:
             await self._defer(lease, row, admission.wait, admission.reason)
             return
-        answered: bool | None = None
+        slot = _Slot(self.destinations, key, admission.probe)
         try:
-            answered = await self._attempt(lease, row, row.url, probe=admission.probe)
+            await self._attempt(lease, row, row.url, slot)
         finally:
-            pulled = self.destinations.release(key, answered=answered, probe=admission.probe)
-        if pulled:
-            await self._pull_forward(WebhookDelivery.id.in_(pulled))
+            slot.release(answered=None)  # only if the attempt raised before its answer
+        if slot.pulled:
+            await self._pull_forward(WebhookDelivery.id.in_(slot.pulled))
 
-    async def _attempt(
-        self, lease: Lease, row: WebhookDelivery, url: str, *, probe: bool
-    ) -> bool | None:
-        """Send once and record it; whether the receiver answered (None: says nothing)."""
+    async def _attempt(self, lease: Lease, row: WebhookDelivery, url: str, slot: _Slot) -> None:
+        """Send once and record it. The destination's slot is given back as soon as the
+        exchange ends, before the record is written: it counts attempts in flight to the
+        receiver, and holding it through a busy group commit capped a burst's deliveries to
+        one receiver at 4 per commit latency (measured: the queue to the first attempt was
+        1 s at p50 for a burst of 1,000)."""
+        probe = slot.probe
         body = encode_body(row.payload)
         started_at = utcnow()
         headers = self.signer.headers(row.id, started_at, body)
@@ -162,6 +165,7 @@ class WebhookDeliveryHandler:
             answered = not result.retryable
         else:
             answered = False if result.retryable else None
+        slot.release(answered=answered)
 
         async def record(batch: Batch) -> bool:
             session = batch.session
@@ -174,7 +178,7 @@ class WebhookDeliveryHandler:
 
         if not await self.commits.run(record, key=lease.row_id):
             log.warning("webhook_result_dropped", delivery_id=row.id, reason="lease lost")
-            return answered
+            return
         if values["next_attempt_at"] is None:
             self.wake()
         self.metrics.webhook_deliveries.labels(outcome).inc()
@@ -194,7 +198,6 @@ class WebhookDeliveryHandler:
             error=result.error,
             duration_ms=result.duration_ms,
         )
-        return answered
 
     def _successors_now(self, row: WebhookDelivery, now: datetime) -> Update:
         d = WebhookDelivery
@@ -260,6 +263,23 @@ class WebhookDeliveryHandler:
             instance_id=row.instance_id,
             reason="no webhook URL configured",
         )
+
+
+class _Slot:
+    """A destination slot taken by `admit`, given back once (with what the attempt showed)."""
+
+    __slots__ = ("destinations", "key", "probe", "pulled", "released")
+
+    def __init__(self, destinations: Destinations, key: str, probe: bool) -> None:
+        self.destinations, self.key, self.probe = destinations, key, probe
+        self.pulled: list[str] = []
+        self.released = False
+
+    def release(self, *, answered: bool | None) -> None:
+        if self.released:
+            return
+        self.released = True
+        self.pulled = self.destinations.release(self.key, answered=answered, probe=self.probe)
 
 
 def build_webhook_pipeline(

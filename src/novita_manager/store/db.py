@@ -1,13 +1,13 @@
 """The database handle: engine, sessions, migrations and the dialect quirks, in one place.
 
-`DATABASE_URL` picks the dialect. SQLite (the embedded default) serves one process: the file is
-guarded by `locking.ProcessLock` and runs in WAL mode with a busy timeout and foreign keys.
-SQLite has one writer, and writers that contend inside SQLite wait in its busy handler, which
-sleeps in steps of up to 100 ms: measured with a 5-connection pool, pipeline throughput fell to
-about half (bench/engine_throughput.py: 307 against 516-686 rows/s). So the
-pool holds ONE connection: sessions queue for it in asyncio, fairly and without sleeping, and
-every transaction begins with `BEGIN IMMEDIATE` (a deferred one that reads and then writes can
-fail with SQLITE_BUSY). The price: on SQLite a session holds the whole database from its first
+`DATABASE_URL` picks the dialect. SQLite (the embedded default) is one host's: the file is
+guarded by `locking.ProcessLock` (held by the pipeline process of `serve`; its API process
+writes beside it) and runs in WAL mode with foreign keys. Its statements run on the event
+loop's thread (`sqlite_inline`: aiosqlite's thread hops cost more than SQLite itself), and a
+writer that finds the lock taken waits with asyncio sleeps, never inside SQLite. SQLite has one
+writer, so the pool holds ONE connection: sessions queue for it in asyncio, fairly, and every
+transaction begins with `BEGIN IMMEDIATE` (a deferred one that reads and then writes can fail
+with SQLITE_BUSY). The price: on SQLite a session holds the whole database from its first
 statement until it ends, so keep sessions short, never do I/O inside one, and never open a
 session while holding another (it would wait for itself until the pool timeout).
 PostgreSQL (several replicas) uses asyncpg with a pool and pre-ping.
@@ -34,6 +34,7 @@ from sqlalchemy.ext.asyncio import (
 from novita_manager.logging import get_logger
 from novita_manager.store import migrate as migrations
 from novita_manager.store.locking import DatabaseInUse, ProcessLock
+from novita_manager.store.sqlite_inline import inline_dbapi
 
 __all__ = ["Database", "DatabaseInUse", "Dialect", "default_owner"]
 
@@ -152,6 +153,7 @@ def _sqlite_engine(url: URL) -> AsyncEngine:
     engine = create_async_engine(
         url.set(database=str(_sqlite_path(url))),
         connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000},
+        module=inline_dbapi(),
         pool_size=1,
         max_overflow=0,
         pool_timeout=SQLITE_BUSY_TIMEOUT_MS / 1000,
@@ -163,7 +165,6 @@ def _sqlite_engine(url: URL) -> AsyncEngine:
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.close()
@@ -183,6 +184,7 @@ def _sqlite_read_engine(url: URL) -> AsyncEngine:
     engine = create_async_engine(
         url.set(database=str(_sqlite_path(url))),
         connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000},
+        module=inline_dbapi(),
         pool_size=SQLITE_READERS,
         max_overflow=0,
         pool_timeout=SQLITE_BUSY_TIMEOUT_MS / 1000,
@@ -191,7 +193,6 @@ def _sqlite_read_engine(url: URL) -> AsyncEngine:
     @event.listens_for(engine.sync_engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         cursor = dbapi_connection.cursor()
-        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
         cursor.execute("PRAGMA query_only=ON")
         cursor.close()
 

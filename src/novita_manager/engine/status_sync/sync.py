@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -152,6 +153,7 @@ class StatusSync:
             self._settled = {}
             return report  # nothing to watch: no upstream call at all
         started = utcnow()
+        clock = time.perf_counter()
         managed = {row.novita_instance_id for row in rows}
         seen: dict[str, ListedInstance] = {}
         strays: dict[str, tuple[str, ListedInstance]] = {}
@@ -175,6 +177,7 @@ class StatusSync:
             self.health.last_error = str(error)
             log.warning("status_sync_failed", error=str(error))
             return report
+        listed_at = time.perf_counter()
         # Rows seen exactly as at the last run (same listing fingerprint, same row) are not
         # evaluated again: their observation and decision are those of the last run.
         settled = self._settled
@@ -219,6 +222,11 @@ class StatusSync:
             quiet=quiet,
         )
         report.skipped = len(unchanged)
+        if self.metrics is not None:
+            self.metrics.status_sync_duration.labels("listing").observe(listed_at - clock)
+            self.metrics.status_sync_duration.labels("record").observe(
+                time.perf_counter() - listed_at
+            )
         for row_id in quiet & keys.keys():
             self._settled[row_id] = keys[row_id]
         if woken:
