@@ -12,7 +12,9 @@ import asyncio
 import uuid
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
+
+from sqlalchemy import Table, insert
 
 from novita_manager.domain.offers import NoOffer, Offer
 from novita_manager.domain.regions import ANY_REGION, resolve_cluster
@@ -37,6 +39,8 @@ if TYPE_CHECKING:
 log = get_logger(__name__)
 
 
+INSTANCES = cast(Table, Instance.__table__)
+HISTORY = cast(Table, InstanceEvent.__table__)
 CATALOGUE_CHECK_TIMEOUT = 5.0  # then accept and check in the background
 TYPICAL_STARTUP = timedelta(minutes=3)
 
@@ -143,7 +147,7 @@ async def create_instance(
     now = utcnow()
     instance_id = new_instance_id()
     price = None if offer is None else offer.instance_price(body.gpuNum)
-    row = Instance(
+    row: dict[str, Any] = dict(
         id=instance_id,
         name=body.name,
         status=Status.CREATING.value,
@@ -195,15 +199,19 @@ async def create_instance(
                 session, idempotency_key, request_hash, instance_id, 201, response
             ):
                 raise _KeyTaken
-            session.add(row)
-            session.add(
-                InstanceEvent(
-                    instance_id=instance_id,
-                    at=now,
-                    from_status=None,
-                    to_status=Status.CREATING.value,
-                    reason="requested",
-                )
+            # Core inserts (the ORM's unit of work cost a third of a create's CPU).
+            await session.execute(insert(INSTANCES), [row])
+            await session.execute(
+                insert(HISTORY),
+                [
+                    {
+                        "instance_id": instance_id,
+                        "at": now,
+                        "from_status": None,
+                        "to_status": Status.CREATING.value,
+                        "reason": "requested",
+                    }
+                ],
             )
     except _KeyTaken:
         assert idempotency_key is not None

@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import CursorResult, select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from novita_manager.errors import IdempotencyKeyReused
@@ -46,20 +46,23 @@ async def store(
     status: int,
     body: dict[str, Any],
 ) -> bool:
-    """Insert the key in the caller's transaction; False when another request won the race."""
-    try:
-        async with session.begin_nested():
-            session.add(
-                IdempotencyKey(
-                    key=key,
-                    request_hash=request_hash,
-                    instance_id=instance_id,
-                    response_status=status,
-                    response_body=body,
-                    created_at=utcnow(),
-                )
-            )
-            await session.flush()
-    except IntegrityError:
-        return False
-    return True
+    """Insert the key in the caller's transaction; False when another request won the race.
+
+    One `INSERT ... ON CONFLICT DO NOTHING` (both dialects): the ORM's flush inside a savepoint
+    cost more than the rest of a create (profiled on the lifecycle benchmark)."""
+    dialect = session.bind.dialect.name if session.bind is not None else "sqlite"
+    statement = (
+        (postgresql if dialect == "postgresql" else sqlite)
+        .insert(IdempotencyKey)
+        .values(
+            key=key,
+            request_hash=request_hash,
+            instance_id=instance_id,
+            response_status=status,
+            response_body=body,
+            created_at=utcnow(),
+        )
+        .on_conflict_do_nothing(index_elements=["key"])
+    )
+    inserted = await session.execute(statement)
+    return cast(CursorResult[Any], inserted).rowcount == 1
