@@ -1,8 +1,8 @@
 """The `/_simulator` control API (no auth; not part of Novita's surface).
 
 Tests, the demo and benchmarks use it to reset state, script faults, limit capacity, reclaim or
-fail instances, choose the readings of Novita's API the simulator plays (`/profile`) and read
-call counts and billing.
+fail instances, move the simulated clock forward (`/clock`), choose the readings of Novita's API
+the simulator plays (`/profile`) and read call counts and billing.
 """
 
 from __future__ import annotations
@@ -114,6 +114,21 @@ def control_router() -> APIRouter:
             reclaim_lead=_opt_number(body, "reclaimLeadTime"),
         )
         return json_response(state.config_json())
+
+    @router.get("/clock")
+    async def get_clock(request: Request) -> Response:
+        return json_response(_state(request).clock_json())
+
+    @router.post("/clock")
+    async def advance_clock(request: Request) -> Response:
+        # Body: {"advance": simulated seconds (>= 0, scaled by the time scale)}: every plan,
+        # bill and schedule moves on at once (engine.Simulator.advance_clock).
+        advance = _opt_number(await _body(request), "advance")
+        if advance is None:
+            raise invalid_param("advance", "is required")
+        state = _state(request)
+        state.engine.advance_clock(advance)
+        return json_response(state.clock_json())
 
     @router.get("/faults")
     async def get_faults(request: Request) -> Response:

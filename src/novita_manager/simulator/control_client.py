@@ -127,6 +127,15 @@ class SimulatorControl:
     ) -> dict[str, Any]:
         return _json(self._http.post("/config", json=_reset_body(None, autostart, time_scale)))  # type: ignore[no-any-return]
 
+    def clock(self) -> dict[str, float]:
+        """`{now, offset}`: the simulated clock (epoch seconds) and what advances added."""
+        return _json(self._http.get("/clock"))  # type: ignore[no-any-return]
+
+    def advance_clock(self, seconds: float) -> dict[str, float]:
+        """Move the simulated clock `seconds` simulated seconds forward (scaled by the time
+        scale) for every instance at once; answers `{now, offset}`."""
+        return _json(self._http.post("/clock", json={"advance": seconds}))  # type: ignore[no-any-return]
+
     def set_faults(
         self, faults: list[dict[str, Any]], replace: bool = True
     ) -> list[dict[str, Any]]:
@@ -229,6 +238,13 @@ class AsyncSimulatorControl:
     ) -> dict[str, Any]:
         body = _reset_body(None, autostart, time_scale)
         return _json(await self._http.post("/config", json=body))  # type: ignore[no-any-return]
+
+    async def clock(self) -> dict[str, float]:
+        return _json(await self._http.get("/clock"))  # type: ignore[no-any-return]
+
+    async def advance_clock(self, seconds: float) -> dict[str, float]:
+        body = {"advance": seconds}
+        return _json(await self._http.post("/clock", json=body))  # type: ignore[no-any-return]
 
     async def set_faults(
         self, faults: list[dict[str, Any]], replace: bool = True

@@ -24,11 +24,12 @@ transient `statusError`, whether Jupyter needs the create's `tools`, and the nam
 The engine is plain Python (no HTTP) assembled from parts: capacity.py (limits and refusals),
 catalogue_reads.py, instance_reads.py (get and listings), instance_actions.py (the state
 machine); engine_state.py declares the state they share. This module holds the simulator's
-own lifecycle: reset, configuration and readings.
+own lifecycle: reset, configuration, readings and the clock's offset (advance_clock).
 """
 
 from __future__ import annotations
 
+import math
 import random
 import time
 from collections.abc import Callable, Mapping
@@ -47,8 +48,23 @@ class Simulator(InstanceActions, CatalogueReads, Usage):
 
     def __init__(self, config: SimulatorConfig, clock: Callable[[], float] = time.time) -> None:
         self.config = config
-        self.clock = clock
+        self.wall_clock = clock
+        self.clock_offset = 0.0  # clock seconds added by advance_clock, until the next reset
+        self.clock = self._simulated_now  # what every part reads: plans, billing, spot life
         self.reset()
+
+    def _simulated_now(self) -> float:
+        return self.wall_clock() + self.clock_offset
+
+    def advance_clock(self, seconds: float) -> float:
+        """Move the simulated clock `seconds` simulated seconds (scaled by the time scale, like
+        every status step) forward for everything at once: each instance's plan, billing and
+        the scheduled spot life read this clock. Lets tests and benchmarks reach a timeout or
+        a burst without waiting. Answers the offset in force, in clock seconds."""
+        if not math.isfinite(seconds) or seconds < 0:
+            raise invalid_param("advance", "must be a finite number >= 0")
+        self.clock_offset += seconds * self.config.time_scale
+        return self.clock_offset
 
     # ---- lifecycle of the simulator itself ----
 
@@ -78,6 +94,7 @@ class Simulator(InstanceActions, CatalogueReads, Usage):
         self.config.reclaim_lead = SPOT_RECLAIM_GRACE  # a reset forgets a lead set by /config
         self.reset_spot_life()
         self.instances_created = 0
+        self.clock_offset = 0.0  # back to the wall clock (no instance is left to go back on)
 
     def configure(
         self,

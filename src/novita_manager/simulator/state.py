@@ -50,6 +50,13 @@ class SimulatorState:
             "profile": self.config.profile,
         }
 
+    def clock_json(self) -> dict[str, float]:
+        """The simulated clock: `now` (epoch seconds, offset included: the time `statusSince`,
+        `createdAt` and every other time the simulator reports are in) and `offset` (clock
+        seconds `/_simulator/clock` advanced since the last reset)."""
+        engine = self.engine
+        return {"now": engine.clock(), "offset": engine.clock_offset}
+
     def profile_json(self) -> dict[str, Any]:
         """The profile's name, every reading in force and those overriding the profile."""
         return {
