@@ -126,9 +126,13 @@ async def measure(args: argparse.Namespace, base_url: str, sim: Any, receiver: W
     ids: list[str] = []
     events = RunningEvents(receiver)
     limits = httpx.Limits(max_connections=args.concurrency + 10)
-    async with httpx.AsyncClient(base_url=base_url, timeout=60, limits=limits) as client:
+    async with httpx.AsyncClient(base_url=base_url, timeout=60, limits=limits) as posting:
         began = time.perf_counter()
-        posts = await post_all(client, args.n, args.concurrency, ids, cast(RateLoad, _NoLoad()))
+        posts = await post_all(posting, args.n, args.concurrency, ids, cast(RateLoad, _NoLoad()))
+    # From here on requests are seconds apart: a connection per request, so none is a kept-alive
+    # one the server has closed meanwhile.
+    fresh = httpx.Limits(max_keepalive_connections=0)
+    async with httpx.AsyncClient(base_url=base_url, timeout=60, limits=fresh) as client:
         ready = await wait_created(sim, url, len(ids), args.timeout)
         ready["since_first_post"] = time.perf_counter() - began
         # Quiet window: what the service burns with N instances and nothing to do but sync.
@@ -181,6 +185,10 @@ async def measure(args: argparse.Namespace, base_url: str, sim: Any, receiver: W
     stages = await lag_stages(url, ids, became, arrivals)
     n = max(len(ids), 1)
     last = max(arrivals.values()) if arrivals else float("nan")
+    per_second: dict[int, int] = {}  # webhooks arrived by whole second after the advance
+    for arrived in arrivals.values():
+        second = int(arrived - advanced_at)
+        per_second[second] = per_second.get(second, 0) + 1
     return {
         "n": args.n,
         "created": len(ids),
@@ -205,6 +213,7 @@ async def measure(args: argparse.Namespace, base_url: str, sim: Any, receiver: W
         "ran_before_advance": early,
         "ran_after_advance": late,
         "lag_stages": stages,
+        "per_second": dict(sorted(per_second.items())),
         "get": get_during,
         "steps": _diff(
             scrape(metrics_after, "novita_manager_pipeline_rows_processed_total", "pipeline"),
@@ -216,8 +225,35 @@ async def measure(args: argparse.Namespace, base_url: str, sim: Any, receiver: W
         "sync_parts": _means(
             metrics_before, metrics_after, "novita_manager_status_sync_duration_seconds", "part"
         ),
+        "upstream_wait": _means(
+            metrics_before,
+            metrics_after,
+            "novita_manager_upstream_call_duration_seconds",
+            "endpoint",
+        ),
+        "window": (advanced_at, ended),
         "floor_cpu_ms": floor,
     }
+
+
+def _log_errors(lines: list[str], window: tuple[float, float]) -> dict[str, Any]:
+    """Error lines of the service log by event, over the run and within the burst."""
+    from datetime import datetime
+
+    total: dict[str, int] = {}
+    burst: dict[str, int] = {}
+    for line in lines:
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            entry = {}
+        event = str(entry.get("event", "unparsed"))
+        total[event] = total.get(event, 0) + 1
+        stamp = entry.get("timestamp")
+        at = datetime.fromisoformat(stamp).timestamp() if isinstance(stamp, str) else 0.0
+        if window[0] <= at <= window[1]:
+            burst[event] = burst.get(event, 0) + 1
+    return {"log_errors": total, "log_errors_burst": burst}
 
 
 def report(r: dict[str, Any], args: argparse.Namespace, command: str) -> str:
@@ -240,6 +276,8 @@ def report(r: dict[str, Any], args: argparse.Namespace, command: str) -> str:
                    for name, v in r["lag_stages"].items())
          + " (running → recorded by the service → first attempt began → arrived)"),
         ("Burst wall time, advance → last webhook", f"{r['last_hook']:.2f} s"),
+        ("Webhooks arrived per second after the advance",
+         ", ".join(f"{s}-{s + 1} s: {count}" for s, count in r["per_second"].items())),
         ("Service CPU during the burst (advance → all webhooks in)",
          f"{r['cpu']:.1f} s, **{cpu_ms:.1f} ms/instance** = {cpu_ms / floor:.0f}x the floor; "
          f"busy {r['cpu'] / r['burst_wall']:.0%} of one core; API process "
@@ -261,6 +299,12 @@ def report(r: dict[str, Any], args: argparse.Namespace, command: str) -> str:
          ", ".join(f"{k} {fmt_ms(v)}" for k, v in sorted(r["claim_wait"].items())) or "none"),
         ("Mean status sync run, by part",
          ", ".join(f"{k} {fmt_ms(v)}" for k, v in sorted(r["sync_parts"].items())) or "none"),
+        ("Mean Novita call duration during the burst, by endpoint (as the service saw it)",
+         ", ".join(f"`{k}` {fmt_ms(v)}" for k, v in sorted(r["upstream_wait"].items()))
+         or "none"),
+        ("Error lines in the service log (whole run / during the burst)",
+         ", ".join(f"`{k}` {total} / {r['log_errors_burst'].get(k, 0)}"
+                   for k, total in sorted(r["log_errors"].items())) or "none"),
         ("Before the burst: POSTs (50 in flight), then until all had a Novita id",
          f"{r['posts']['seconds']:.1f} s, p50 {fmt_ms(r['posts']['p50'])}, p99 "
          f"{fmt_ms(r['posts']['p99'])}, statuses {r['posts']['statuses']}; ready "
@@ -310,6 +354,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.advance < STARTUP:
         raise SystemExit(f"--advance must be at least {STARTUP} (a create's startup)")
+    errors: list[str] = []  # the service log's error lines
     receiver = WebhookReceiver()
     receiver.start()
     try:
@@ -331,12 +376,13 @@ def main() -> None:
             finally:
                 service.stop()
                 log = (Path(logs) / "service.log").read_text(errors="replace")
-                errors = [line for line in log.splitlines() if '"error"' in line]
+                errors += [line for line in log.splitlines() if '"error"' in line]
                 if errors:
                     print(f"{len(errors)} error lines in the service log, last:", file=sys.stderr)
                     print("\n".join(errors[-5:]), file=sys.stderr)
     finally:
         receiver.stop()
+    result.update(_log_errors(errors, result["window"]))
     command = " ".join(["python -m bench.burst", *sys.argv[1:]])
     text = report(result, args, command)
     print(text)
