@@ -260,6 +260,7 @@ def report(r: dict[str, Any], args: argparse.Namespace, command: str) -> str:
     floor = r["floor_cpu_ms"]
     cpu_ms = r["cpu_per_instance"] * 1000
     n = max(r["created"], 1)
+    net_ms = (r["cpu"] - r["idle_cpu_rate"] * r["burst_wall"]) * 1000 / n
     lag_goal = args.poll_interval + LAG_GOAL_EXTRA
     lag_met = "met" if r["lag_p99"] <= lag_goal else "NOT met"
     calls = ", ".join(f"`{k}` {v:.2f}" for k, v in r["per_instance"].items()) or "none"
@@ -280,7 +281,8 @@ def report(r: dict[str, Any], args: argparse.Namespace, command: str) -> str:
          ", ".join(f"{s}-{s + 1} s: {count}" for s, count in r["per_second"].items())),
         ("Service CPU during the burst (advance → all webhooks in)",
          f"{r['cpu']:.1f} s, **{cpu_ms:.1f} ms/instance** = {cpu_ms / floor:.0f}x the floor; "
-         f"busy {r['cpu'] / r['burst_wall']:.0%} of one core; API process "
+         f"busy {r['cpu'] / r['burst_wall']:.0%} of one core; less the background rate of "
+         f"just before: {net_ms:.1f} ms/instance; API process "
          f"{r['api_cpu'] * 1000 / n:.1f} ms/instance, pipeline process "
          f"{(r['cpu'] - r['api_cpu']) * 1000 / n:.1f} ms/instance"),
         ("Floor, same run: service CPU per `GET /health/live`", f"{floor:.2f} ms"),
