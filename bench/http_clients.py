@@ -28,6 +28,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gc
+import importlib.metadata
 import multiprocessing
 import socket
 import statistics
@@ -379,6 +380,11 @@ def _wait_ready(url: str) -> None:
         time.sleep(0.1)
 
 
+def versions() -> str:
+    names = ("httpx", "httpcore", "httptools", "aiohttp", "httpx-aiohttp", "uvloop")
+    return ", ".join(f"{name} {importlib.metadata.version(name)}" for name in names)
+
+
 def report(
     tallies: dict[tuple[str, str], Tally],
     failures: list[Any],
@@ -389,7 +395,7 @@ def report(
     lines = [
         f"Command: `python -m bench.http_clients --requests {args.requests} --concurrency "
         f"{args.concurrency} --rounds {args.rounds} --loop {args.loop}`; {today()}; {machine()}; "
-        f"event loop {loop_name}.",
+        f"event loop {loop_name}; {versions()}.",
         "",
         "CPU of the client process only (time.process_time), per request; the servers (simulator, "
         "receiver) run in other processes and are not counted. The project's floor "
