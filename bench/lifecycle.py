@@ -68,6 +68,21 @@ def scrape(text: str, name: str, label: str) -> dict[str, float]:
     return totals
 
 
+class NoLoad:
+    """`--get-rate 0`: no read load (the lifecycle's own CPU, without reads beside it)."""
+
+    def add(self, path: str) -> None:
+        pass
+
+    def stop(self) -> dict[str, Any]:
+        nan = float("nan")
+        return {"requests": 0, "p50": nan, "p99": nan, "statuses": {}, "errors": 0, "late": 0}
+
+
+def read_load(base_url: str, rate: float) -> RateLoad | NoLoad:
+    return RateLoad(base_url, rate).start() if rate > 0 else NoLoad()
+
+
 def machine_busy_seconds() -> float:
     """CPU seconds every process on the machine used so far (/proc/stat: all but idle, iowait)."""
     fields = [int(x) for x in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
@@ -87,7 +102,7 @@ def total_calls(stats: dict[str, Any]) -> dict[str, int]:
 
 
 async def post_all(
-    client: httpx.AsyncClient, n: int, concurrency: int, ids: list[str], load: RateLoad
+    client: httpx.AsyncClient, n: int, concurrency: int, ids: list[str], load: RateLoad | NoLoad
 ) -> dict[str, Any]:
     limit = asyncio.Semaphore(concurrency)
     latencies: list[float] = []
@@ -227,7 +242,7 @@ async def measure(args: argparse.Namespace, base_url: str, sim: Any, receiver: W
     sim_before, machine_before = cpu_seconds(sim_pid), machine_busy_seconds()
     ids: list[str] = []
     events = RunningEvents(receiver)
-    load = RateLoad(base_url, args.get_rate).start()
+    load = read_load(base_url, args.get_rate)
     limits = httpx.Limits(max_connections=args.concurrency + 10)
     async with httpx.AsyncClient(base_url=base_url, timeout=60, limits=limits) as client:
         began = time.perf_counter()
@@ -242,10 +257,12 @@ async def measure(args: argparse.Namespace, base_url: str, sim: Any, receiver: W
         metrics = (await client.get("/metrics")).text
         calls = total_calls(sim.control.stats())
         # Steady state (all running): listing calls per interval, and the same GET load again.
-        idle_load = RateLoad(base_url, args.get_rate).start()
+        idle_load = read_load(base_url, args.get_rate)
         for instance_id in ids:
             idle_load.add(f"/api/instances/{instance_id}")
+        watch_before = cpu_seconds(pid) - cpu_seconds(pid, tree=False)  # the pipeline process
         steady = await listing_rate(sim.control, args.steady_seconds)
+        watch_cpu = cpu_seconds(pid) - cpu_seconds(pid, tree=False) - watch_before
         get_steady = await asyncio.to_thread(idle_load.stop)
         floor = await floor_cpu_ms(base_url, pid)
     upstream = {i["id"]: i for i in sim.control.instances()}
@@ -269,6 +286,7 @@ async def measure(args: argparse.Namespace, base_url: str, sim: Any, receiver: W
         "cpu_per_instance": cpu / max(len(ids), 1),
         "api_cpu": api_cpu,
         "sim_cpu": sim_cpu,
+        "watch_cpu_share": watch_cpu / args.steady_seconds,
         "machine_cpu": machine_cpu,
         "peak_rss_mib": memory_kib(pid)["VmHWM"] / 1024,
         "calls": calls,
@@ -362,6 +380,8 @@ def report(r: dict[str, Any], args: argparse.Namespace, command: str) -> str:
          + "; webhook deferrals per instance "
          + (", ".join(f"{k} {v / max(r['created'], 1):.2f}"
                       for k, v in sorted(r["deferrals"].items())) or "0")),
+        ("Pipeline process CPU while all run (status sync of every instance, reads aside)",
+         f"{r['watch_cpu_share']:.1%} of one core over {args.steady_seconds:g} s"),
         ("Mean wait from due to claimed, by pipeline",
          ", ".join(f"{k} {fmt_ms(v)}" for k, v in sorted(r["claim_wait"].items()))),
         ("Mean status sync run, by part",

@@ -213,11 +213,7 @@ class Settings(SpotSettings, EventSettings, LimitSettings):
         description="Webhook attempts sent at once by one process, over all destinations.",
     )
     webhook_max_in_flight_per_host: int = Field(
-        # 4 capped a burst of 1,000 events to one healthy receiver at a few hundred a second
-        # (bench/lifecycle.py: 1 s at p50 from recorded to sent); a hanging receiver is held
-        # back by its breaker after WEBHOOK_BREAKER_THRESHOLD timeouts, and 16 of the global
-        # 256 workers is still a small share.
-        default=16,
+        default=16,  # 4 held a burst to one receiver back (docs/design.md, isolation)
         ge=1,
         le=256,
         description="Webhook attempts sent at once to one destination (host and port).",

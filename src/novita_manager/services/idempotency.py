@@ -8,7 +8,7 @@ import hashlib
 import json
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, select
+from sqlalchemy import CursorResult, Table, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -53,7 +53,7 @@ async def store(
     dialect = session.bind.dialect.name if session.bind is not None else "sqlite"
     statement = (
         (postgresql if dialect == "postgresql" else sqlite)
-        .insert(IdempotencyKey)
+        .insert(cast(Table, IdempotencyKey.__table__))  # Core: no ORM bulk-insert pass
         .values(
             key=key,
             request_hash=request_hash,
