@@ -51,7 +51,8 @@ def new_webhook_secret() -> str:
 
 def bind_socket(port: int, host: str = "127.0.0.1") -> socket.socket:
     """Bind `port` when it is free, else any free port (0 asks for any free port directly)."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    # IPPROTO_TCP: asyncio sets TCP_NODELAY on accepted connections only then
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind((host, port))
