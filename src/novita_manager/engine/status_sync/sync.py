@@ -41,6 +41,7 @@ from novita_manager.store.types import utcnow
 log = get_logger(__name__)
 
 LEASE_NAME = "status-sync"
+EVALUATE_PART = 500  # rows evaluated and written together (see `run_once`)
 
 
 @dataclass
@@ -109,6 +110,24 @@ class StatusSync:
         begun = row.operation_started_at or started
         return (started - begun).total_seconds() < self.startup_timeout
 
+    def _settle(
+        self,
+        row: Any,
+        item: ListedInstance,
+        settled: dict[str, int],
+        keys: dict[str, int],
+        started: datetime,
+    ) -> ListedInstance | int:
+        """The row's settle key when the row is seen exactly as at the last run (it is not
+        evaluated again), else the listed instance (its key, if any, goes in `keys`)."""
+        key = settle_key(row, item)
+        if key is not None and settled.get(row.id) == key and self._calm(row, started):
+            keys.pop(row.id, None)
+            return key
+        if key is not None:
+            keys[row.id] = key
+        return item
+
     def request(self) -> None:
         """Ask for an early sync (after a create or an operation); coalesced with others."""
         self._wake.set()
@@ -154,8 +173,13 @@ class StatusSync:
             return report  # nothing to watch: no upstream call at all
         started = utcnow()
         clock = time.perf_counter()
-        managed = {row.novita_instance_id for row in rows}
-        seen: dict[str, ListedInstance] = {}
+        managed = {row.novita_instance_id: row for row in rows}
+        # A listed instance whose row is settled (below) is kept as its settle key only, the
+        # others as listed with their key in `keys`: holding every listed instance until the end
+        # of the run cost about 1 KiB per managed instance at the run's peak.
+        seen: dict[str, ListedInstance | int] = {}
+        keys: dict[str, int] = {}
+        settled = self._settled
         strays: dict[str, tuple[str, ListedInstance]] = {}
         progress = ListingProgress()
         try:
@@ -164,8 +188,9 @@ class StatusSync:
                 if self.metrics is not None:
                     self.metrics.status_sync_pages.inc()
                 for item in page.instances:
-                    if item.id in managed:
-                        seen[item.id] = item
+                    row = managed.get(item.id)
+                    if row is not None:
+                        seen[item.id] = self._settle(row, item, settled, keys, started)
                     elif item.marker and item.status not in NOVITA_REMOVING:
                         strays[item.id] = (item.marker, item)
             missing = fallback_ids(rows, seen, complete=progress.complete)
@@ -180,47 +205,50 @@ class StatusSync:
         listed_at = time.perf_counter()
         # Rows seen exactly as at the last run (same listing fingerprint, same row) are not
         # evaluated again: their observation and decision are those of the last run.
-        settled = self._settled
         self._settled = {}
         unchanged: list[Any] = []
         evaluate: list[Any] = []
-        keys: dict[str, int] = {}
-        found: dict[str, dict[str, Any]] = {}
         for row in rows:
-            novita_id = row.novita_instance_id
-            listed = seen.get(novita_id)
-            if listed is not None:
-                key = settle_key(row, listed)
-                if key is not None and settled.get(row.id) == key and self._calm(row, started):
-                    unchanged.append(row)
-                    self._settled[row.id] = key
-                    continue
-                if key is not None:
-                    keys[row.id] = key
-                found[novita_id] = observations.summarize(listed)
-            elif novita_id in fetched:
-                found[novita_id] = fetched[novita_id]
-            else:
-                continue
-            evaluate.append(row)
-        texts = await observations_of(self.db, [row.id for row in evaluate]) if evaluate else {}
-        evaluate = [parsed(row, texts.get(row.id)) for row in evaluate]
+            listed = seen.get(row.novita_instance_id)
+            if isinstance(listed, int):
+                unchanged.append(row)
+                self._settled[row.id] = listed
+            elif listed is not None or row.novita_instance_id in fetched:
+                evaluate.append(row)
         adopted, sighted = await settle_strays(self.db, strays, started) if strays else (0, [])
         report.strays = adopted + len(sighted)
         self.sightings.record(sighted)
         if sighted:
             self.on_strays()
         quiet: set[str] = set()
-        report.changed, woken = await record(
-            self.db,
-            evaluate,
-            found,
-            started,
-            startup_timeout=self.startup_timeout,
-            resync_write_interval=self.resync_write_interval,
-            unchanged=unchanged,
-            quiet=quiet,
-        )
+        woken = False
+        # In parts of EVALUATE_PART rows, each written in its own transaction: a run that
+        # evaluates every row (the first, or one after the rows' periodic `last_synced_at`
+        # write) held each row's summary, stored observation and parsed copy at once, about
+        # 8 KiB per managed instance at the run's peak, which the process keeps as its size.
+        for start in range(0, max(len(evaluate), 1), EVALUATE_PART):
+            part = evaluate[start : start + EVALUATE_PART]
+            texts = await observations_of(self.db, [row.id for row in part]) if part else {}
+            found: dict[str, dict[str, Any]] = {}
+            for row in part:
+                listed = seen.get(row.novita_instance_id)
+                found[row.novita_instance_id] = (
+                    observations.summarize(listed)
+                    if isinstance(listed, ListedInstance)
+                    else fetched[row.novita_instance_id]
+                )
+            changed, woke = await record(
+                self.db,
+                [parsed(row, texts.get(row.id)) for row in part],
+                found,
+                started,
+                startup_timeout=self.startup_timeout,
+                resync_write_interval=self.resync_write_interval,
+                unchanged=unchanged if start == 0 else (),
+                quiet=quiet,
+            )
+            report.changed += changed
+            woken = woken or woke
         report.skipped = len(unchanged)
         if self.metrics is not None:
             self.metrics.status_sync_duration.labels("listing").observe(listed_at - clock)

@@ -1,0 +1,63 @@
+"""The status sync evaluates its rows in parts (bounded memory per run) and keeps only a settle key
+of a listed instance whose row is skipped: every row is still recorded, and a row seen exactly as
+at the last run is still skipped while a changed one is evaluated."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import update
+
+from novita_manager.engine.status_sync import StatusSync
+from novita_manager.engine.status_sync import sync as sync_module
+from novita_manager.store.models import Instance
+from tests.engine.steps import Steps, create_upstream, insert_instance, load, upstream
+from tests.fixtures.waiting import wait_for
+
+ROWS = 5
+
+
+async def test_rows_are_evaluated_in_parts_and_settled_rows_skipped(
+    steps: Steps, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sync_module, "EVALUATE_PART", 2)  # 5 rows: parts of 2, 2 and 1
+    rows: dict[str, str] = {}
+    for index in range(ROWS):
+        row_id = await insert_instance(
+            steps.db, status="running", operation=None, operation_started_at=None,
+            create_state="done", next_attempt_at=None,
+        )  # fmt: skip
+        novita_id = create_upstream(steps.simulator, row_id, name=f"part-{index}")
+        rows[row_id] = novita_id
+    wait_for(
+        lambda: all(upstream(steps.simulator)[n]["status"] == "running" for n in rows.values()),
+        what="the upstream instances running",
+    )
+    for row_id, novita_id in rows.items():
+        async with steps.db.session() as session, session.begin():
+            await session.execute(
+                update(Instance).where(Instance.id == row_id).values(novita_instance_id=novita_id)
+            )
+    sync = StatusSync(db=steps.db, client=steps.ctx.client, interval=0.2, owner="test")
+
+    first = await sync.run_once()
+    assert (first.rows, first.changed, first.skipped) == (ROWS, ROWS, 0)
+    for row_id in rows:  # every part was written
+        stored = await load(steps.db, row_id)
+        assert stored.observation is not None
+        assert stored.observation["status"] == "running"
+        assert stored.observed_at is not None
+
+    # The second run sees each row as the first one wrote it, unchanged upstream: evaluated
+    # once more (its observation write moved the settle key), found quiet and settled.
+    second = await sync.run_once()
+    assert (second.changed, second.skipped) == (0, 0)
+    third = await sync.run_once()
+    assert (third.rows, third.changed, third.skipped) == (ROWS, 0, ROWS)
+
+    failing_row, failing = next(iter(rows.items()))
+    steps.simulator.control.fail(failing, state="error", message="disk full")
+    fourth = await sync.run_once()
+    assert (fourth.changed, fourth.skipped) == (1, ROWS - 1)  # only the changed row evaluated
+    stored = await load(steps.db, failing_row)
+    assert stored.observation is not None
+    assert stored.observation["statusError"] == {"state": "error", "message": "disk full"}
