@@ -27,7 +27,7 @@ from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Any, Generic, TypeVar, cast
 
-from sqlalchemy import ColumnElement, and_, bindparam, func, or_, select, update
+from sqlalchemy import ColumnElement, Integer, and_, bindparam, func, or_, select, update
 from sqlalchemy.orm.attributes import set_committed_value
 
 from novita_manager.engine.leases import (
@@ -97,6 +97,17 @@ class Pipeline(Generic[RowT]):
                 lock_expires_at=bindparam("b_expires"),
             )
         )
+        # Built once, with the time and the limit as parameters: building and keying it anew per
+        # claim showed in profiles (a tenth of the claim's CPU on PostgreSQL).
+        claim = (
+            select(self.model)
+            .where(self._due(bindparam("now")))
+            .order_by(self._table.next_attempt_at)
+        )
+        claim = claim.limit(bindparam("limit", type_=Integer))
+        if db.dialect == "postgresql":
+            claim = claim.with_for_update(skip_locked=True)
+        self._claim_select = claim
         self._queue: asyncio.Queue[tuple[Lease, RowT]] = asyncio.Queue(maxsize=workers)
         self._held: dict[str, Lease] = {}  # claimed and not finished: queued or in a handler
         self._wake = asyncio.Event()
@@ -189,8 +200,11 @@ class Pipeline(Generic[RowT]):
                 await asyncio.wait_for(self._wake.wait(), delay)
             delay = self.idle_min if self._wake.is_set() else min(delay * 2, self.idle_max)
 
-    def _due(self) -> ColumnElement[bool]:
-        now, table = utcnow(), self._table
+    def _due(self, now: Any = None) -> ColumnElement[bool]:
+        """Rows due at `now` (a time, or a bound parameter; default: the time now)."""
+        table = self._table
+        if now is None:
+            now = utcnow()
         due = and_(
             table.next_attempt_at <= now,
             or_(table.lock_expires_at.is_(None), table.lock_expires_at <= now),
@@ -210,13 +224,10 @@ class Pipeline(Generic[RowT]):
         return str(getattr(self.model, "__tablename__", self.name))
 
     async def _claim_rows(self, limit: int) -> list[tuple[Lease, RowT]]:
-        query = select(self.model).where(self._due()).order_by(self._table.next_attempt_at)
-        query = query.limit(limit)
-        if self.db.dialect == "postgresql":
-            query = query.with_for_update(skip_locked=True)
         claimed: list[tuple[Lease, RowT]] = []
         async with self.db.session() as session, session.begin():
-            rows = (await session.scalars(query)).all()
+            parameters = {"now": utcnow(), "limit": limit}
+            rows = (await session.scalars(self._claim_select, parameters)).all()
             now = utcnow()
             expires = now + timedelta(seconds=self.lease_seconds)
             for row in rows:
