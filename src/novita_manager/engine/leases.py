@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol, cast
 
-from sqlalchemy import CursorResult, event, update
+from sqlalchemy import ClauseElement, CursorResult, Update, bindparam, event, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
@@ -66,16 +66,43 @@ async def write_with_lease(
     # A Core statement on the table: the ORM's bulk-UPDATE machinery (compile state, session
     # synchronisation) cost more than the statement itself, several times per row and step.
     table = model.__table__
-    statement = (
-        update(table)
-        .where(table.c.id == lease.row_id, table.c.lock_token == lease.token)
-        .values({**values, **(UNLOCK if release else {})})
-    )
-    result = cast(CursorResult[Any], await session.execute(statement))
+    if any(isinstance(value, ClauseElement) for value in values.values()):
+        statement = (
+            update(table)
+            .where(table.c.id == lease.row_id, table.c.lock_token == lease.token)
+            .values({**values, **(UNLOCK if release else {})})
+        )
+        result = cast(CursorResult[Any], await session.execute(statement))
+    else:  # plain values: a statement built once per shape, the values as its parameters
+        parameters = {f"v_{key}": value for key, value in values.items()}
+        parameters.update(l_id=lease.row_id, l_token=lease.token)
+        statement = _plain_update(table, tuple(values), release)
+        result = cast(CursorResult[Any], await session.execute(statement, parameters))
     held: bool = result.rowcount == 1
     if held and release:
         session.info.setdefault(_PENDING, set()).add(lease.token)
     return held
+
+
+_PLAIN_UPDATES: dict[tuple[Any, tuple[str, ...], bool], Update] = {}
+
+
+def _plain_update(table: Any, keys: tuple[str, ...], release: bool) -> Update:
+    """`UPDATE table SET key = :v_key, ... WHERE id = :l_id AND lock_token = :l_token`, cached:
+    building and keying the statement per write cost about as much as executing it."""
+    cache_key = (table, keys, release)
+    statement = _PLAIN_UPDATES.get(cache_key)
+    if statement is None:
+        sets: dict[str, Any] = {key: bindparam(f"v_{key}", type_=table.c[key].type) for key in keys}
+        if release:
+            sets.update(UNLOCK)
+        statement = (
+            update(table)
+            .where(table.c.id == bindparam("l_id"), table.c.lock_token == bindparam("l_token"))
+            .values(sets)
+        )
+        _PLAIN_UPDATES[cache_key] = statement
+    return statement
 
 
 def release_committed(lease: Lease) -> bool:
