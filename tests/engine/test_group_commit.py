@@ -96,3 +96,24 @@ async def test_a_unit_alone_raises_its_error(db: Database) -> None:
     leases = await lease_rows(db, [row_id])
     with pytest.raises(RuntimeError):
         await GroupCommit(db).run(step(leases[row_id], fail=True))
+
+
+async def test_several_writers_commit_every_unit_once_and_none_waits_forever(db: Database) -> None:
+    """Writers side by side (PostgreSQL's default; forced here on both dialects: SQLite's single
+    connection then queues them in its pool). Units arrive in waves, so writers finish and new
+    ones start. (A unit queued in the loop turn between a writer's return and its task's done
+    callback once waited forever; tests/engine/test_readings_e2e.py caught that, this test
+    does not reach that turn.)"""
+    ids = [await insert_instance(db) for _ in range(60)]
+    leases = list((await lease_rows(db, ids)).values())
+    commits = GroupCommit(db, writers=4)
+    results: list[bool] = []
+    for wave in range(6):
+        chunk = leases[wave * 10 : (wave + 1) * 10]
+        async with asyncio.timeout(20):
+            results += await asyncio.gather(*(commits.run(step(lease)) for lease in chunk))
+        await asyncio.sleep(0)  # a writer may be done but its task not yet discarded
+    assert results == [True] * 60
+    assert commits.units == 60
+    async with db.session() as session:
+        assert await session.scalar(select(func.count()).select_from(InstanceEvent)) == 60
