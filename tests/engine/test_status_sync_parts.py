@@ -61,3 +61,35 @@ async def test_rows_are_evaluated_in_parts_and_settled_rows_skipped(
     stored = await load(steps.db, failing_row)
     assert stored.observation is not None
     assert stored.observation["statusError"] == {"state": "error", "message": "disk full"}
+
+
+async def test_rows_with_an_operation_under_way_settle_too(steps: Steps) -> None:
+    """A row whose operation is under way gets a fresh `observed_at` from every run (it proves
+    whether the operation takes in time); that write of the sync's own is no news, so such rows
+    settle like rows at rest instead of being evaluated at every run. Here: creates sent, the
+    instances still on their way up (slow simulated time), the step waiting."""
+    steps.simulator.control.set_config(time_scale=100)  # a create takes over an hour
+    rows: dict[str, str] = {}
+    for index in range(ROWS):
+        row_id = await insert_instance(steps.db, create_state="done", next_attempt_at=None)
+        rows[row_id] = create_upstream(steps.simulator, row_id, name=f"op-{index}")
+    for row_id, novita_id in rows.items():
+        async with steps.db.session() as session, session.begin():
+            await session.execute(
+                update(Instance).where(Instance.id == row_id).values(novita_instance_id=novita_id)
+            )
+    sync = StatusSync(db=steps.db, client=steps.ctx.client, interval=0.2, owner="test")
+    reports, seen_at = [], []
+    for _ in range(4):
+        reports.append(await sync.run_once())
+        seen_at.append({(await load(steps.db, row_id)).observed_at for row_id in rows})
+    assert [report.skipped for report in reports] == [0, 0, ROWS, ROWS]
+    assert all(len(times) == 1 for times in seen_at)  # one run writes one time on all rows
+    assert len(set().union(*seen_at)) == 4  # every run wrote it afresh, settled or not
+    for row_id in rows:
+        stored = await load(steps.db, row_id)
+        assert (stored.status, stored.operation, stored.next_attempt_at) == (
+            "creating",
+            "create",
+            None,
+        )  # still waiting: nothing woke the step

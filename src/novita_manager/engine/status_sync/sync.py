@@ -7,7 +7,7 @@ import contextlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select
@@ -95,6 +95,9 @@ class StatusSync:
         self._stopping = False
         # Row id -> `settle_key` of rows seen unchanged without a reaction at the last run.
         self._settled: dict[str, int] = {}
+        # The `observed_at` values recent runs wrote (their starts), within twice the longest a
+        # row keeps one (`resync_write_interval`): a row showing one was written by the sync.
+        self._own_writes: dict[datetime, None] = {}
 
     @property
     def holds_lease(self) -> bool:
@@ -120,7 +123,7 @@ class StatusSync:
     ) -> ListedInstance | int:
         """The row's settle key when the row is seen exactly as at the last run (it is not
         evaluated again), else the listed instance (its key, if any, goes in `keys`)."""
-        key = settle_key(row, item)
+        key = settle_key(row, item, self._own_writes)
         if key is not None and settled.get(row.id) == key and self._calm(row, started):
             keys.pop(row.id, None)
             return key
@@ -259,6 +262,10 @@ class StatusSync:
             self._settled[row_id] = keys[row_id]
         if woken:
             self.on_changes()
+        self._own_writes[started] = None
+        oldest = started - timedelta(seconds=2 * self.resync_write_interval)
+        while next(iter(self._own_writes)) < oldest:  # oldest first: insertion order
+            del self._own_writes[next(iter(self._own_writes))]
         self.health.consecutive_failures = 0
         self.health.last_error = None
         self.health.last_success_at = started
