@@ -88,9 +88,11 @@ async def list_instances_json(
 ) -> bytes:
     """A page of instance views (newest first) as JSON, from one snapshot without the ORM."""
     total, rows = await runtime.instance_reads.page(status, name, limit, offset)
-    stale = runtime.staleness(utcnow())
+    now = utcnow()
+    stale = runtime.staleness(now)
     views = [
-        render_instance(columns, stale=stale(columns), timestamp=keep_timestamp) for columns in rows
+        render_instance(columns, stale=stale(columns), timestamp=keep_timestamp, now=now)
+        for columns in rows
     ]
     page = {"instances": views, "total": total, "limit": limit, "offset": offset}
     return orjson.dumps(page, option=orjson.OPT_UTC_Z)

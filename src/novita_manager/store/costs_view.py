@@ -23,6 +23,10 @@ def moment(value: datetime | str | None) -> datetime | None:
     return datetime.fromisoformat(value)
 
 
+# The columns of `Limits` (a row with none of them has no expiry; most rows).
+LIMITS = ("auto_stop_after", "auto_delete_after", "max_cost", "idle_stop_after")
+
+
 def limits_of(columns: Mapping[str, Any]) -> Limits:
     return Limits(
         auto_stop_after=columns["auto_stop_after"],
@@ -65,8 +69,7 @@ def costs_and_expiry(
         now,
     )
     expires = None
-    limits = limits_of(columns)
-    if limits.any():
+    if any(columns[name] is not None for name in LIMITS):  # `Limits.any()`, without building
         due = next_due(limit_state(columns), columns["limit_fired"])
         expires = None if due is None else time(due.at)
     return {"costToDate": cost, "billedSeconds": seconds, "expiresAt": expires}

@@ -85,8 +85,10 @@ def render_instance(
     *,
     stale: bool,
     timestamp: Callable[[datetime | str | None], Any] | None = None,
+    now: datetime | None = None,
 ) -> dict[str, Any]:
     """The instance view as plain JSON values, from the row's columns (`VIEW_COLUMNS`).
+    `now`: the moment cost to date runs to (a page passes one for all its rows).
 
     This is the one place the fields are made; `instance_view` validates the same dict into the
     typed model, and the read endpoints serialise it directly (a test checks both agree).
@@ -133,7 +135,7 @@ def render_instance(
         "spotStatus": columns["spot_status"],
         "reclaimAt": time(columns["reclaim_at"]),
         "recoveries": columns["recoveries"] or 0,
-        **costs_and_expiry(columns, time),
+        **costs_and_expiry(columns, time, now),
     }
 
 
