@@ -33,7 +33,6 @@ from sqlalchemy.dialects.sqlite.aiosqlite import (
     AsyncAdapt_aiosqlite_connection,
     AsyncAdapt_aiosqlite_dbapi,
 )
-from sqlalchemy.util.concurrency import await_
 
 T = TypeVar("T")
 
@@ -185,7 +184,11 @@ class AsyncAdapt_inline_connection(AsyncAdapt_aiosqlite_connection):
         self._connection.isolation_level = value
 
     def _terminate_force_close(self) -> None:
-        await_(self._connection.close())
+        """Close at once, without a coroutine (a terminate may come outside any greenlet)."""
+        connection = self._connection._connection
+        self._connection._connection = None
+        if connection is not None:
+            connection.close()
 
 
 class InlineDBAPI(AsyncAdapt_aiosqlite_dbapi):
