@@ -226,7 +226,9 @@ async def test_calls_run_concurrently(
         results = await asyncio.gather(*(client.list_clusters() for _ in range(20)))
         elapsed = time.perf_counter() - started
     assert all(results)
-    assert elapsed < 1.5  # about one delay, not twenty (10 s)
+    # About one delay (0.5 s), not twenty in a row (10 s); the bound leaves room for a loaded
+    # machine (1.9 s was seen in CI while the suite ran in three processes).
+    assert elapsed < 5.0
 
 
 async def test_concurrency_limit_is_respected(
