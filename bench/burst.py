@@ -22,9 +22,7 @@ import argparse
 import asyncio
 import json
 import sys
-import tempfile
 import time
-from pathlib import Path
 from typing import Any, cast
 
 import httpx
@@ -33,14 +31,12 @@ from tests.fixtures.webhook_receiver import WebhookReceiver
 from bench.common import (
     RateLoad,
     cpu_seconds,
-    database,
     floor_cpu_ms,
     fmt_ms,
     machine,
     percentile,
     service_pid,
-    service_process,
-    simulator_process,
+    stack_on_simulator,
     today,
     write_section,
 )
@@ -356,35 +352,13 @@ def main() -> None:
     args = parser.parse_args()
     if args.advance < STARTUP:
         raise SystemExit(f"--advance must be at least {STARTUP} (a create's startup)")
-    errors: list[str] = []  # the service log's error lines
-    receiver = WebhookReceiver()
-    receiver.start()
-    try:
-        with (
-            simulator_process(args.time_scale) as sim,
-            database(args.database) as url,
-            tempfile.TemporaryDirectory(prefix="nm-bench-logs-") as logs,
-        ):
-            env = {
-                "NOVITA_API_BASE_URL": sim.base_url,
-                "DATABASE_URL": url,
-                "INSTANCE_POLL_INTERVAL": str(args.poll_interval),
-                "WEBHOOK_URL": receiver.url,
-            }
-            service = service_process(env, Path(logs)).start()
-            try:
-                result = asyncio.run(measure(args, service.base_url, sim, receiver,
-                                             service_pid(service), url))  # fmt: skip
-            finally:
-                service.stop()
-                log = (Path(logs) / "service.log").read_text(errors="replace")
-                errors += [line for line in log.splitlines() if '"error"' in line]
-                if errors:
-                    print(f"{len(errors)} error lines in the service log, last:", file=sys.stderr)
-                    print("\n".join(errors[-5:]), file=sys.stderr)
-    finally:
-        receiver.stop()
-    result.update(_log_errors(errors, result["window"]))
+    with stack_on_simulator(
+        args.database, args.poll_interval, args.time_scale, webhooks=True
+    ) as stack:
+        assert stack.receiver is not None
+        result = asyncio.run(measure(args, stack.service.base_url, stack.sim, stack.receiver,
+                                     service_pid(stack.service), stack.database_url))  # fmt: skip
+    result.update(_log_errors(stack.errors, result["window"]))
     command = " ".join(["python -m bench.burst", *sys.argv[1:]])
     text = report(result, args, command)
     print(text)

@@ -16,14 +16,17 @@ import os
 import platform
 import queue
 import statistics
+import sys
 import tempfile
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import httpx
 from tests.fixtures.service import ServiceProcess
+from tests.fixtures.webhook_receiver import WebhookReceiver
 
 from novita_manager.simulator.config import SimulatorConfig
 from novita_manager.simulator.server import SimulatorProcess
@@ -172,27 +175,66 @@ def service_process(env: dict[str, str], log_dir: Path, name: str = "service") -
     return ServiceProcess({**BENCH_ENV, **env}, log_dir / f"{name}.log")
 
 
+@dataclass
+class Stack:
+    """What a benchmark runs against: a simulator process, a fresh database, a started service,
+    and (with `webhooks=True`) the receiver its webhooks go to. `errors`: the error lines of the
+    service's log, filled when the stack stops."""
+
+    sim: SimulatorProcess
+    database_url: str
+    service: ServiceProcess
+    receiver: WebhookReceiver | None
+    errors: list[str] = field(default_factory=list)
+
+
+@contextlib.contextmanager
+def stack_on_simulator(
+    database_kind: str,
+    poll_interval: float,
+    time_scale: float = 0.01,
+    *,
+    webhooks: bool = False,
+    env: dict[str, str] | None = None,
+) -> Iterator[Stack]:
+    """A started service on its own database against a simulator process; all stopped after,
+    the service's log error lines collected (the last five printed)."""
+    with contextlib.ExitStack() as exits:
+        receiver = None
+        if webhooks:
+            receiver = WebhookReceiver()
+            receiver.start()
+            exits.callback(receiver.stop)
+        sim = exits.enter_context(simulator_process(time_scale))
+        url = exits.enter_context(database(database_kind))
+        logs = Path(exits.enter_context(tempfile.TemporaryDirectory(prefix="nm-bench-logs-")))
+        service_env = {
+            "NOVITA_API_BASE_URL": sim.base_url,
+            "DATABASE_URL": url,
+            "INSTANCE_POLL_INTERVAL": str(poll_interval),
+            **({"WEBHOOK_URL": receiver.url} if receiver is not None else {}),
+            **(env or {}),
+        }
+        service = service_process(service_env, logs).start()
+        stack = Stack(sim, url, service, receiver)
+        try:
+            yield stack
+        finally:
+            service.stop()
+            log = (logs / "service.log").read_text(errors="replace")
+            stack.errors += [line for line in log.splitlines() if '"error"' in line]
+            if stack.errors:
+                print(f"{len(stack.errors)} error lines in the service log, last:", file=sys.stderr)
+                print("\n".join(stack.errors[-5:]), file=sys.stderr)
+
+
 @contextlib.contextmanager
 def service_on_simulator(
     database_kind: str, poll_interval: float, time_scale: float = 0.01, **env: str
 ) -> Iterator[ServiceProcess]:
     """A started service on its own database, against a simulator process; stopped after."""
-    with (
-        simulator_process(time_scale) as sim,
-        database(database_kind) as url,
-        tempfile.TemporaryDirectory(prefix="nm-bench-logs-") as logs,
-    ):
-        service_env = {
-            "NOVITA_API_BASE_URL": sim.base_url,
-            "DATABASE_URL": url,
-            "INSTANCE_POLL_INTERVAL": str(poll_interval),
-            **env,
-        }
-        service = service_process(service_env, Path(logs)).start()
-        try:
-            yield service
-        finally:
-            service.stop()
+    with stack_on_simulator(database_kind, poll_interval, time_scale, env=env) as stack:
+        yield stack.service
 
 
 def service_pid(service: ServiceProcess) -> int:

@@ -20,7 +20,6 @@ import json
 import math
 import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -31,15 +30,13 @@ from tests.fixtures.webhook_receiver import WebhookReceiver
 from bench.common import (
     RateLoad,
     cpu_seconds,
-    database,
     floor_cpu_ms,
     fmt_ms,
     machine,
     memory_kib,
     percentile,
     service_pid,
-    service_process,
-    simulator_process,
+    stack_on_simulator,
     today,
     write_section,
 )
@@ -430,33 +427,12 @@ def main() -> None:
     parser.add_argument("--timeout", type=float, default=900.0)
     parser.add_argument("--write-docs", action="store_true")
     args = parser.parse_args()
-    receiver = WebhookReceiver()
-    receiver.start()
-    try:
-        with (
-            simulator_process(args.time_scale) as sim,
-            database(args.database) as url,
-            tempfile.TemporaryDirectory(prefix="nm-bench-logs-") as logs,
-        ):
-            env = {
-                "NOVITA_API_BASE_URL": sim.base_url,
-                "DATABASE_URL": url,
-                "INSTANCE_POLL_INTERVAL": str(args.poll_interval),
-                "WEBHOOK_URL": receiver.url,
-            }
-            service = service_process(env, Path(logs)).start()
-            try:
-                result = asyncio.run(measure(args, service.base_url, sim, receiver,
-                                             service_pid(service), url))  # fmt: skip
-            finally:
-                service.stop()
-                log = (Path(logs) / "service.log").read_text(errors="replace")
-                errors = [line for line in log.splitlines() if '"error"' in line]
-                if errors:
-                    print(f"{len(errors)} error lines in the service log, last:", file=sys.stderr)
-                    print("\n".join(errors[-5:]), file=sys.stderr)
-    finally:
-        receiver.stop()
+    with stack_on_simulator(
+        args.database, args.poll_interval, args.time_scale, webhooks=True
+    ) as stack:
+        assert stack.receiver is not None
+        result = asyncio.run(measure(args, stack.service.base_url, stack.sim, stack.receiver,
+                                     service_pid(stack.service), stack.database_url))  # fmt: skip
     command = " ".join(["python -m bench.lifecycle", *sys.argv[1:]])
     text = report(result, args, command)
     print(text)

@@ -25,10 +25,8 @@ import asyncio
 import json
 import random
 import sys
-import tempfile
 import time
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -36,13 +34,11 @@ from tests.fixtures.webhook_receiver import WebhookReceiver
 
 from bench.common import (
     cpu_seconds,
-    database,
     floor_cpu_ms,
     machine,
     percentile,
     service_pid,
-    service_process,
-    simulator_process,
+    stack_on_simulator,
     today,
     write_section,
 )
@@ -286,30 +282,13 @@ def main() -> None:
     parser.add_argument("--database", choices=["sqlite", "postgresql"], default="sqlite")
     parser.add_argument("--write-docs", action="store_true")
     args = parser.parse_args()
-    receiver = WebhookReceiver()
-    receiver.start()
-    try:
-        with (
-            simulator_process(args.time_scale) as sim,
-            database(args.database) as url,
-            tempfile.TemporaryDirectory(prefix="nm-bench-logs-") as logs,
-        ):
-            env = {
-                "NOVITA_API_BASE_URL": sim.base_url,
-                "DATABASE_URL": url,
-                "INSTANCE_POLL_INTERVAL": str(args.poll_interval),
-                "WEBHOOK_URL": receiver.url,
-                "RECOVERY_BACKOFF": "0",
-            }
-            service = service_process(env, Path(logs)).start()
-            try:
-                result = asyncio.run(
-                    measure(args, service.base_url, sim.root_url, service_pid(service), receiver)
-                )
-            finally:
-                service.stop()
-    finally:
-        receiver.stop()
+    with stack_on_simulator(
+        args.database, args.poll_interval, args.time_scale, webhooks=True,
+        env={"RECOVERY_BACKOFF": "0"},
+    ) as stack:  # fmt: skip
+        assert stack.receiver is not None
+        result = asyncio.run(measure(args, stack.service.base_url, stack.sim.root_url,
+                                     service_pid(stack.service), stack.receiver))  # fmt: skip
     command = " ".join(["python -m bench.spot_life", *sys.argv[1:]])
     text = report(result, args, command)
     print(text)
