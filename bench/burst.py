@@ -142,6 +142,7 @@ async def measure(args: argparse.Namespace, base_url: str, sim: Any, receiver: W
             load.add(f"/api/instances/{instance_id}")  # type: ignore[union-attr]
         cpu_before, api_before = cpu_seconds(pid), cpu_seconds(pid, tree=False)
         sim_before, machine_before = cpu_seconds(sim.process.pid), machine_busy_seconds()
+        print(f"advancing the clock (service pid {pid})", file=sys.stderr, flush=True)
         clock = sim.control.advance_clock(args.advance)  # every instance runs from here
         advanced_at = clock["now"] - clock["offset"]  # the simulator's wall clock then
         await wait_all_running(client, events, len(ids), args.timeout)

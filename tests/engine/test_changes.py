@@ -9,6 +9,7 @@ import pytest
 
 from novita_manager.domain.statuses import CreateState, Operation, Status
 from novita_manager.engine.changes import InstanceChange, observed
+from novita_manager.engine.leases import DueSooner
 from novita_manager.store.models import Instance
 from novita_manager.store.types import utcnow
 
@@ -30,16 +31,12 @@ def test_values_are_the_set_columns_with_enums_as_stored_strings() -> None:
     assert all(type(value) is not Status for value in change.columns().values())
 
 
-def test_merged_keeps_the_later_fields_and_after_leaves_the_row_alone() -> None:
+def test_merged_keeps_the_later_fields() -> None:
     now = utcnow()
     change = InstanceChange(operation=Operation.STOP, attempts=3).merged(
         InstanceChange(attempts=0, stopped_at=now)
     )
     assert change.columns() == {"operation": "stop", "attempts": 0, "stopped_at": now}
-    row = Instance(id="x", status="running", attempts=3)
-    after = change.after(row)
-    assert (after.operation, after.attempts, after.stopped_at) == ("stop", 0, now)
-    assert (row.operation, row.attempts) == (None, 3)
 
 
 def test_a_wait_becomes_due_at_once_when_a_newer_observation_was_written() -> None:
@@ -48,9 +45,12 @@ def test_a_wait_becomes_due_at_once_when_a_newer_observation_was_written() -> No
         next_attempt_at=now + timedelta(seconds=30), sooner_if_observed_after=now
     )
     assert "sooner_if_observed_after" not in change.columns()
-    sql = str(change.values(now)["next_attempt_at"])
-    assert "CASE" in sql
-    assert "observed_at" in sql
+    due = change.values(now)["next_attempt_at"]
+    assert isinstance(due, DueSooner)
+    assert (due.later, due.now, due.conditions) == (
+        now + timedelta(seconds=30), now, (("observed_at", ">", now),))  # fmt: skip
+    anything = InstanceChange(next_attempt_at=None, sooner_if_observed_after=None).values(now)
+    assert anything["next_attempt_at"].conditions == (("observed_at", "is not null", None),)
 
 
 def test_an_observation_sets_the_observation_columns() -> None:

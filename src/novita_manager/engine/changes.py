@@ -2,9 +2,9 @@
 
 A step says what it changes with an `InstanceChange` instead of a dict keyed by column names, so
 a misspelt column or a value of the wrong type is a type error (and a TypeError at run time).
-`values()` gives the UPDATE's values (enums as their stored strings), `apply_to()` mirrors the
-change on the row a step holds, and `after()` gives a detached copy of the row after the change
-(the webhook's view is rendered from it before the write commits).
+`values()` gives the UPDATE's values (enums as their stored strings) and `apply_to()` mirrors the
+change on the row a step holds (the webhook's view is rendered from the row and `columns()`
+before the write commits: `store.views.instance_view(..., changed=...)`).
 """
 
 from __future__ import annotations
@@ -14,10 +14,9 @@ from datetime import datetime
 from enum import Enum
 from typing import Any, Final, TypeVar, Union
 
-from sqlalchemy import case
-
 from novita_manager.domain.costs import open_period
 from novita_manager.domain.statuses import CreateState, Operation, Status
+from novita_manager.engine.leases import DueSooner
 from novita_manager.store.models import Instance
 
 
@@ -98,9 +97,9 @@ class InstanceChange:
         values = self.columns()
         seen = self.sooner_if_observed_after
         if "next_attempt_at" in values and seen is not UNSET:
-            observed_at = Instance.__table__.c.observed_at  # Core: the UPDATE stays a Core one
-            newer = observed_at.is_not(None) if seen is None else observed_at > seen
-            values["next_attempt_at"] = case((newer, now), else_=values["next_attempt_at"])
+            condition = ("observed_at", "is not null", None) if seen is None else (
+                "observed_at", ">", seen)  # fmt: skip
+            values["next_attempt_at"] = DueSooner(values["next_attempt_at"], now, (condition,))
         return values
 
     def merged(self, other: InstanceChange | None) -> InstanceChange:
@@ -121,12 +120,6 @@ class InstanceChange:
         """Mirror the change on `row` (after the write committed)."""
         for name, value in self.columns().items():
             setattr(row, name, value)
-
-    def after(self, row: Instance) -> Instance:
-        """A detached copy of `row` with the change applied."""
-        copy = Instance(**{column.key: getattr(row, column.key) for column in Instance.__table__.c})
-        self.apply_to(copy)
-        return copy
 
 
 _NAMES = tuple(field.name for field in fields(InstanceChange))

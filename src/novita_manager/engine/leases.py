@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol, cast
 
-from sqlalchemy import ClauseElement, CursorResult, Update, bindparam, event, update
+from sqlalchemy import ClauseElement, CursorResult, Update, bindparam, case, event, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
@@ -41,6 +41,26 @@ class Lease:
     row_id: str
     token: str
     owner: str
+
+
+@dataclass(frozen=True, slots=True)
+class DueSooner:
+    """A `next_attempt_at` the UPDATE itself decides: `now` if any condition holds on the row
+    at the time of the write, else `later` (a step must not sleep past news written meanwhile).
+
+    Each condition is `(column, ">", value)` or `(column, "is not null", None)`. A value, not a
+    SQL expression, so the statement is built once per shape and the values are parameters.
+    """
+
+    later: datetime | None
+    now: datetime
+    conditions: tuple[tuple[str, str, Any], ...]
+
+    def shape(self) -> tuple[tuple[str, str], ...]:
+        return tuple((column, op) for column, op, _ in self.conditions)
+
+    def or_if(self, column: str, op: str, value: Any) -> DueSooner:
+        return DueSooner(self.later, self.now, (*self.conditions, (column, op, value)))
 
 
 UNLOCK: dict[str, Any] = {"lock_owner": None, "lock_token": None, "lock_expires_at": None}
@@ -74,9 +94,20 @@ async def write_with_lease(
         )
         result = cast(CursorResult[Any], await session.execute(statement))
     else:  # plain values: a statement built once per shape, the values as its parameters
-        parameters = {f"v_{key}": value for key, value in values.items()}
+        parameters: dict[str, Any] = {}
+        shape: list[Any] = []
+        for key, value in values.items():
+            if isinstance(value, DueSooner):
+                shape.append((key, value.shape()))
+                parameters[f"v_{key}"] = value.later
+                parameters[f"n_{key}"] = value.now
+                for index, (_, _, operand) in enumerate(value.conditions):
+                    parameters[f"c_{key}_{index}"] = operand
+            else:
+                shape.append(key)
+                parameters[f"v_{key}"] = value
         parameters.update(l_id=lease.row_id, l_token=lease.token)
-        statement = _plain_update(table, tuple(values), release)
+        statement = _plain_update(table, tuple(shape), release)
         result = cast(CursorResult[Any], await session.execute(statement, parameters))
     held: bool = result.rowcount == 1
     if held and release:
@@ -84,16 +115,23 @@ async def write_with_lease(
     return held
 
 
-_PLAIN_UPDATES: dict[tuple[Any, tuple[str, ...], bool], Update] = {}
+_PLAIN_UPDATES: dict[tuple[Any, tuple[Any, ...], bool], Update] = {}
 
 
-def _plain_update(table: Any, keys: tuple[str, ...], release: bool) -> Update:
+def _plain_update(table: Any, keys: tuple[Any, ...], release: bool) -> Update:
     """`UPDATE table SET key = :v_key, ... WHERE id = :l_id AND lock_token = :l_token`, cached:
-    building and keying the statement per write cost about as much as executing it."""
+    building and keying the statement per write cost about as much as executing it. A key may
+    be `(key, DueSooner.shape())`: `key = CASE WHEN <conditions> THEN :n_key ELSE :v_key END`."""
     cache_key = (table, keys, release)
     statement = _PLAIN_UPDATES.get(cache_key)
     if statement is None:
-        sets: dict[str, Any] = {key: bindparam(f"v_{key}", type_=table.c[key].type) for key in keys}
+        sets: dict[str, Any] = {}
+        for entry in keys:
+            if isinstance(entry, tuple):
+                key, conditions = entry
+                sets[key] = _sooner(table, key, conditions)
+            else:
+                sets[entry] = bindparam(f"v_{entry}", type_=table.c[entry].type)
         if release:
             sets.update(UNLOCK)
         statement = (
@@ -103,6 +141,21 @@ def _plain_update(table: Any, keys: tuple[str, ...], release: bool) -> Update:
         )
         _PLAIN_UPDATES[cache_key] = statement
     return statement
+
+
+def _sooner(table: Any, key: str, conditions: tuple[tuple[str, str], ...]) -> Any:
+    column_type = table.c[key].type
+    whens = []
+    for index, (column, op) in enumerate(conditions):
+        target = table.c[column]
+        if op == ">":
+            condition = target > bindparam(f"c_{key}_{index}", type_=target.type)
+        elif op == "is not null":
+            condition = target.is_not(None)
+        else:
+            raise ValueError(f"unknown condition {op!r}")
+        whens.append((condition, bindparam(f"n_{key}", type_=column_type)))
+    return case(*whens, else_=bindparam(f"v_{key}", type_=column_type))
 
 
 def release_committed(lease: Lease) -> bool:

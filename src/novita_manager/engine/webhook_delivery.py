@@ -45,7 +45,7 @@ from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
-from sqlalchemy import ColumnElement, Update, and_, or_, select, update
+from sqlalchemy import ColumnElement, Update, and_, bindparam, or_, select, update
 from sqlalchemy.orm import aliased
 
 from novita_manager.config import Settings
@@ -65,6 +65,21 @@ from novita_manager.webhooks.signing import WebhookSigner
 
 PIPELINE_NAME = "webhook_delivery"
 IS_PENDING = WebhookDelivery.status == DeliveryStatus.PENDING.value
+_TABLE: Any = WebhookDelivery.__table__
+# Built once (a Core statement, its values as parameters): per delivery it cost as much as the
+# rest of the delivery's write.
+_SUCCESSORS_NOW = (
+    update(_TABLE)
+    .where(
+        _TABLE.c.instance_id == bindparam("s_instance"),
+        _TABLE.c.url == bindparam("s_url"),
+        _TABLE.c.status == DeliveryStatus.PENDING.value,
+        _TABLE.c.id != bindparam("s_id"),
+        _TABLE.c.lock_token.is_(None),
+        _TABLE.c.next_attempt_at > bindparam("s_now", type_=_TABLE.c.next_attempt_at.type),
+    )
+    .values(next_attempt_at=bindparam("s_now"))
+)
 _EARLIER = aliased(WebhookDelivery)
 # No earlier pending delivery of the same instance to the same URL (the claim's ordering rule).
 NO_EARLIER_PENDING = ~(
@@ -173,7 +188,7 @@ class WebhookDeliveryHandler:
                 return False
             batch.insert(attempt)
             if values["next_attempt_at"] is None:  # done: the instance's next event may go
-                await session.execute(self._successors_now(row, now))
+                await session.execute(*self._successors_now(row, now))
             return True
 
         if not await self.commits.run(record, key=lease.row_id):
@@ -199,21 +214,11 @@ class WebhookDeliveryHandler:
             duration_ms=result.duration_ms,
         )
 
-    def _successors_now(self, row: WebhookDelivery, now: datetime) -> Update:
-        d = WebhookDelivery
-        return (
-            update(d)
-            .where(
-                d.instance_id == row.instance_id,
-                d.url == row.url,
-                IS_PENDING,
-                d.id != row.id,
-                d.lock_token.is_(None),
-                d.next_attempt_at > now,
-            )
-            .values(next_attempt_at=now)
-            .execution_options(synchronize_session=False)
-        )
+    @staticmethod
+    def _successors_now(row: WebhookDelivery, now: datetime) -> tuple[Update, dict[str, Any]]:
+        """The instance's later deliveries to the same URL, made due now (with parameters)."""
+        parameters = {"s_instance": row.instance_id, "s_url": row.url, "s_id": row.id, "s_now": now}
+        return _SUCCESSORS_NOW, parameters
 
     async def _defer(self, lease: Lease, row: WebhookDelivery, wait: float, reason: str) -> None:
         """Put the row back, due after `wait` seconds, without an attempt; it holds no slot."""

@@ -148,15 +148,23 @@ def keep_timestamp(moment: datetime | str | None) -> datetime | str | None:
     return moment
 
 
-def view_columns(row: Instance) -> dict[str, Any]:
-    """The `VIEW_COLUMNS` of an ORM row (`store.instance_reads` selects the same in SQL)."""
+def view_columns(row: Instance, changed: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The `VIEW_COLUMNS` of an ORM row (`store.instance_reads` selects the same in SQL), with
+    the columns in `changed` (a step's change, before it is written) in place of the row's."""
     columns = {name: getattr(row, name) for name in VIEW_COLUMNS}
-    columns["cluster_id"] = row.cluster_id or (row.observation or {}).get("clusterId")
+    observation = row.observation
+    if changed:
+        columns.update((name, changed[name]) for name in VIEW_COLUMNS if name in changed)
+        observation = changed.get("observation", observation)
+    columns["cluster_id"] = columns["cluster_id"] or (observation or {}).get("clusterId")
     return columns
 
 
-def instance_view(row: Instance, *, stale: bool) -> InstanceView:
-    return InstanceView.model_validate(render_instance(view_columns(row), stale=stale))
+def instance_view(
+    row: Instance, *, stale: bool, changed: dict[str, Any] | None = None
+) -> InstanceView:
+    """The view of `row`, or of `row` as `changed` (column values) will leave it."""
+    return InstanceView.model_validate(render_instance(view_columns(row, changed), stale=stale))
 
 
 def operation_view(request: OperationRequest) -> OperationRequestView:

@@ -63,7 +63,7 @@ def policy_of(row: Instance, settings: Settings) -> RecoveryPolicy:
 def _events(row: Instance, change: InstanceChange, events: list[Event], now: datetime) -> list[Any]:
     """Outbox rows of `events`, in order (each a microsecond before the next: deliveries of one
     instance go out by `created_at`), carrying `reclaimAt` beside the instance view."""
-    view = instance_view(change.after(row), stale=False)
+    view = instance_view(row, stale=False, changed=change.columns())
     rows = []
     for offset, event in enumerate(events):
         at = now - timedelta(microseconds=len(events) - offset)

@@ -148,7 +148,7 @@ async def finish(
     if event is not None:
         payload = webhook_payload(
             event.value,
-            instance_view(change.after(row), stale=False),
+            instance_view(row, stale=False, changed=change.columns()),
             now=now,
             created_at=row.created_at,
             error=error,

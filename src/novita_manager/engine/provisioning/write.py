@@ -5,12 +5,10 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import case
-
 from novita_manager.backoff import backoff_delay
 from novita_manager.engine.changes import InstanceChange
 from novita_manager.engine.group_commit import Batch
-from novita_manager.engine.leases import Lease, write_with_lease
+from novita_manager.engine.leases import DueSooner, Lease, write_with_lease
 from novita_manager.engine.provisioning.context import StepContext
 from novita_manager.engine.retry import truncate_error
 from novita_manager.logging import get_logger
@@ -18,7 +16,6 @@ from novita_manager.store.models import Instance
 from novita_manager.store.types import utcnow
 
 log = get_logger(__name__)
-INSTANCES = Instance.__table__  # Core columns: an ORM attribute would make the UPDATE an ORM one
 
 
 class IncompleteListing(Exception):
@@ -49,9 +46,9 @@ async def write(
     values = change.values(now)
     if release and "next_attempt_at" in values:
         consumed = values.get("consumed_seq", row.consumed_seq)
-        values["next_attempt_at"] = case(
-            (INSTANCES.c.request_seq > consumed, now), else_=values["next_attempt_at"]
-        )
+        later = values["next_attempt_at"]
+        sooner = later if isinstance(later, DueSooner) else DueSooner(later, now, ())
+        values["next_attempt_at"] = sooner.or_if("request_seq", ">", consumed)
 
     async def unit(batch: Batch) -> bool:
         if not await write_with_lease(batch.session, Instance, lease, values, release=release):
