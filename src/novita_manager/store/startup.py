@@ -19,7 +19,6 @@ import sqlite3
 import sys
 from pathlib import Path
 
-from alembic.util import CommandError
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
@@ -80,7 +79,7 @@ def _problem(error: BaseException, url: URL | None) -> str:
     dialect = url.get_backend_name() if url is not None else ""
     if isinstance(error, DatabaseInUse):
         return f"{error}."
-    if isinstance(error, CommandError):
+    if _is_alembic_error(error):
         return (
             f"its schema is not one this version knows ({error}); it was probably written by a "
             "newer novita-manager. Run that version, or restore a backup made by this one."
@@ -90,6 +89,13 @@ def _problem(error: BaseException, url: URL | None) -> str:
     if dialect == "postgresql":
         return _postgres_problem(error, url)
     return f"{_reason(error)}. Check DATABASE_URL."
+
+
+def _is_alembic_error(error: BaseException) -> bool:
+    """Alembic's CommandError (an unknown revision), without importing Alembic: it is loaded
+    only when an upgrade runs (store/migrate.py), so an error of its own implies it is loaded."""
+    util = sys.modules.get("alembic.util")
+    return util is not None and isinstance(error, util.CommandError)
 
 
 def _sqlite_problem(error: BaseException, url: URL | None) -> str:
