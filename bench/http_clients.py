@@ -1,14 +1,17 @@
-"""HTTP clients: the client process's CPU per request, http1.py beside well-kept libraries.
+"""HTTP clients: the client process's CPU per request, the service's aiohttp path beside
+aiohttp alone and httpx.
 
 Usage: python -m bench.http_clients [--requests 5000] [--concurrency 8] [--rounds 5]
        [--loop uvloop|asyncio] [--write-docs]
 
-Why: `novita_manager/http1.py` is a hand-written httpx transport; the project writes by hand only
-what no well-kept library does well. This measures, in one run, what a request costs the process
-that sends it with: httpx's default transport (httpcore over anyio, h11), httpx over Http1Transport
-as the service builds it (`upstream_transport` for Novita, `guarded_transport` for webhooks), httpx
-over httpx-aiohttp's `AiohttpTransport`, and aiohttp's ClientSession alone. Two more rows call the
-transports' `handle_async_request` directly, the path `NovitaSession._send` takes.
+Why: Novita calls and webhook deliveries go through `novita_manager/http_client.py` (aiohttp's
+ClientSession under small own Request/Response types, an error classification and an idle-socket
+probe). It replaced a hand-written httpx transport (`http1.py`) because aiohttp alone measured
+cheaper; this measures, in one run, what a request costs the process that sends it with: httpx's
+default transport (httpcore over anyio, h11; the well-known reference), aiohttp's ClientSession
+alone (the floor of the library), `HttpTransport.send` as the service builds and calls it
+(`upstream_transport` for Novita, `guarded_transport` for webhooks), and the whole call
+(`NovitaClient.get_instance`, `WebhookSender.send`).
 
 Two requests: the GET of one instance as the Novita client sends it (to the simulator, a separate
 process) and a webhook-like POST of a 1 KiB JSON body (to a receiver in a separate process: uvicorn
@@ -19,8 +22,8 @@ The benchmark process runs nothing but the client under test while it is measure
 (time.process_time: every thread of this process). The requests are split in rounds and the
 clients take turns within each round, in a rotating order, so machine noise falls on all.
 
-Before measuring, a check of how each httpx transport reports three failures, read the way
-`novita/session.py` reads them (a create that may have reached Novita must never be re-sent).
+Before measuring, a check of how the service's transport reports failures of a create, read the
+way `novita/session.py` reads them (a create that may have reached Novita must never be re-sent).
 """
 
 from __future__ import annotations
@@ -30,219 +33,27 @@ import asyncio
 import gc
 import importlib.metadata
 import multiprocessing
-import socket
 import statistics
-import struct
 import sys
 import time
-from collections.abc import Awaitable, Callable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Iterator
 from typing import Any
 
-import aiohttp
 import httpx
-import orjson
-from httpx_aiohttp import AiohttpTransport
 
 from bench.common import machine, simulator_process, today, write_section
-from novita_manager.http1 import Http1Transport
-from novita_manager.novita.session import _transport_error
+from bench.http_client_kinds import (
+    CREATE,
+    RECORDED,
+    REF,
+    Send,
+    Tally,
+    Target,
+    clients,
+)
+from bench.http_failures import failure_readings
+from novita_manager.logging import configure_logging
 from novita_manager.simulator.server import free_port
-from novita_manager.upstream_transport import upstream_transport
-from novita_manager.webhooks.transport import guarded_transport
-
-KEEPALIVE = 2.0  # the session's keepalive_expiry
-CREATE = {
-    "name": "bench",
-    "productId": "A100-80GB.14c240g",
-    "gpuNum": 1,
-    "rootfsSize": 60,
-    "imageUrl": "pytorch/pytorch:latest",
-    "kind": "gpu",
-    "ports": "8888/http",
-}
-HOOK_HEADERS = {
-    "content-type": "application/json",
-    "webhook-id": "msg_2kQh1b7kQ0mXo0bLq3d8cS1zZ9V",
-    "webhook-timestamp": "1796205600",
-    "webhook-signature": "v1,K5oZfzN95Z9UVu1EsfQmfVNQhnkZ2pj9o9NDN/H/pI4=",
-    "user-agent": "novita-manager/0.1.0 (webhooks)",
-}
-Send = Callable[[], Awaitable[int]]
-
-
-def hook_body() -> bytes:
-    """A webhook-like JSON document of about 1 KiB."""
-    event = {
-        "type": "instance.running",
-        "instanceId": "f" * 32,
-        "status": "running",
-        "novitaInstanceId": "a" * 16,
-        "name": "bench",
-        "region": "us-east",
-        "occurredAt": "2026-12-02T17:00:00Z",
-        "metadata": {"team": "x" * 600},
-    }
-    return orjson.dumps(event)
-
-
-@dataclass
-class Target:
-    get_url: str  # the simulator's v1 root
-    params: dict[str, str]
-    headers: dict[str, str]  # as NovitaSession sends them
-    hook_url: str
-    body: bytes = field(default_factory=hook_body)
-
-
-@dataclass
-class Tally:
-    cpu: float = 0.0
-    wall: float = 0.0
-    requests: int = 0
-    rounds: list[float] = field(default_factory=list)  # CPU µs per request in each round
-
-    @property
-    def cpu_us(self) -> float:
-        return self.cpu / self.requests * 1e6
-
-    @property
-    def rate(self) -> float:
-        return self.requests / self.wall
-
-
-# -- the clients -------------------------------------------------------------------------------
-
-
-def httpx_client(
-    target: Target,
-    kind: str,
-    make: Callable[[str], httpx.AsyncBaseTransport] | None,
-    concurrency: int,
-) -> tuple[Send, Callable[[], Awaitable[None]]]:
-    """httpx.AsyncClient over `make(kind)` (None: its default transport)."""
-    limits = httpx.Limits(
-        max_connections=concurrency,
-        max_keepalive_connections=concurrency,
-        keepalive_expiry=KEEPALIVE,
-    )
-    transport = make(kind) if make else None
-    client = httpx.AsyncClient(
-        timeout=httpx.Timeout(10),
-        transport=transport,
-        limits=limits,
-        trust_env=False,
-        follow_redirects=False,
-        headers=target.headers if kind == "GET" else None,
-    )
-    url = target.get_url + "/gpu/instance"
-
-    async def get() -> int:
-        return (await client.get(url, params=target.params)).status_code
-
-    async def post() -> int:
-        return (
-            await client.post(target.hook_url, content=target.body, headers=HOOK_HEADERS)
-        ).status_code
-
-    return (get if kind == "GET" else post), client.aclose
-
-
-def direct(
-    target: Target, kind: str, transport: httpx.AsyncBaseTransport
-) -> tuple[Send, Callable[[], Awaitable[None]]]:
-    """The transport's handle_async_request, the way NovitaSession._send calls it."""
-    extensions = {"timeout": httpx.Timeout(10).as_dict()}
-    headers = httpx.AsyncClient(headers=target.headers).headers  # with httpx's defaults, as _send
-
-    async def send() -> int:
-        if kind == "GET":
-            request = httpx.Request(
-                "GET",
-                target.get_url + "/gpu/instance",
-                params=target.params,
-                headers=headers,
-                extensions=extensions,
-            )
-        else:
-            request = httpx.Request(
-                "POST",
-                target.hook_url,
-                content=target.body,
-                headers=HOOK_HEADERS,
-                extensions=extensions,
-            )
-        response = await transport.handle_async_request(request)
-        try:
-            await response.aread()
-        finally:
-            await response.aclose()
-        return response.status_code
-
-    return send, transport.aclose
-
-
-def aiohttp_client(
-    target: Target, kind: str, concurrency: int
-) -> tuple[Send, Callable[[], Awaitable[None]]]:
-    """aiohttp.ClientSession alone (its C parser, its pool)."""
-    connector = aiohttp.TCPConnector(limit=concurrency, keepalive_timeout=KEEPALIVE)
-    session = aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=10))
-    url = target.get_url + "/gpu/instance"
-
-    async def get() -> int:
-        async with session.get(url, params=target.params, headers=target.headers) as response:
-            await response.read()
-            return response.status
-
-    async def post() -> int:
-        async with session.post(
-            target.hook_url, data=target.body, headers=HOOK_HEADERS
-        ) as response:
-            await response.read()
-            return response.status
-
-    return (get if kind == "GET" else post), session.close
-
-
-def service_transport(
-    target: Target, concurrency: int
-) -> Callable[[str], httpx.AsyncBaseTransport]:
-    """Http1Transport as the service builds it: the session's for Novita, the sender's for hooks."""
-
-    def make(kind: str) -> httpx.AsyncBaseTransport:
-        if kind == "GET":
-            transport = upstream_transport(
-                target.get_url, max_connections=concurrency, keepalive_expiry=KEEPALIVE
-            )
-            assert isinstance(transport, Http1Transport), "a proxy is set in the environment"
-            return transport
-        return guarded_transport(allow_private=True)
-
-    return make
-
-
-def aiohttp_transport(concurrency: int) -> Callable[[str], httpx.AsyncBaseTransport]:
-    limits = httpx.Limits(max_connections=concurrency, keepalive_expiry=KEEPALIVE)
-    return lambda _kind: AiohttpTransport(trust_env=False, limits=limits)
-
-
-def clients(target: Target, c: int) -> dict[str, Callable[[str], tuple[Send, Any]]]:
-    """The clients measured, by the name in the table; (b) is the reference."""
-    http1, aio = service_transport(target, c), aiohttp_transport(c)
-    return {
-        "(a) httpx, default transport (httpcore)": lambda k: httpx_client(target, k, None, c),
-        "(b) httpx over Http1Transport (the service's)": lambda k: httpx_client(
-            target, k, http1, c
-        ),
-        "(c) httpx over httpx-aiohttp's AiohttpTransport": lambda k: httpx_client(
-            target, k, aio, c
-        ),
-        "(d) aiohttp.ClientSession alone": lambda k: aiohttp_client(target, k, c),
-        "(b') Http1Transport called directly": lambda k: direct(target, k, http1(k)),
-        "(c') AiohttpTransport called directly": lambda k: direct(target, k, aio(k)),
-    }
-
 
 # -- measuring ---------------------------------------------------------------------------------
 
@@ -287,52 +98,6 @@ async def measure(target: Target, args: argparse.Namespace) -> dict[tuple[str, s
                 tally.rounds.append(cpu / per_round * 1e6)
         print(f"round {index + 1}/{args.rounds} done", file=sys.stderr)
     return tallies
-
-
-# -- how each transport reports failures -------------------------------------------------------
-
-
-async def failure_readings() -> list[tuple[str, str, str]]:
-    """(case, transport, httpx error, the session's reading) for three failures of a create."""
-
-    async def close_after_head(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await reader.readuntil(b"\r\n\r\n")
-        writer.close()
-
-    async def reset_after_head(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await reader.readuntil(b"\r\n\r\n")
-        sock = writer.get_extra_info("socket")
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-        writer.transport.abort()  # with SO_LINGER 0: an RST
-
-    makers: dict[str, Callable[[], httpx.AsyncBaseTransport]] = {
-        "httpx default": httpx.AsyncHTTPTransport,
-        "Http1Transport": Http1Transport,
-        "AiohttpTransport": lambda: AiohttpTransport(trust_env=False),
-    }
-    rows = []
-    cases: list[tuple[str, Any, bool]] = [
-        ("server read the request, closed without answering", close_after_head, True),
-        ("server read the request, reset the connection", reset_after_head, True),
-        ("nothing listens (connection refused)", None, False),
-    ]
-    for case, handler, reached in cases:
-        server = await asyncio.start_server(handler, "127.0.0.1", 0) if handler else None
-        port = server.sockets[0].getsockname()[1] if server else 1
-        for name, make in makers.items():
-            async with httpx.AsyncClient(transport=make(), timeout=5) as client:
-                try:
-                    await client.post(f"http://127.0.0.1:{port}/gpu/instance/create", json={})
-                    reading = "no error"
-                except httpx.TransportError as error:
-                    sent = _transport_error(error, "POST /gpu/instance/create").request_sent
-                    verdict = "right" if sent == reached else "WRONG"
-                    said = "may have been sent" if sent else "never sent"
-                    reading = f"{type(error).__name__}: {said} ({verdict})"
-            rows.append((case, name, reading))
-        if server:
-            server.close()
-    return rows
 
 
 # -- the run -----------------------------------------------------------------------------------
@@ -381,7 +146,7 @@ def _wait_ready(url: str) -> None:
 
 
 def versions() -> str:
-    names = ("httpx", "httpcore", "httptools", "aiohttp", "httpx-aiohttp", "uvloop")
+    names = ("httpx", "httpcore", "aiohttp", "yarl", "multidict", "uvloop")
     return ", ".join(f"{name} {importlib.metadata.version(name)}" for name in names)
 
 
@@ -391,7 +156,6 @@ def report(
     args: argparse.Namespace,
     loop_name: str,
 ) -> str:
-    ref = "(b) httpx over Http1Transport (the service's)"
     lines = [
         f"Command: `python -m bench.http_clients --requests {args.requests} --concurrency "
         f"{args.concurrency} --rounds {args.rounds} --loop {args.loop}`; {today()}; {machine()}; "
@@ -399,19 +163,20 @@ def report(
         "",
         "CPU of the client process only (time.process_time), per request; the servers (simulator, "
         "receiver) run in other processes and are not counted. The project's floor "
-        "(`GET /health/live` of the service) does not apply here: this is client CPU. Requests/s "
-        "share 2 cores with the server, so they are bounded by it; the CPU figures are what "
-        "carries over. Range: lowest and highest round.",
+        "(`GET /health/live` of the service) does not apply here: this is client CPU; the "
+        "reference is aiohttp alone, (d), in the same run. Requests/s share 2 cores with the "
+        "server, so they are bounded by it; the CPU figures are what carries over. Range: lowest "
+        "and highest round.",
         "",
-        "| client | GET µs/req (range) | GET req/s | GET vs (b) | POST 1 KiB µs/req (range) "
-        "| POST req/s | POST vs (b) |",
+        "| client | GET µs/req (range) | GET req/s | GET vs (d) | POST 1 KiB µs/req (range) "
+        "| POST req/s | POST vs (d) |",
         "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     names = list(dict.fromkeys(name for name, _ in tallies))
     for name in names:
         cells = [name]
         for kind in ("GET", "POST"):
-            tally, base = tallies[(name, kind)], tallies[(ref, kind)]
+            tally, base = tallies[(name, kind)], tallies[(REF, kind)]
             cells += [
                 f"{tally.cpu_us:.0f} ({min(tally.rounds):.0f}-{max(tally.rounds):.0f})",
                 f"{tally.rate:,.0f}",
@@ -420,17 +185,21 @@ def report(
         lines.append("| " + " | ".join(cells) + " |")
     lines += [
         "",
-        "How each httpx transport reports a failed create (read as `novita/session.py` "
-        "reads it: ConnectError/ConnectTimeout/PoolTimeout mean never sent):",
+        RECORDED,
         "",
-        "| failure | transport | error and the session's reading |",
-        "| --- | --- | --- |",
+        "How the service's transport reports a failed create (aiohttp's error → the transport's, "
+        "read as `novita/session.py` reads it: only a failure before any byte was written means "
+        "never sent):",
+        "",
+        "| failure | error and the session's reading |",
+        "| --- | --- |",
     ]
-    lines += [f"| {case} | {name} | {reading} |" for case, name, reading in failures]
+    lines += [f"| {case} | {reading} |" for case, reading in failures]
     return "\n".join(lines)
 
 
 async def run(args: argparse.Namespace) -> tuple[dict[tuple[str, str], Tally], list[Any]]:
+    configure_logging("warning", "json")  # the client's per-call debug lines stay off
     failures = await failure_readings()
     ctx = multiprocessing.get_context("spawn")
     port, stop = free_port(), ctx.Event()

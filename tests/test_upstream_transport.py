@@ -1,5 +1,6 @@
-"""Novita is reached through the proxy the environment names (the lean transport speaks none),
-and directly otherwise; checked with a real forward proxy and the simulator on 127.0.0.1."""
+"""Novita is reached through the proxy the environment names (aiohttp's proxy support, chosen by
+`proxy_for`), and directly otherwise; checked with a real forward proxy and the simulator on
+127.0.0.1."""
 
 from __future__ import annotations
 
@@ -9,7 +10,6 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 
-from novita_manager.http1 import Http1Transport
 from novita_manager.novita import NovitaClient
 from novita_manager.simulator.server import SimulatorServer
 from novita_manager.upstream_transport import proxy_for, upstream_transport
@@ -24,11 +24,14 @@ def clean_proxy_env(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.delenv(name.lower(), raising=False)
 
 
-def test_no_proxy_in_the_environment_keeps_the_lean_transport() -> None:
+def test_no_proxy_in_the_environment_goes_directly() -> None:
     transport = upstream_transport(
-        "https://api.novita.ai/gpu-instance/openapi", max_connections=4, keepalive_expiry=2
+        "https://api.novita.ai/gpu-instance/openapi",
+        timeout=5,
+        max_connections=4,
+        keepalive_expiry=2,
     )
-    assert isinstance(transport, Http1Transport)
+    assert transport.proxy is None
 
 
 def test_the_proxy_for_the_scheme_and_no_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -46,8 +49,8 @@ def test_the_proxy_for_the_scheme_and_no_proxy(monkeypatch: pytest.MonkeyPatch) 
     monkeypatch.delenv("HTTPS_PROXY")
     monkeypatch.setenv("ALL_PROXY", "http://all.corp:8080")
     assert proxy_for(url) == "http://all.corp:8080"
-    transport = upstream_transport(url, max_connections=4, keepalive_expiry=2)
-    assert isinstance(transport, httpx.AsyncHTTPTransport)
+    transport = upstream_transport(url, timeout=5, max_connections=4, keepalive_expiry=2)
+    assert transport.proxy == "http://all.corp:8080"
 
 
 class ForwardProxy:

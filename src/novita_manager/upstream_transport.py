@@ -1,17 +1,19 @@
-"""The transport that reaches Novita. The lean HTTP/1.1 transport (`http1.py`) speaks no proxy,
-so when the environment names one for the API's URL (`HTTPS_PROXY`, `HTTP_PROXY`, `ALL_PROXY`,
-lower case too, with `NO_PROXY` honoured, as httpx and curl read them) the calls go through
-httpx's own transport and that proxy instead: a service behind a corporate proxy still reaches
-Novita. Webhook deliveries never use a proxy (the SSRF guard checks the address it connects to).
+"""The transport that reaches Novita: `HttpTransport` (aiohttp), through the proxy the environment
+names for the API's URL (`HTTPS_PROXY`, `HTTP_PROXY`, `ALL_PROXY`, lower case too, with
+`NO_PROXY` honoured as curl reads it), so a service behind a corporate proxy still reaches Novita.
+
+The proxy is chosen here once, not by aiohttp's `trust_env` (which looks it up again in a thread
+at every request, and would also read `.netrc`). Webhook deliveries never use a proxy (the SSRF
+guard checks the address it connects to).
 """
 
 from __future__ import annotations
 
 import urllib.request
 
-import httpx
+from yarl import URL
 
-from novita_manager.http1 import Http1Transport
+from novita_manager.http_client import HttpTransport
 
 LOOPBACK = frozenset({"localhost", "127.0.0.1", "::1"})  # never proxied (the simulator)
 
@@ -19,12 +21,13 @@ LOOPBACK = frozenset({"localhost", "127.0.0.1", "::1"})  # never proxied (the si
 def proxy_for(url: str) -> str | None:
     """The proxy the environment names for `url`, or None (none set, NO_PROXY covers it, or
     the host is this machine)."""
-    target = httpx.URL(url)
+    target = URL(url)
+    host = (target.host or "").lower()
     proxies = urllib.request.getproxies_environment()
     proxy = proxies.get(target.scheme) or proxies.get("all")
     if not proxy:
         return None
-    if target.host in LOOPBACK or _bypassed(target.host, proxies.get("no", "")):
+    if host in LOOPBACK or _bypassed(host, proxies.get("no", "")):
         return None
     return proxy
 
@@ -38,11 +41,9 @@ def _bypassed(host: str, no_proxy: str) -> bool:
 
 
 def upstream_transport(
-    url: str, *, max_connections: int, keepalive_expiry: float
-) -> httpx.AsyncBaseTransport:
-    """Http1Transport, or httpx's transport through the environment's proxy for `url`."""
-    proxy = proxy_for(url)
-    if proxy is not None:
-        limits = httpx.Limits(max_connections=max_connections, keepalive_expiry=keepalive_expiry)
-        return httpx.AsyncHTTPTransport(proxy=proxy, limits=limits)
-    return Http1Transport(max_connections=max_connections, keepalive_expiry=keepalive_expiry)
+    url: str, *, timeout: float, max_connections: int, keepalive_expiry: float
+) -> HttpTransport:
+    """The transport for Novita at `url`: direct, or through the environment's proxy."""
+    return HttpTransport(
+        timeout=timeout, limit=max_connections, keepalive=keepalive_expiry, proxy=proxy_for(url)
+    )

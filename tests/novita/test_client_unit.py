@@ -1,7 +1,8 @@
-"""Client behaviour on exact replies, with httpx.MockTransport standing in for the network.
+"""Client behaviour on exact replies, with a scripted transport standing in for the network.
 
 The simulator tests (test_client_simulator.py) cover the same rules over real HTTP; these pin the
-cases a fault injector cannot make precisely: which transport errors count as "never sent", exact
+cases a fault injector cannot make precisely: which transport errors count as "never sent" (how
+aiohttp's failures become these errors is tested over sockets in tests/test_http_client.py), exact
 headers, empty action replies, a server that ignores paging.
 """
 
@@ -13,10 +14,16 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-import httpx
 import pytest
 
 from novita_manager.config import load_settings
+from novita_manager.http_client import (
+    ConnectError,
+    ExchangeError,
+    ReadTimeout,
+    Request,
+    Response,
+)
 from novita_manager.metrics import Metrics
 from novita_manager.novita import (
     CircuitBreaker,
@@ -32,24 +39,25 @@ from novita_manager.novita import (
     NovitaUnavailable,
 )
 from novita_manager.services.upstream import client_options, novita_client
+from tests.fixtures.http_mock import MockTransport
 
-Handler = Callable[[httpx.Request], httpx.Response]
+Handler = Callable[[Request], Response]
 REQUEST = CreateInstanceRequest(
     name="nm-1", product_id="p1", gpu_num=1, rootfs_size=60, image_url="nginx:latest"
 )
 
 
 class Recorder:
-    def __init__(self, *replies: httpx.Response | Exception | Handler) -> None:
+    def __init__(self, *replies: Response | Exception | Handler) -> None:
         self.replies = list(replies)
-        self.requests: list[httpx.Request] = []
+        self.requests: list[Request] = []
 
-    def __call__(self, request: httpx.Request) -> httpx.Response:
+    def __call__(self, request: Request) -> Response:
         self.requests.append(request)
         reply = self.replies.pop(0) if len(self.replies) > 1 else self.replies[0]
         if isinstance(reply, Exception):
             raise reply
-        if isinstance(reply, httpx.Response):
+        if isinstance(reply, Response):
             return reply
         return reply(request)
 
@@ -61,14 +69,14 @@ def make_client(recorder: Recorder, **kwargs: Any) -> NovitaClient:
         "timeout": 1.0,
         "max_retries": 3,
         "backoff_base": 0.001,
-        "transport": httpx.MockTransport(recorder),
+        "transport": MockTransport(recorder),
     }
     options.update(kwargs)
     return NovitaClient(**options)
 
 
-def ok(data: Any) -> httpx.Response:
-    return httpx.Response(200, json=data)
+def ok(data: Any) -> Response:
+    return Response(200, json=data)
 
 
 async def test_headers_base_path_and_query() -> None:
@@ -78,7 +86,7 @@ async def test_headers_base_path_and_query() -> None:
     assert products[0].price_usd == pytest.approx(0.35)
     request = recorder.requests[0]
     assert request.url.path == "/gpu-instance/openapi/v1/products"
-    assert dict(request.url.params) == {"clusterId": "c1", "gpuNum": "1", "billingMethod": "spot"}
+    assert dict(request.url.query) == {"clusterId": "c1", "gpuNum": "1", "billingMethod": "spot"}
     assert request.headers["Authorization"] == "Bearer sk_unit_test_key"
     assert request.headers["Content-Type"] == "application/json"
 
@@ -86,24 +94,24 @@ async def test_headers_base_path_and_query() -> None:
 @pytest.mark.parametrize(
     "reply",
     [
-        httpx.Response(200),
-        httpx.Response(200, text="OK"),
-        httpx.Response(200, json={}),
-        httpx.Response(200, json={"instanceId": "i1", "state": "toStart"}),
+        Response(200),
+        Response(200, content=b"OK"),
+        Response(200, json={}),
+        Response(200, json={"instanceId": "i1", "state": "toStart"}),
     ],
 )
-async def test_actions_do_not_depend_on_the_body(reply: httpx.Response) -> None:
+async def test_actions_do_not_depend_on_the_body(reply: Response) -> None:
     recorder = Recorder(reply)
     async with make_client(recorder) as client:
         await client.start_instance("i1")
         await client.migrate_instance("i1")
     assert [r.url.path.rsplit("/", 1)[1] for r in recorder.requests] == ["start", "migrate"]
-    assert json.loads(recorder.requests[0].content) == {"instanceId": "i1"}
+    assert json.loads(recorder.requests[0].body or b"") == {"instanceId": "i1"}
 
 
 async def test_get_retries_5xx_then_succeeds_and_counts_retries() -> None:
     metrics = Metrics()
-    recorder = Recorder(httpx.Response(502), httpx.Response(500), ok({"id": "i1", "status": "x"}))
+    recorder = Recorder(Response(502), Response(500), ok({"id": "i1", "status": "x"}))
     async with make_client(recorder, metrics=metrics) as client:
         instance = await client.get_instance("i1")
     assert instance.status == "x"
@@ -115,7 +123,7 @@ async def test_get_retries_5xx_then_succeeds_and_counts_retries() -> None:
 
 
 async def test_retries_are_bounded() -> None:
-    recorder = Recorder(httpx.Response(500, json={"reason": "UNKNOWN", "message": "boom"}))
+    recorder = Recorder(Response(500, json={"reason": "UNKNOWN", "message": "boom"}))
     async with make_client(recorder, max_retries=2) as client:
         with pytest.raises(NovitaServerError) as caught:
             await client.list_clusters()
@@ -125,7 +133,7 @@ async def test_retries_are_bounded() -> None:
 
 async def test_4xx_is_not_retried_and_does_not_trip_the_breaker() -> None:
     breaker = CircuitBreaker(1, 60.0)
-    recorder = Recorder(httpx.Response(404, json={"message": "instance not found"}))
+    recorder = Recorder(Response(404, json={"message": "instance not found"}))
     async with make_client(recorder, breaker=breaker) as client:
         for _ in range(3):
             with pytest.raises(NovitaNotFound):
@@ -135,7 +143,7 @@ async def test_4xx_is_not_retried_and_does_not_trip_the_breaker() -> None:
 
 
 async def test_malformed_get_is_retried_then_transport_error() -> None:
-    recorder = Recorder(httpx.Response(200, text="<html>"), ok({"nothing": True}))
+    recorder = Recorder(Response(200, content=b"<html>"), ok({"nothing": True}))
     async with make_client(recorder, max_retries=1) as client:
         with pytest.raises(NovitaTransportError) as caught:
             await client.get_instance("i1")
@@ -144,7 +152,7 @@ async def test_malformed_get_is_retried_then_transport_error() -> None:
 
 
 async def test_long_retry_after_is_raised_not_slept_on() -> None:
-    recorder = Recorder(httpx.Response(429, headers={"Retry-After": "3600"}))
+    recorder = Recorder(Response(429, headers={"Retry-After": "3600"}))
     async with make_client(recorder) as client:
         with pytest.raises(NovitaRateLimited) as caught:
             await client.list_clusters()
@@ -153,15 +161,15 @@ async def test_long_retry_after_is_raised_not_slept_on() -> None:
 
 
 async def test_create_connect_error_is_retried() -> None:
-    recorder = Recorder(httpx.ConnectError("refused"), ok({"id": "new1"}))
+    recorder = Recorder(ConnectError("refused"), ok({"id": "new1"}))
     async with make_client(recorder) as client:
         assert await client.create_instance(REQUEST) == "new1"
     assert len(recorder.requests) == 2
-    assert json.loads(recorder.requests[1].content)["productId"] == "p1"
+    assert json.loads(recorder.requests[1].body or b"")["productId"] == "p1"
 
 
 async def test_create_429_is_retried() -> None:
-    recorder = Recorder(httpx.Response(429, headers={"Retry-After": "0"}), ok({"id": "new1"}))
+    recorder = Recorder(Response(429, headers={"Retry-After": "0"}), ok({"id": "new1"}))
     async with make_client(recorder) as client:
         assert await client.create_instance(REQUEST) == "new1"
     assert len(recorder.requests) == 2
@@ -170,17 +178,17 @@ async def test_create_429_is_retried() -> None:
 @pytest.mark.parametrize(
     ("reply", "outcome"),
     [
-        (httpx.ReadTimeout("slow"), "timeout"),
-        (httpx.RemoteProtocolError("Server disconnected"), "network_error"),
-        (httpx.ReadError("reset"), "network_error"),
-        (httpx.Response(500), "server_error"),
-        (httpx.Response(503, headers={"Retry-After": "0"}), "server_error"),
-        (httpx.Response(200, text="not json"), "malformed"),
-        (httpx.Response(200, json={"id": ""}), "malformed"),
+        (ReadTimeout("slow"), "timeout"),
+        (ExchangeError("ServerDisconnectedError: Server disconnected"), "network_error"),
+        (ExchangeError("ClientOSError: reset"), "network_error"),
+        (Response(500), "server_error"),
+        (Response(503, headers={"Retry-After": "0"}), "server_error"),
+        (Response(200, content=b"not json"), "malformed"),
+        (Response(200, json={"id": ""}), "malformed"),
     ],
 )
 async def test_create_with_unknown_outcome_is_sent_once(
-    reply: httpx.Response | Exception, outcome: str
+    reply: Response | Exception, outcome: str
 ) -> None:
     recorder = Recorder(reply, ok({"id": "never"}))
     async with make_client(recorder) as client:
@@ -191,7 +199,7 @@ async def test_create_with_unknown_outcome_is_sent_once(
 
 
 async def test_create_definite_4xx_is_typed() -> None:
-    recorder = Recorder(httpx.Response(400, json={"reason": "VALIDATOR_PARAM", "message": "bad"}))
+    recorder = Recorder(Response(400, json={"reason": "VALIDATOR_PARAM", "message": "bad"}))
     async with make_client(recorder) as client:
         with pytest.raises(NovitaBadRequest) as caught:
             await client.create_instance(REQUEST)
@@ -202,7 +210,7 @@ async def test_create_definite_4xx_is_typed() -> None:
 async def test_open_circuit_fails_fast_without_sending() -> None:
     metrics = Metrics()
     breaker = CircuitBreaker(2, 60.0)
-    recorder = Recorder(httpx.ConnectError("refused"))
+    recorder = Recorder(ConnectError("refused"))
     async with make_client(recorder, breaker=breaker, metrics=metrics, max_retries=5) as client:
         with pytest.raises(NovitaUnavailable):
             await client.list_clusters()
@@ -256,7 +264,7 @@ def test_client_options_map_every_client_setting() -> None:
 
 
 async def test_503_retry_after_is_honoured() -> None:
-    recorder = Recorder(httpx.Response(503, headers={"Retry-After": "0.3"}), ok({"data": []}))
+    recorder = Recorder(Response(503, headers={"Retry-After": "0.3"}), ok({"data": []}))
     async with make_client(recorder) as client:
         started = time.perf_counter()
         assert await client.list_clusters() == []
@@ -278,14 +286,12 @@ async def test_cancelled_probe_frees_the_half_open_slot() -> None:
     breaker.record_failure()
     clock[0] = 5.0  # half-open
 
-    async def slow(request: httpx.Request) -> httpx.Response:
+    async def slow(request: Request) -> Response:
         await asyncio.sleep(10)
         return ok({"data": []})
 
     async with make_client(Recorder(ok({"data": []})), breaker=breaker) as client:
-        slow_client = make_client(
-            Recorder(ok({})), breaker=breaker, transport=httpx.MockTransport(slow)
-        )
+        slow_client = make_client(Recorder(ok({})), breaker=breaker, transport=MockTransport(slow))
         probe = asyncio.create_task(slow_client.list_clusters())
         await asyncio.sleep(0.05)
         with pytest.raises(NovitaUnavailable):

@@ -5,13 +5,12 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-import httpx
-
+from novita_manager.http_client import Response
 from novita_manager.novita.gpu_metrics import host_metrics_url, parse_gpu_utilization
 
 
-def reply(body: object) -> httpx.Response:
-    return httpx.Response(200, json=body)
+def reply(body: object) -> Response:
+    return Response(200, json=body)
 
 
 def test_the_average_series_is_read_oldest_first() -> None:
@@ -44,7 +43,7 @@ def test_per_gpu_series_are_averaged_when_there_is_no_average() -> None:
 def test_unreadable_bodies_give_no_points() -> None:
     for body in ({}, {"gpuUtilization": None}, {"gpuUtilization": {"avg": "x"}}, [1, 2], "text"):
         assert parse_gpu_utilization(reply(body)) == []
-    assert parse_gpu_utilization(httpx.Response(200, text="not json")) == []
+    assert parse_gpu_utilization(Response(200, content=b"not json")) == []
 
 
 def test_the_host_path_reading() -> None:

@@ -1,5 +1,5 @@
 """Paging GET /gpu/instances under every reading of novita-api.md §12 (#1 page base, #7 page-size
-cap), against an exact fake server (httpx.MockTransport): the readings are combined here more
+cap), against an exact fake server (a scripted transport): the readings are combined here more
 finely than the simulator's profiles do.
 
 The old client started at pageNum=1 and advanced by the page size it asked for; each test says
@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from typing import Any
 
-import httpx
 import pytest
 
+from novita_manager.http_client import Request, Response
 from novita_manager.novita import NovitaClient
 from novita_manager.novita import listing as listing_module
 
@@ -31,12 +31,12 @@ def paging_server(
 ) -> Any:
     """A listing of `total` instances `i0..`, newest first, playing one reading of each point."""
 
-    def handle(request: httpx.Request) -> httpx.Response:
-        asked = int(request.url.params["pageSize"])
-        num = int(request.url.params["pageNum"])
+    def handle(request: Request) -> Response:
+        asked = int(request.url.query["pageSize"])
+        num = int(request.url.query["pageNum"])
         if base == 1 and num == 0:
             if zero == "refused":
-                return httpx.Response(400, json={"reason": "INVALID_PARAMS", "message": "pageNum"})
+                return Response(400, json={"reason": "INVALID_PARAMS", "message": "pageNum"})
             num = 1
         index = 0 if ignore_paging else num - base
         size = min(asked, cap) if cap else asked
@@ -45,7 +45,7 @@ def paging_server(
         body: dict[str, Any] = {"instances": [{"id": f"i{n}"} for n in ids]}
         if report_total:
             body["total"] = total
-        return httpx.Response(200, json=body)
+        return Response(200, json=body)
 
     return handle
 
@@ -79,7 +79,7 @@ async def test_every_instance_exactly_once_and_complete(
     result = await listing(recorder)
     assert [i.id for i in result.instances] == [f"i{n}" for n in range(total)]
     assert result.complete
-    nums = [int(r.url.params["pageNum"]) for r in recorder.requests]
+    nums = [int(r.url.query["pageNum"]) for r in recorder.requests]
     assert nums[0] == 0  # the first page is never skipped, whichever base applies
     assert len(recorder.requests) <= total // 4 + 4
 
@@ -98,7 +98,7 @@ async def test_a_cap_continues_with_the_size_actually_returned() -> None:
     result = await listing(recorder, page_size=100)
     assert len(result.instances) == 45
     assert result.complete
-    sizes = [int(r.url.params["pageSize"]) for r in recorder.requests]
+    sizes = [int(r.url.query["pageSize"]) for r in recorder.requests]
     assert sizes == [100, 20, 20]
     assert result.progress.capped_page_size == 20
 
@@ -109,7 +109,7 @@ async def test_zero_answering_like_one_is_detected_and_skipped() -> None:
     assert result.complete
     assert len(result.instances) == 25
     assert result.progress.zero_is_one
-    assert [int(r.url.params["pageNum"]) for r in recorder.requests] == [0, 1, 2, 3]
+    assert [int(r.url.query["pageNum"]) for r in recorder.requests] == [0, 1, 2, 3]
 
 
 async def test_zero_refused_restarts_at_one() -> None:
@@ -118,7 +118,7 @@ async def test_zero_refused_restarts_at_one() -> None:
     assert result.complete
     assert len(result.instances) == 25
     assert result.progress.first_page_num == 1
-    assert [int(r.url.params["pageNum"]) for r in recorder.requests] == [0, 1, 2, 3]
+    assert [int(r.url.query["pageNum"]) for r in recorder.requests] == [0, 1, 2, 3]
 
 
 async def test_a_server_that_ignores_paging_gives_an_incomplete_listing() -> None:
@@ -133,10 +133,10 @@ async def test_a_server_that_ignores_paging_gives_an_incomplete_listing() -> Non
 async def test_a_listing_that_never_ends_is_bounded_and_incomplete(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    def endless(request: httpx.Request) -> httpx.Response:
-        num = int(request.url.params["pageNum"])
+    def endless(request: Request) -> Response:
+        num = int(request.url.query["pageNum"])
         ids = [{"id": f"p{num}-{n}"} for n in range(10)]
-        return httpx.Response(200, json={"instances": ids, "total": 10**9})
+        return Response(200, json={"instances": ids, "total": 10**9})
 
     monkeypatch.setattr(listing_module, "MAX_LISTING_PAGES", 5)
     recorder = Recorder(endless)

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 from typing import Any
 
-import httpx
 import pytest
+from multidict import CIMultiDict
 
 from novita_manager.novita.client import NovitaClient
 from novita_manager.novita.models import Product
@@ -137,9 +137,7 @@ def test_product_ids() -> None:
 
 
 def test_rate_limit_headers_are_picked_out() -> None:
-    headers = httpx.Headers(
-        {"X-RateLimit-Remaining": "9", "Retry-After": "1", "Content-Type": "a/b"}
-    )
+    headers = CIMultiDict({"X-RateLimit-Remaining": "9", "Retry-After": "1", "Content-Type": "a/b"})
     assert rate_limit_headers(headers) == {"x-ratelimit-remaining": "9", "retry-after": "1"}
 
 

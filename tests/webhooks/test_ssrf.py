@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import socket
+
 import pytest
 
 from novita_manager.webhooks.sender import WebhookSender
 from novita_manager.webhooks.ssrf import WebhookUrlRefused, validate_webhook_url
-from novita_manager.webhooks.transport import GuardedNetworkBackend, WebhookAddressRefused
-from tests.fixtures.webhook_receiver import WebhookReceiver
+from novita_manager.webhooks.transport import GuardedResolver, WebhookAddressRefused
+from tests.fixtures.webhook_receiver import Reply, WebhookReceiver
 
 REFUSED = [
     ("127.0.0.1", "loopback"),
@@ -81,18 +83,59 @@ async def _resolve_to_loopback(host: str, port: int) -> list[str]:
     return ["127.0.0.1"]
 
 
-async def test_backend_refuses_a_name_resolving_to_loopback() -> None:
-    backend = GuardedNetworkBackend()
+async def test_resolver_refuses_a_name_resolving_to_loopback() -> None:
     with pytest.raises(WebhookAddressRefused, match="loopback"):
-        await backend.connect_tcp("localhost", 80, timeout=5)
+        await GuardedResolver().resolve("localhost", 80)
 
 
-async def test_backend_refuses_when_any_address_is_forbidden() -> None:
+async def test_resolver_refuses_when_any_address_is_forbidden() -> None:
     async def mixed(host: str, port: int) -> list[str]:
         return ["93.184.216.34", "10.1.2.3"]
 
     with pytest.raises(WebhookAddressRefused, match=r"10\.1\.2\.3"):
-        await GuardedNetworkBackend(resolver=mixed).resolve_checked("mixed.example", 443, 5)
+        await GuardedResolver(resolver=mixed).resolve("mixed.example", 443)
+
+
+async def test_resolver_answers_exactly_the_checked_addresses_with_the_name() -> None:
+    async def public(host: str, port: int) -> list[str]:
+        return ["93.184.216.34", "2606:2800:220:1:248:1893:25c8:1946"]
+
+    answers = await GuardedResolver(resolver=public).resolve("hooks.example", 443)
+    assert [(a["host"], a["port"], a["hostname"]) for a in answers] == [
+        ("93.184.216.34", 443, "hooks.example"),  # the name: TLS verifies it, not the address
+        ("2606:2800:220:1:248:1893:25c8:1946", 443, "hooks.example"),
+    ]
+    assert [a["family"] for a in answers] == [socket.AF_INET, socket.AF_INET6]
+
+
+async def test_every_new_connection_resolves_again(webhook_receiver: WebhookReceiver) -> None:
+    """aiohttp's DNS cache is off for the guarded transport: a name that re-resolves to an
+    internal address after a first, allowed connection (DNS rebinding) is checked again."""
+    answers = [["127.0.0.1"], ["127.0.0.1"]]
+    asked: list[str] = []
+
+    async def rebinding(host: str, port: int) -> list[str]:
+        asked.append(host)
+        return answers.pop(0)
+
+    url = webhook_receiver.url_with_host("rebind.example.com")
+    webhook_receiver.script(Reply(headers={"Connection": "close"}), Reply())
+    async with WebhookSender(resolver=rebinding) as sender:
+        for _ in range(2):  # the receiver closed the first connection: a second one is made
+            assert (await sender.send(url, b"{}", {}, timeout=5, allow_private=True)).delivered
+    assert asked == ["rebind.example.com", "rebind.example.com"]
+
+
+async def test_a_literal_address_is_refused_before_connecting(
+    webhook_receiver: WebhookReceiver,
+) -> None:
+    """aiohttp never asks the resolver about an IP literal; the URL check refuses it."""
+    async with WebhookSender() as sender:
+        for host in ("127.0.0.1", "[::1]", "[::ffff:127.0.0.1]", "2130706433", "0x7f.1"):
+            url = webhook_receiver.url_with_host(host)
+            result = await sender.send(url, b"{}", {}, timeout=5, allow_private=False)
+            assert result.refused, host
+    assert webhook_receiver.requests() == []
 
 
 async def test_name_resolving_to_loopback_is_refused_at_send_time(

@@ -86,8 +86,13 @@ async def _run(settings: Settings, region: str, timeout: float) -> Report:
     from novita_manager.novita.client import NovitaClient
     from novita_manager.novita.prober import HeaderRecorder
     from novita_manager.novita.probes import run_probes
+    from novita_manager.upstream_transport import upstream_transport
 
-    recorder = HeaderRecorder()
+    recorder = HeaderRecorder(
+        upstream_transport(
+            settings.novita_api_base_url, timeout=timeout, max_connections=4, keepalive_expiry=2.0
+        )
+    )
     client = NovitaClient(
         base_url=settings.novita_api_base_url,
         api_key=settings.novita_key,

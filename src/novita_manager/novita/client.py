@@ -12,8 +12,7 @@ import math
 from collections.abc import AsyncIterator
 from datetime import datetime
 
-import httpx
-
+from novita_manager.http_client import Transport
 from novita_manager.metrics import Metrics
 from novita_manager.novita.circuit import CircuitBreaker
 from novita_manager.novita.errors import NovitaNotFound
@@ -60,7 +59,7 @@ class NovitaClient(NovitaSession):
         options: ClientOptions,
         metrics: Metrics | None = None,
         *,
-        transport: httpx.AsyncBaseTransport | None = None,
+        transport: Transport | None = None,
     ) -> NovitaClient:
         """A client with `options`, its own breaker, calls counted in `metrics` when given."""
         breaker = CircuitBreaker(options.circuit_failure_threshold, options.circuit_reset_timeout)

@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
-import httpx
+from novita_manager.http_client import Response
 
 METRICS_PATH = "/metrics/gpu/instance"
 HOST_METRICS_PATH = "/openapi/v1/metrics/gpu/instance"
@@ -49,7 +49,7 @@ def _points(series: Any) -> list[Point]:
     return points
 
 
-def parse_gpu_utilization(response: httpx.Response) -> list[Point]:
+def parse_gpu_utilization(response: Response) -> list[Point]:
     """The GPU utilisation series (time, percent), oldest first; [] when absent."""
     try:
         data = response.json()

@@ -20,9 +20,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-import httpx
 import orjson
 
+from novita_manager.http_client import Response
 from novita_manager.novita.create_request import MARKER_ENV, marker_of
 from novita_manager.novita.models import Instance, InstancePage
 from novita_manager.novita.models.base import lenient_int, lenient_str, unix_time
@@ -229,5 +229,5 @@ def read_listed_page(data: Any) -> ListedPage:
     return ListedPage(listed, total, True)
 
 
-def parse_listed_page(response: httpx.Response) -> ListedPage:
+def parse_listed_page(response: Response) -> ListedPage:
     return read_listed_page(orjson.loads(response.content))  # ValueError: "malformed"

@@ -12,8 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-import httpx
-
+from novita_manager.http_client import Response
 from novita_manager.novita.models import Cluster, Instance, InstancePage, Product, Template
 
 Params = Mapping[str, str | int]
@@ -24,7 +23,7 @@ def params(**values: str | int | None) -> Params:
     return {key: value for key, value in values.items() if value is not None}
 
 
-def _json(response: httpx.Response) -> Any:
+def _json(response: Response) -> Any:
     return response.json()  # ValueError on an empty or non-JSON body: "malformed"
 
 
@@ -38,36 +37,36 @@ def _items(data: Any, key: str) -> list[Any]:
     return items
 
 
-def parse_clusters(response: httpx.Response) -> list[Cluster]:
+def parse_clusters(response: Response) -> list[Cluster]:
     return [Cluster.model_validate(item) for item in _items(_json(response), "data")]
 
 
-def parse_products(response: httpx.Response) -> list[Product]:
+def parse_products(response: Response) -> list[Product]:
     return [Product.model_validate(item) for item in _items(_json(response), "data")]
 
 
-def parse_template(response: httpx.Response) -> Template:
+def parse_template(response: Response) -> Template:
     data = _json(response)
     if isinstance(data, dict) and isinstance(data.get("template"), dict):
         data = data["template"]
     return Template.model_validate(data)
 
 
-def parse_instance(response: httpx.Response) -> Instance:
+def parse_instance(response: Response) -> Instance:
     data = _json(response)
     if isinstance(data, dict) and "id" not in data and isinstance(data.get("instance"), dict):
         data = data["instance"]
     return Instance.model_validate(data)
 
 
-def parse_page(response: httpx.Response) -> InstancePage:
+def parse_page(response: Response) -> InstancePage:
     data = _json(response)
     if not isinstance(data, dict):
         raise TypeError("expected an object with instances and total")
     return InstancePage.model_validate(data)
 
 
-def parse_created_id(response: httpx.Response) -> str:
+def parse_created_id(response: Response) -> str:
     data = _json(response)
     value = data.get("id") if isinstance(data, dict) else None
     if isinstance(value, int) and not isinstance(value, bool):
@@ -77,5 +76,5 @@ def parse_created_id(response: httpx.Response) -> str:
     return value
 
 
-def ignore_body(_response: httpx.Response) -> None:
+def ignore_body(_response: Response) -> None:
     """Actions return nothing, `{}`, non-JSON or `{instanceId, state}`: never depend on it."""

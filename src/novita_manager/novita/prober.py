@@ -9,10 +9,10 @@ the transport to see headers the loop never hands to a parser.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
-import httpx
-
+from novita_manager.http_client import Request, Response, Transport
 from novita_manager.novita.client import NovitaClient
 from novita_manager.novita.errors import NovitaBadRequest
 from novita_manager.novita.models import Product
@@ -21,25 +21,25 @@ RATE_LIMIT_PREFIXES = ("x-ratelimit", "ratelimit", "retry-after")
 LIST_KEYS = ("template", "templates", "instances", "data")  # /templates answers `template`
 
 
-def rate_limit_headers(headers: httpx.Headers) -> dict[str, str]:
+def rate_limit_headers(headers: Mapping[str, str]) -> dict[str, str]:
     return {
-        name: value
+        name.lower(): value
         for name, value in headers.items()
         if name.lower().startswith(RATE_LIMIT_PREFIXES)
     }
 
 
-class HeaderRecorder(httpx.AsyncBaseTransport):
+class HeaderRecorder:
     """Wraps the real transport to see the rate-limit headers of every answer, 429s included:
     the client hands only successful replies to a parser, and a 429's Retry-After is the most
     telling header of all."""
 
-    def __init__(self, inner: httpx.AsyncBaseTransport | None = None) -> None:
-        self.inner = inner or httpx.AsyncHTTPTransport()
+    def __init__(self, inner: Transport) -> None:
+        self.inner = inner
         self.seen: dict[str, str] = {}
 
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        response = await self.inner.handle_async_request(request)
+    async def send(self, request: Request) -> Response:
+        response = await self.inner.send(request)
         self.seen.update(rate_limit_headers(response.headers))
         return response
 
@@ -64,7 +64,7 @@ class Prober:
         return seen
 
     async def get(self, path: str, **params: str | int) -> Any:
-        def parse(response: httpx.Response) -> Any:
+        def parse(response: Response) -> Any:
             self._rate_headers.update(rate_limit_headers(response.headers))
             return response.json()
 

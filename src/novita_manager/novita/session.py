@@ -24,11 +24,13 @@ from collections.abc import Callable
 from types import TracebackType
 from typing import Any, Self, TypeVar
 
-import httpx
 import orjson
 from aiolimiter import AsyncLimiter
+from yarl import URL
 
+from novita_manager import __version__
 from novita_manager.backoff import backoff_delay, parse_retry_after
+from novita_manager.http_client import Request, Response, Transport, TransportError
 from novita_manager.logging import get_logger
 from novita_manager.metrics import Metrics
 from novita_manager.novita.circuit import CircuitBreaker, CircuitState
@@ -69,7 +71,8 @@ def pacer(rate: float) -> AsyncLimiter:
 
 
 class NovitaSession:
-    """One httpx pool with its breaker, limits and retry loop; `NovitaClient` adds endpoints."""
+    """One connection pool with its breaker, limits and retry loop; `NovitaClient` adds
+    endpoints."""
 
     def __init__(
         self,
@@ -83,7 +86,7 @@ class NovitaSession:
         rate_limit: float = 0.0,
         breaker: CircuitBreaker | None = None,
         metrics: Metrics | None = None,
-        transport: httpx.AsyncBaseTransport | None = None,
+        transport: Transport | None = None,
     ) -> None:
         if not api_key:
             raise ValueError("api_key must not be empty")
@@ -104,34 +107,25 @@ class NovitaSession:
         self._breaker.add_listener(self._on_circuit_change)
         if metrics is not None:
             metrics.set_circuit_state(self._breaker.state)
-        # The lean HTTP/1.1 transport (novita_manager/http1.py), or httpx's through the
-        # environment's proxy, unless a test gives its own. Idle connections are not kept past
-        # 2 s: servers close them after a few seconds (uvicorn, the simulator's server, after 5 s).
-        self._transport = transport or upstream_transport(
-            root, max_connections=max_concurrency, keepalive_expiry=2.0
+        # aiohttp (novita_manager/http_client.py), through the environment's proxy if it names
+        # one, unless a test gives its own transport. Idle connections are not kept past 2 s:
+        # servers close them after a few seconds (uvicorn, the simulator's server, after 5 s).
+        self._transport: Transport = transport or upstream_transport(
+            root, timeout=timeout, max_connections=max_concurrency, keepalive_expiry=2.0
         )
-        self._http = httpx.AsyncClient(
-            base_url=root,
-            headers={
-                "Authorization": f"Bearer {api_key}",
-                "Content-Type": "application/json",
-                "Accept": "application/json",
-            },
-            timeout=httpx.Timeout(timeout),
-            transport=self._transport,
-            follow_redirects=False,
-        )
-        # What `_send` gives every request: the client's headers (ours and httpx's defaults)
-        # and its timeouts.
-        self._headers = self._http.headers
-        self._extensions = {"timeout": httpx.Timeout(timeout).as_dict()}
+        self._headers = {
+            "Authorization": f"Bearer {api_key}",
+            "Content-Type": "application/json",
+            "Accept": "application/json",
+            "User-Agent": f"novita-manager/{__version__}",
+        }
 
     @property
     def breaker(self) -> CircuitBreaker:
         return self._breaker
 
     async def aclose(self) -> None:
-        await self._http.aclose()
+        await self._transport.aclose()
 
     async def __aenter__(self) -> Self:
         return self
@@ -148,7 +142,7 @@ class NovitaSession:
         self,
         method: str,
         path: str,
-        parse: Callable[[httpx.Response], T],
+        parse: Callable[[Response], T],
         *,
         params: Params | None = None,
         body: dict[str, Any] | None = None,
@@ -196,25 +190,15 @@ class NovitaSession:
 
     async def _send(
         self, method: str, path: str, params: Params | None, body: dict[str, Any] | None
-    ) -> httpx.Response:
-        """One request straight to the transport, read whole. httpx's client layer (URL and
-        header merging, cookies, the auth and redirect loops, none of which apply here) cost
-        about as much per call as the connection itself (py-spy, lifecycle benchmark)."""
-        request = httpx.Request(
-            method,
-            self.base_url + path,
-            params=params,
-            headers=self._headers,
-            content=None if body is None else orjson.dumps(body),
-            extensions=self._extensions,
-        )
-        response = await self._transport.handle_async_request(request)
-        response.request = request
-        try:
-            await response.aread()
-        finally:
-            await response.aclose()
-        return response
+    ) -> Response:
+        """One request to the transport, read whole. `path` is under the base URL, or absolute
+        (the GPU-metrics fallback at the host's root)."""
+        absolute = path.startswith(("http://", "https://"))
+        url = URL(path if absolute else self.base_url + path)
+        if params:
+            url = url.with_query(params)
+        content = None if body is None else orjson.dumps(body)
+        return await self._transport.send(Request(method, url, self._headers, content))
 
     def _retry_delay(self, error: NovitaError, attempt: int) -> float | None:
         """Seconds before the next attempt, or None to give up and raise `error`."""
@@ -232,7 +216,7 @@ class NovitaSession:
         path: str,
         endpoint: str,
         attempt: int,
-        parse: Callable[[httpx.Response], T],
+        parse: Callable[[Response], T],
         params: Params | None,
         body: dict[str, Any] | None,
     ) -> T:
@@ -250,7 +234,7 @@ class NovitaSession:
                 started = time.perf_counter()
                 try:
                     response = await self._send(method, path, params, body)
-                except httpx.TransportError as exc:
+                except TransportError as exc:
                     self._breaker.record_failure()
                     decided = True
                     failed = _transport_error(exc, endpoint)
@@ -326,14 +310,14 @@ def _may_have_reached_server(error: NovitaError) -> bool:
     return isinstance(error, NovitaTransportError) and error.request_sent
 
 
-def _transport_error(exc: httpx.TransportError, endpoint: str) -> NovitaTransportError:
-    """Classify an httpx failure; only a failed connect proves the request never left."""
-    never_sent = isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout | httpx.PoolTimeout)
-    outcome = "timeout" if isinstance(exc, httpx.TimeoutException) else "network_error"
+def _transport_error(exc: TransportError, endpoint: str) -> NovitaTransportError:
+    """Classify a failed exchange; only a failure before any byte was written (a failed connect)
+    proves the request never left (`http_client.TransportError.sent`)."""
+    outcome = "timeout" if exc.timeout else "network_error"
     detail = str(exc)[:200] or type(exc).__name__
     return NovitaTransportError(
         f"{type(exc).__name__}: {detail}",
         outcome=outcome,
-        request_sent=not never_sent,
+        request_sent=exc.sent,
         endpoint=endpoint,
     )

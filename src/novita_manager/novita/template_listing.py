@@ -11,8 +11,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-import httpx
-
+from novita_manager.http_client import Response
 from novita_manager.novita.errors import NovitaBadRequest
 from novita_manager.novita.models import Template
 
@@ -23,7 +22,7 @@ PAGE_SIZE = 50
 MAX_TEMPLATE_PAGES = 40
 
 
-def parse_template_page(response: httpx.Response) -> tuple[list[Template], int | None]:
+def parse_template_page(response: Response) -> tuple[list[Template], int | None]:
     """The templates of one page and the `total` it reports (None when absent)."""
     data: Any = response.json()
     items = data.get("template") if isinstance(data, dict) else data

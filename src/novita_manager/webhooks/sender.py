@@ -10,11 +10,11 @@ Outcomes (`AttemptResult`):
   network); it is a failure that is not retried, because the configured URL is wrong.
 - Refused by the SSRF guard (at validation or connect time): a recorded failure, not retryable.
 
-One `WebhookSender` per process keeps the HTTP transports (one per `allow_private` value, so a
-pooled connection opened without the guard is never reused with it) and sends to them directly:
-httpx's `AsyncClient` layer (request building, hooks, cookies, redirects it is told not to
-follow) cost about 200 µs a delivery on top of the transport's 230 (bench/http_clients.py). The
-whole attempt, including DNS and connect, is bounded by `timeout`.
+One `WebhookSender` per process keeps the HTTP transports (aiohttp sessions,
+`novita_manager/http_client.py`; one per `allow_private` value, so a pooled connection opened
+without the guard is never reused with it). The whole attempt, including DNS and connect, is
+bounded by `timeout`. Errors name the receiver's origin, never its URL's path or query (a
+webhook URL can carry its secret there), and headers (the signature) are never logged.
 """
 
 from __future__ import annotations
@@ -26,10 +26,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from types import TracebackType
 
-import httpx
+from yarl import URL
 
 from novita_manager import __version__
 from novita_manager.backoff import parse_retry_after as read_retry_after
+from novita_manager.http_client import HttpTransport, InvalidUrl, Request, TransportError
 from novita_manager.webhooks.ssrf import WebhookUrlRefused, validate_webhook_url
 from novita_manager.webhooks.transport import Resolver, guarded_transport
 
@@ -75,9 +76,9 @@ class WebhookSender:
 
     def __init__(self, *, resolver: Resolver | None = None) -> None:
         self._resolver = resolver
-        self._transports: dict[bool, httpx.AsyncBaseTransport] = {}
+        self._transports: dict[bool, HttpTransport] = {}
 
-    def _transport(self, allow_private: bool) -> httpx.AsyncBaseTransport:
+    def _transport(self, allow_private: bool) -> HttpTransport:
         transport = self._transports.get(allow_private)
         if transport is None:
             transport = guarded_transport(allow_private=allow_private, resolver=self._resolver)
@@ -105,28 +106,27 @@ class WebhookSender:
         try:
             validate_webhook_url(url, allow_private)
             transport = self._transport(allow_private)
-            request = httpx.Request(
+            request = Request(
                 "POST",
-                url,
-                content=body,
-                headers={
-                    "user-agent": USER_AGENT,
-                    "content-type": "application/json",
-                    **headers,
-                },
-                extensions={"timeout": httpx.Timeout(timeout).as_dict()},
+                URL(url),
+                {"User-Agent": USER_AGENT, "Content-Type": "application/json", **headers},
+                body,
+                timeout=timeout,
             )
             async with asyncio.timeout(timeout):
-                response = await transport.handle_async_request(request)
-                await response.aclose()  # the body is not needed
+                response = await transport.send(request)
         except WebhookUrlRefused as error:
             return failure(f"refused: {error.reason}", retryable=False, refused=True)
-        except (TimeoutError, httpx.TimeoutException):
+        except TimeoutError:
             return failure(f"timed out after {timeout:g} s", retryable=True)
-        except (httpx.InvalidURL, httpx.UnsupportedProtocol) as error:
-            return failure(f"invalid URL: {error}", retryable=False)
-        except httpx.HTTPError as error:
+        except TransportError as error:
+            if error.timeout:
+                return failure(f"timed out after {timeout:g} s", retryable=True)
+            if isinstance(error, InvalidUrl):
+                return failure(f"invalid URL: {error}", retryable=False)
             return failure(f"{type(error).__name__}: {error}", retryable=True)
+        except ValueError as error:  # yarl: a URL it cannot parse
+            return failure(f"invalid URL: {error}", retryable=False)
         result = classify_status(response.status_code, response.headers.get("retry-after"))
         return AttemptResult(
             result.status_code,

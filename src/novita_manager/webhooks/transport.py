@@ -1,29 +1,32 @@
-"""The connect-time SSRF check: an httpx transport that connects only to addresses it checked.
+"""The connect-time SSRF check: an aiohttp resolver that answers only with addresses it checked.
 
-`GuardedNetworkBackend` wraps httpcore's network backend. For every new connection it resolves the
-host itself, refuses the connection when *any* resolved address is forbidden (stricter than
-checking only the address picked, and immune to round-robin luck), then connects to one of exactly
-those checked IP addresses. Because the check and the connect use the same resolution, a name
-that re-resolves between check and connect (DNS rebinding) cannot slip through. TLS still uses
-the URL's host name for SNI and certificate verification: httpcore passes the origin's host to
-`start_tls`, independently of the address connected to.
+`GuardedResolver` is the resolver of the webhook transport's connector. For every new connection
+aiohttp asks it for the host's addresses; it resolves the host itself, refuses the connection when
+*any* resolved address is forbidden (stricter than checking only the address picked, and immune
+to round-robin luck), and otherwise answers with exactly those checked addresses, which are the
+only ones aiohttp then connects to. aiohttp's DNS cache is off for this connector
+(`use_dns_cache=False`), so every connect asks again and a name that re-resolves between two
+connections (DNS rebinding) is checked again; the check and the connect use one resolution. TLS
+still uses the URL's host name for SNI and certificate verification (the answers carry it as
+`hostname`).
 
-The sender's transport (`guarded_transport`) connects through it. Environment proxies are
-ignored (`trust_env=False`); otherwise the guard would check the proxy's
-address instead of the target's. Redirects are never followed by the sender.
+aiohttp does not ask the resolver for an IP literal (`http://10.0.0.1/`): those are refused by
+`ssrf.validate_webhook_url`, which the sender runs before every attempt. Environment proxies are
+never used (the guard would check the proxy's address instead of the target's), and redirects
+are never followed by the sender.
 """
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import socket
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable
+from typing import Any
 
-import anyio
-import httpcore
-import httpx
+from aiohttp.abc import AbstractResolver, ResolveResult
 
-from novita_manager.http1 import Http1Transport
+from novita_manager.http_client import HttpTransport, ssl_context
 from novita_manager.webhooks.ssrf import WebhookUrlRefused, address_refusal
 
 Resolver = Callable[[str, int], Awaitable[list[str]]]
@@ -36,7 +39,7 @@ class WebhookAddressRefused(WebhookUrlRefused):
 
 async def system_resolver(host: str, port: int) -> list[str]:
     """The operating system's resolver (getaddrinfo), addresses in its preference order."""
-    infos = await anyio.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
     addresses: list[str] = []
     for *_, sockaddr in infos:
         address = str(sockaddr[0])
@@ -45,31 +48,19 @@ async def system_resolver(host: str, port: int) -> list[str]:
     return addresses
 
 
-class GuardedNetworkBackend(httpcore.AsyncNetworkBackend):
-    """Resolve, check every address, connect to a checked address (see the module docstring)."""
+class GuardedResolver(AbstractResolver):
+    """Resolve, check every address, answer with the checked ones (see the module docstring)."""
 
-    def __init__(
-        self,
-        *,
-        allow_private: bool = False,
-        resolver: Resolver | None = None,
-        inner: httpcore.AsyncNetworkBackend | None = None,
-    ) -> None:
+    def __init__(self, *, allow_private: bool = False, resolver: Resolver | None = None) -> None:
         self._allow_private = allow_private
         self._resolve = resolver or system_resolver
-        self._inner = inner or httpcore.AnyIOBackend()
 
-    async def resolve_checked(self, host: str, port: int, timeout: float | None) -> list[str]:
-        """The addresses of `host`; WebhookAddressRefused if any of them is forbidden."""
-        try:
-            with anyio.fail_after(timeout):
-                addresses = await self._resolve(host, port)
-        except TimeoutError:
-            raise httpcore.ConnectTimeout(f"resolving {host} timed out") from None
-        except OSError as error:
-            raise httpcore.ConnectError(f"cannot resolve {host}: {error}") from None
+    async def resolve_checked(self, host: str, port: int) -> list[str]:
+        """The addresses of `host`; WebhookAddressRefused if any of them is forbidden; OSError
+        when it has none (aiohttp reports that as a failed connect: nothing was sent)."""
+        addresses = await self._resolve(host, port)
         if not addresses:
-            raise httpcore.ConnectError(f"{host} has no address")
+            raise OSError(f"{host} has no address")
         if not self._allow_private:
             for address in addresses:
                 reason = address_refusal(ipaddress.ip_address(address))
@@ -77,55 +68,40 @@ class GuardedNetworkBackend(httpcore.AsyncNetworkBackend):
                     raise WebhookAddressRefused(f"{host} resolves to {address}, a {reason}")
         return addresses
 
-    async def connect_tcp(
-        self,
-        host: str,
-        port: int,
-        timeout: float | None = None,
-        local_address: str | None = None,
-        socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
-    ) -> httpcore.AsyncNetworkStream:
-        addresses = await self.resolve_checked(host, port, timeout)
-        last_error: Exception | None = None
-        for address in addresses:
-            try:
-                return await self._inner.connect_tcp(
-                    address, port, timeout, local_address, socket_options
-                )
-            except (httpcore.ConnectError, httpcore.ConnectTimeout) as error:
-                last_error = error
-        assert last_error is not None
-        raise last_error
+    async def resolve(
+        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
+    ) -> list[ResolveResult]:
+        addresses = await self.resolve_checked(host, port)
+        return [
+            ResolveResult(
+                hostname=host,
+                host=address,
+                port=port,
+                family=socket.AF_INET6 if ":" in address else socket.AF_INET,
+                proto=0,
+                flags=socket.AI_NUMERICHOST,
+            )
+            for address in addresses
+        ]
 
-    async def connect_unix_socket(
-        self,
-        path: str,
-        timeout: float | None = None,
-        socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
-    ) -> httpcore.AsyncNetworkStream:
-        raise WebhookAddressRefused("webhooks cannot use Unix sockets")
+    async def close(self) -> None:
+        return None
 
-    async def sleep(self, seconds: float) -> None:
-        await self._inner.sleep(seconds)
+    def __repr__(self) -> str:
+        return f"GuardedResolver(allow_private={self._allow_private})"
 
 
 def guarded_transport(
-    *, allow_private: bool = False, resolver: Resolver | None = None
-) -> Http1Transport:
-    """An httpx transport whose every connection goes to addresses `GuardedNetworkBackend`
-    resolved and checked (the lean HTTP/1.1 transport, `novita_manager/http1.py`: httpcore's
-    pool over anyio cost more than the rest of a delivery attempt on the lifecycle benchmark).
-    """
-    backend = GuardedNetworkBackend(allow_private=allow_private, resolver=resolver)
-
-    async def addresses(host: str, port: int, timeout: float | None) -> list[str]:
-        try:
-            return await backend.resolve_checked(host, port, timeout)
-        except httpcore.ConnectTimeout as error:
-            raise httpx.ConnectTimeout(str(error)) from None
-        except httpcore.ConnectError as error:
-            raise httpx.ConnectError(str(error)) from None
-
-    return Http1Transport(
-        ssl_context=httpx.create_ssl_context(trust_env=False), addresses=addresses
+    *, allow_private: bool = False, resolver: Resolver | None = None, **options: Any
+) -> HttpTransport:
+    """The webhook transport: every connection goes to addresses `GuardedResolver` checked; no
+    proxy; certificates verified against certifi's bundle (not the environment's). `options`
+    go to `HttpTransport` (a default timeout; each delivery gives its own)."""
+    options.setdefault("timeout", 10.0)
+    options.setdefault("keepalive", 5.0)
+    return HttpTransport(
+        resolver=GuardedResolver(allow_private=allow_private, resolver=resolver),
+        ssl=ssl_context(trust_env=False),
+        proxy=None,
+        **options,
     )
