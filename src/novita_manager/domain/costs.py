@@ -182,10 +182,10 @@ def cost_to_date(
 ) -> tuple[float, float]:
     """(USD, billed seconds) to `now`: the closed periods' totals plus the open period."""
     cost, seconds = billed_cost or 0.0, billed_seconds or 0.0
-    if open_since is not None:
-        running = Period(open_since, None, open_rate or 0.0)
-        cost += running.cost(now)
-        seconds += running.seconds(now)
+    if open_since is not None:  # `Period(open_since, None, rate)`'s cost and seconds, inline:
+        elapsed = max(0.0, (now - open_since).total_seconds())  # every read of a view runs this
+        cost += elapsed / 3600 * (open_rate or 0.0)
+        seconds += elapsed
     return round(cost, 6), round(seconds, 3)
 
 

@@ -18,11 +18,7 @@ from novita_manager.domain.views import OperationRequestList
 from novita_manager.errors import InstanceNotFound, InvalidState
 from novita_manager.store.models import Instance, OperationRequest
 from novita_manager.store.types import utcnow
-from novita_manager.store.views import (
-    keep_timestamp,
-    operation_view,
-    render_instance,
-)
+from novita_manager.store.views import operation_view
 
 if TYPE_CHECKING:
     from novita_manager.services.runtime import Runtime
@@ -70,12 +66,12 @@ async def find_by_name(runtime: Runtime, name: str) -> Instance:
 
 async def get_instance_json(runtime: Runtime, instance_id: str) -> bytes:
     """The instance view as JSON, from one SELECT without the ORM."""
-    columns = await runtime.instance_reads.by_key(instance_id)
-    if columns is None:
+    reads = runtime.instance_reads
+    row = await reads.by_key(instance_id)
+    if row is None:
         raise InstanceNotFound(f"Instance {instance_id!r} not found")
-    stale = runtime.staleness(utcnow())(columns)
-    view = render_instance(columns, stale=stale, timestamp=keep_timestamp)
-    return orjson.dumps(view, option=orjson.OPT_UTC_Z)
+    now = utcnow()
+    return orjson.dumps(reads.render(row, runtime.staleness(now), now), option=orjson.OPT_UTC_Z)
 
 
 async def list_instances_json(
@@ -87,13 +83,11 @@ async def list_instances_json(
     offset: int,
 ) -> bytes:
     """A page of instance views (newest first) as JSON, from one snapshot without the ORM."""
-    total, rows = await runtime.instance_reads.page(status, name, limit, offset)
+    reads = runtime.instance_reads
+    total, rows = await reads.page(status, name, limit, offset)
     now = utcnow()
-    stale = runtime.staleness(now)
-    views = [
-        render_instance(columns, stale=stale(columns), timestamp=keep_timestamp, now=now)
-        for columns in rows
-    ]
+    stale, render = runtime.staleness(now), reads.render
+    views = [render(row, stale, now) for row in rows]
     page = {"instances": views, "total": total, "limit": limit, "offset": offset}
     return orjson.dumps(page, option=orjson.OPT_UTC_Z)
 

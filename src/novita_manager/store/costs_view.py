@@ -68,8 +68,17 @@ def costs_and_expiry(
         columns["billing_rate"],
         now,
     )
-    expires = None
-    if any(columns[name] is not None for name in LIMITS):  # `Limits.any()`, without building
-        due = next_due(limit_state(columns), columns["limit_fired"])
-        expires = None if due is None else time(due.at)
-    return {"costToDate": cost, "billedSeconds": seconds, "expiresAt": expires}
+    expires = next_expiry(columns)
+    return {
+        "costToDate": cost,
+        "billedSeconds": seconds,
+        "expiresAt": None if expires is None else time(expires),
+    }
+
+
+def next_expiry(columns: Mapping[str, Any]) -> datetime | None:
+    """When the next limit fires (`expiresAt`); None without one (most rows: no state built)."""
+    if all(columns[name] is None for name in LIMITS):  # not `Limits.any()`: nothing to build
+        return None
+    due = next_due(limit_state(columns), columns["limit_fired"])
+    return None if due is None else due.at

@@ -4,50 +4,50 @@ GET /api/instances/{id} and the list are the most frequent requests; through the
 each cost several times the framework's own floor (issue 15: session set-up, identity map,
 per-row instrumentation and, on SQLite, six hops to aiosqlite's thread per read). Here:
 
-- The statements are SQLAlchemy Core, built once, selecting `store.views.VIEW_COLUMNS` only
+- The statements are SQLAlchemy Core, built once, selecting `instance_rows.ROW_COLUMNS` only
   (the cluster falls back to the one the last observation named, extracted in SQL rather than
   by decoding the whole observation in Python).
 - On SQLite they run on a plain `sqlite3` connection of this process, in the event loop's
   thread: an indexed read in WAL mode takes microseconds and never waits for the writer, so a
   thread hop would cost more than the read. The SQL is the Core statement compiled for SQLite
-  once; the values are decoded by the column types of the model (timestamps, JSON).
+  once.
 - On PostgreSQL they run on a small asyncpg pool of their own (no ORM session, no pre-ping per
   checkout; asyncpg caches the prepared statements).
 
-Rows come back as plain mappings of `VIEW_COLUMNS`, ready for `store.views.render_instance`;
-on SQLite their timestamps are already the API's ISO-8601 text (see `_sqlite_time`).
+Rows come back as the driver gives them (tuples, asyncpg records); `render` (from
+`store.instance_rows`, with this driver's timestamp handling) makes each the view's dict.
 """
 
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable, Iterable, Sequence
-from typing import Any
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any, cast
 
 import asyncpg
-import orjson
-from sqlalchemy import JSON, Column, ColumnElement, Select, bindparam, func, or_, select
+from sqlalchemy import ColumnElement, Select, bindparam, func, or_, select
 from sqlalchemy.dialects import sqlite as sqlite_dialect
 from sqlalchemy.dialects.postgresql import asyncpg as postgresql_dialect
 from sqlalchemy.engine import URL
 
 from novita_manager.domain.statuses import Status
 from novita_manager.store.db import Database
+from novita_manager.store.instance_rows import ROW_COLUMNS, Renderer, renderer
 from novita_manager.store.models import Instance
-from novita_manager.store.types import UTCDateTime
-from novita_manager.store.views import VIEW_COLUMNS
 
-Columns = dict[str, Any]
+Row = Sequence[Any]  # the values of `ROW_COLUMNS`, as the driver returns them
 SQLITE_READ_BUSY_MS = 2000  # WAL readers do not wait for writers; only recovery could block
 POSTGRES_READERS = 4  # connections of the read pool, beside the ORM's pool
 
 _TABLE = Instance.__table__
-_OBSERVED_CLUSTER = Instance.observation["clusterId"].as_string()
+_COMPUTED: dict[str, ColumnElement[Any]] = {
+    "cluster_id": func.coalesce(Instance.cluster_id, Instance.observation["clusterId"].as_string()),
+    # `failure_reason or last_error`: an empty failure reason counts as none.
+    "last_error": func.coalesce(func.nullif(Instance.failure_reason, ""), Instance.last_error),
+}
 _SELECTED = [
-    func.coalesce(Instance.cluster_id, _OBSERVED_CLUSTER).label(name)
-    if name == "cluster_id"
-    else _TABLE.c[name]
-    for name in VIEW_COLUMNS
+    _COMPUTED[name].label(name) if name in _COMPUTED else _TABLE.c[name] for name in ROW_COLUMNS
 ]
 
 
@@ -60,25 +60,12 @@ def _sqlite_time(raw: str) -> str:
     return f"{raw[:10]}T{raw[11:]}Z"
 
 
-def _decoder(column: Any) -> Callable[[Any], Any] | None:
-    """How a raw SQLite value of this column becomes what `render_instance` takes: JSON decoded,
-    timestamps as the API's ISO-8601 text."""
-    if not isinstance(column, Column):
-        return None  # computed in SQL (the cluster): a plain value
-    if isinstance(column.type, UTCDateTime):
-        return _sqlite_time
-    if isinstance(column.type, JSON):
-        return orjson.loads
-    return None
+def _sqlite_moment(raw: str) -> datetime:
+    return datetime.fromisoformat(raw + "+00:00")  # 4x cheaper than .replace(tzinfo=UTC)
 
 
-# (index, decoder) of the selected columns that need one; applied to non-NULL values only.
-_SQLITE_DECODERS = tuple(
-    (index, decode) for index, c in enumerate(_SELECTED) if (decode := _decoder(c))
-)
-_JSON_DECODERS = tuple(
-    (index, decode) for index, decode in _SQLITE_DECODERS if decode is orjson.loads
-)
+def _same(value: Any) -> Any:
+    return value
 
 
 def by_key_statement() -> Select[Any]:
@@ -93,7 +80,12 @@ def by_key_statement() -> Select[Any]:
 
 def page_statements(has_status: bool, has_name: bool) -> tuple[Select[Any], Select[Any]]:
     """The count and the page (newest first) of the list endpoint, with bound parameters
-    `status`, `pattern`, `limit` and `offset`: four shapes in all, each compiled once."""
+    `status`, `pattern`, `limit` and `offset`: four shapes in all, each compiled once.
+
+    The page carries the count as its last column (`total`, an uncorrelated subquery both
+    databases evaluate once): one statement, so one snapshot and one round trip, where a
+    count and a page needed a transaction around two (four round trips on PostgreSQL). The
+    count alone is for a page that came back empty."""
     conditions: list[ColumnElement[bool]] = [
         Instance.status == bindparam("status")
         if has_status
@@ -103,7 +95,7 @@ def page_statements(has_status: bool, has_name: bool) -> tuple[Select[Any], Sele
         conditions.append(Instance.name.ilike(bindparam("pattern"), escape="\\"))
     count = select(func.count()).select_from(Instance).where(*conditions)
     page = (
-        select(*_SELECTED)
+        select(*_SELECTED, count.scalar_subquery().label("total"))
         .where(*conditions)
         .order_by(Instance.created_at.desc(), Instance.id.desc())
         .limit(bindparam("limit"))
@@ -144,20 +136,13 @@ def compile_for(statement: Select[Any], dialect: Any) -> Compiled:
     return str(compiled), list(compiled.positiontup or []), constants
 
 
-def _decoded(raw: Iterable[Any], decoders: Sequence[tuple[int, Callable[[Any], Any]]]) -> Columns:
-    values = list(raw)
-    for index, decode in decoders:
-        if values[index] is not None:
-            values[index] = decode(values[index])
-    return dict(zip(VIEW_COLUMNS, values, strict=True))
-
-
 class InstanceReads:
-    """Reads of instance views for the API, on the database's own fast path (`open`)."""
+    """Reads of instance views for the API, on the database's own fast path (`open`): rows of
+    `ROW_COLUMNS` as the driver returns them, and `render` to make each the view's dict."""
 
-    def __init__(self, dialect: Any, decoders: Sequence[tuple[int, Callable[[Any], Any]]]) -> None:
+    def __init__(self, dialect: Any, render: Renderer) -> None:
         self._dialect = dialect
-        self._decoders = decoders
+        self.render = render
         self._compiled: dict[int, Compiled] = {}  # by statement (they live as long as the module)
 
     @staticmethod
@@ -171,17 +156,28 @@ class InstanceReads:
     async def close(self) -> None:
         raise NotImplementedError
 
-    async def by_key(self, key: str) -> Columns | None:
+    async def by_key(self, key: str) -> Row | None:
         rows = await self.rows(_BY_KEY, {"key": key})
         return rows[0] if rows else None
 
     async def page(
         self, status: Status | None, name: str | None, limit: int, offset: int
-    ) -> tuple[int, list[Columns]]:
-        """The total and the page, from one snapshot."""
+    ) -> tuple[int, list[Row]]:
+        """The total and the page, from one statement (so one snapshot): each row ends with
+        the total, which `render` leaves aside."""
+        count, page = _PAGES[(status is not None, bool(name))]
+        params = page_params(status, name, limit, offset)
+        rows = await self.rows(page, params)
+        if rows:
+            return int(rows[0][-1]), rows
+        if offset == 0:
+            return 0, rows
+        return int(await self.value(count, params)), rows  # past the end: count alone
+
+    async def value(self, statement: Select[Any], params: dict[str, Any]) -> Any:
         raise NotImplementedError
 
-    async def rows(self, statement: Select[Any], params: dict[str, Any]) -> list[Columns]:
+    async def rows(self, statement: Select[Any], params: dict[str, Any]) -> list[Row]:
         raise NotImplementedError
 
     def _args(self, statement: Select[Any], params: dict[str, Any]) -> tuple[str, list[Any]]:
@@ -194,10 +190,11 @@ class InstanceReads:
 
 class SqliteReads(InstanceReads):
     """A plain `sqlite3` connection used in the event loop's thread: an indexed read in WAL mode
-    takes microseconds and never waits for the writer, less than a hop to another thread."""
+    takes microseconds and never waits for the writer, less than a hop to another thread.
+    Timestamps are SQLite's stored text, written as the API's text by `_sqlite_time`."""
 
     def __init__(self, path: str) -> None:
-        super().__init__(sqlite_dialect.dialect(), _SQLITE_DECODERS)
+        super().__init__(sqlite_dialect.dialect(), renderer(_sqlite_time, _sqlite_moment))
         self._conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         self._conn.execute(f"PRAGMA busy_timeout={SQLITE_READ_BUSY_MS}")
         self._conn.execute("PRAGMA query_only=ON")
@@ -205,57 +202,47 @@ class SqliteReads(InstanceReads):
     async def close(self) -> None:
         self._conn.close()
 
-    async def rows(self, statement: Select[Any], params: dict[str, Any]) -> list[Columns]:
+    async def rows(self, statement: Select[Any], params: dict[str, Any]) -> list[Row]:
         sql, args = self._args(statement, params)
-        return [_decoded(raw, self._decoders) for raw in self._conn.execute(sql, args).fetchall()]
+        return self._conn.execute(sql, args).fetchall()
 
-    async def page(
-        self, status: Status | None, name: str | None, limit: int, offset: int
-    ) -> tuple[int, list[Columns]]:
-        count, page = _PAGES[(status is not None, bool(name))]
-        params = page_params(status, name, limit, offset)
-        self._conn.execute("BEGIN")  # one read transaction: one snapshot
-        try:
-            sql, args = self._args(count, params)
-            total = int(self._conn.execute(sql, args).fetchone()[0])
-            rows = await self.rows(page, params)
-        finally:
-            self._conn.execute("COMMIT")
-        return total, rows
+    async def value(self, statement: Select[Any], params: dict[str, Any]) -> Any:
+        sql, args = self._args(statement, params)
+        return self._conn.execute(sql, args).fetchone()[0]
+
+
+async def _keep_session(_conn: asyncpg.Connection) -> None:
+    """The pool's reset of a connection given back: nothing to undo. These connections only run
+    the SELECTs above, so asyncpg's default (`RESET ALL`, `UNLISTEN *`, ... : a round trip per
+    read, a tenth of `GET /api/instances/{id}` on the profile) has nothing to reset; an open
+    transaction is still rolled back by the pool before this is called."""
 
 
 class PostgresReads(InstanceReads):
     """A small asyncpg pool of its own: no ORM, no pre-ping per checkout, prepared statements
-    cached by asyncpg. Timestamps arrive as aware datetimes; JSON as text, decoded here."""
+    cached by asyncpg. Timestamps arrive as aware datetimes (orjson writes them); JSON as text."""
 
     def __init__(self, pool: asyncpg.Pool) -> None:
-        super().__init__(postgresql_dialect.dialect(), _JSON_DECODERS)  # type: ignore[no-untyped-call]
+        super().__init__(postgresql_dialect.dialect(), renderer(_same, _same))  # type: ignore[no-untyped-call]
         self._pool = pool
 
     @classmethod
     async def connect(cls, url: URL) -> PostgresReads:
         dsn = url.render_as_string(hide_password=False)
-        return cls(await asyncpg.create_pool(dsn, min_size=1, max_size=POSTGRES_READERS))
+        pool = await asyncpg.create_pool(
+            dsn, min_size=1, max_size=POSTGRES_READERS, reset=_keep_session
+        )
+        return cls(pool)
 
     async def close(self) -> None:
         await self._pool.close()
 
-    async def rows(self, statement: Select[Any], params: dict[str, Any]) -> list[Columns]:
+    async def rows(self, statement: Select[Any], params: dict[str, Any]) -> list[Row]:
         sql, args = self._args(statement, params)
         async with self._pool.acquire() as conn:
-            return [_decoded(raw, self._decoders) for raw in await conn.fetch(sql, *args)]
+            return cast(list[Row], await conn.fetch(sql, *args))  # records are sequences
 
-    async def page(
-        self, status: Status | None, name: str | None, limit: int, offset: int
-    ) -> tuple[int, list[Columns]]:
-        count, page = _PAGES[(status is not None, bool(name))]
-        params = page_params(status, name, limit, offset)
-        count_sql, count_args = self._args(count, params)
-        page_sql, page_args = self._args(page, params)
-        async with (
-            self._pool.acquire() as conn,
-            conn.transaction(isolation="repeatable_read", readonly=True),
-        ):
-            total = int(await conn.fetchval(count_sql, *count_args))
-            raws = await conn.fetch(page_sql, *page_args)
-        return total, [_decoded(raw, self._decoders) for raw in raws]
+    async def value(self, statement: Select[Any], params: dict[str, Any]) -> Any:
+        sql, args = self._args(statement, params)
+        async with self._pool.acquire() as conn:
+            return await conn.fetchval(sql, *args)

@@ -161,10 +161,16 @@ def view_columns(row: Instance, changed: dict[str, Any] | None = None) -> dict[s
 
 
 def instance_view(
-    row: Instance, *, stale: bool, changed: dict[str, Any] | None = None
+    row: Instance,
+    *,
+    stale: bool,
+    changed: dict[str, Any] | None = None,
+    now: datetime | None = None,
 ) -> InstanceView:
-    """The view of `row`, or of `row` as `changed` (column values) will leave it."""
-    return InstanceView.model_validate(render_instance(view_columns(row, changed), stale=stale))
+    """The view of `row`, or of `row` as `changed` (column values) will leave it; cost to date
+    runs to `now` (default: the current time)."""
+    columns = view_columns(row, changed)
+    return InstanceView.model_validate(render_instance(columns, stale=stale, now=now))
 
 
 def operation_view(request: OperationRequest) -> OperationRequestView:
