@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from fastapi import FastAPI
@@ -26,8 +27,14 @@ class Body(BaseModel):
     gpuNum: int = Field(ge=1, le=8)
 
 
-def _app() -> FastAPI:
-    app = create_app(load_settings(novita_api_base_url="http://127.0.0.1:1/gpu-instance/openapi"))
+def _app(database: Path) -> FastAPI:
+    # A database of its own: the default file is shared by every test process (and SQLite
+    # admits one service process at a time).
+    settings = load_settings(
+        novita_api_base_url="http://127.0.0.1:1/gpu-instance/openapi",
+        database_url=f"sqlite+aiosqlite:///{database}",
+    )
+    app = create_app(settings)
     errors = {
         "unauthorized": Unauthorized("missing key"),
         "notfound": InstanceNotFound("Instance x not found"),
@@ -54,8 +61,9 @@ def _app() -> FastAPI:
 
 
 @pytest.fixture
-def client() -> Iterator[TestClient]:
-    with TestClient(_app(), raise_server_exceptions=False) as test_client:
+def client(tmp_path: Path) -> Iterator[TestClient]:
+    app = _app(tmp_path / "novita-manager.db")
+    with TestClient(app, raise_server_exceptions=False) as test_client:
         yield test_client
 
 
