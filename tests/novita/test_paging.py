@@ -8,6 +8,7 @@ which reading broke it.
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
@@ -15,6 +16,8 @@ import pytest
 from novita_manager.http_client import Request, Response
 from novita_manager.novita import NovitaClient
 from novita_manager.novita import listing as listing_module
+from novita_manager.novita.listed import ListedInstance, ListedPage
+from novita_manager.novita.listing import ListingProgress
 
 from .test_client_unit import Recorder, make_client
 
@@ -159,3 +162,68 @@ async def test_list_instance_pages_yields_each_id_once() -> None:
         pages = client.list_instance_pages(page_size=10)
         ids = [i.id async for page in pages for i in page.instances]
     assert ids == [f"i{n}" for n in range(25)]
+
+
+class SlowPages:
+    """An async page source for the walk itself: records each page asked for and how many
+    were in flight at once (a round trip of 10 ms each)."""
+
+    def __init__(self, total: int, *, base: int = 0, size: int = 10) -> None:
+        self.total, self.base, self.size = total, base, size
+        self.asked: list[int] = []
+        self.in_flight = self.most_in_flight = 0
+
+    async def __call__(self, query: dict[str, Any]) -> ListedPage:
+        num = int(query["pageNum"])
+        self.asked.append(num)
+        self.in_flight += 1
+        self.most_in_flight = max(self.most_in_flight, self.in_flight)
+        try:
+            await asyncio.sleep(0.01)
+        finally:
+            self.in_flight -= 1
+        index = max(num, 1) - 1 if self.base == 1 else num
+        start = index * self.size
+        ids = range(start, min(start + self.size, self.total))
+        items = [ListedInstance(id=f"i{n}", status="running", marker=None) for n in ids]
+        return ListedPage(instances=items, total=self.total)
+
+
+async def walk(pages: SlowPages, progress: ListingProgress) -> list[str]:
+    walked = listing_module.walk_instance_pages(
+        pages, name=None, status=None, product_name=None, page_size=10, progress=progress
+    )
+    return [item.id async for page in walked for item in page.instances]
+
+
+@pytest.mark.parametrize(("base", "total"), [(0, 95), (0, 100), (1, 95), (1, 100), (0, 15)])
+async def test_pages_are_asked_ahead_in_order_and_never_past_the_last(
+    base: int, total: int
+) -> None:
+    """Once two pages showed the base and the size, the next pages are asked for before their
+    turn (a large account's listing waits one round trip per PAGES_AHEAD pages), yet exactly
+    the pages a walk in turn would ask for are asked, and the result is the same."""
+    pages, progress = SlowPages(total, base=base), ListingProgress()
+    ids = await walk(pages, progress)
+    assert ids == [f"i{n}" for n in range(total)]
+    assert progress.complete
+    last = -(-total // 10) - 1 + base
+    assert sorted(pages.asked) == list(range(last + 1))
+    if last >= 3:
+        assert pages.most_in_flight == listing_module.PAGES_AHEAD
+
+
+async def test_pages_asked_ahead_are_cancelled_when_the_walk_stops_early() -> None:
+    pages = SlowPages(1000)
+    walked = listing_module.walk_instance_pages(
+        pages, name=None, status=None, product_name=None, page_size=10
+    )
+    seen = 0
+    async for _ in walked:
+        seen += 1
+        if seen == 3:
+            break
+    await walked.aclose()
+    await asyncio.sleep(0.02)
+    assert pages.in_flight == 0
+    assert len(pages.asked) <= 3 + listing_module.PAGES_AHEAD

@@ -9,6 +9,8 @@ function (one page for given query parameters); `NovitaClient` supplies its requ
 
 from __future__ import annotations
 
+import asyncio
+import math
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
@@ -19,6 +21,9 @@ from novita_manager.novita.models import Instance, InstancePage
 from novita_manager.novita.parsing import Params, params
 
 MAX_LISTING_PAGES = 2000  # 40,000 instances at a cap of 20 per page
+# Pages asked for ahead of their turn once the base and size are known and pages bring news:
+# the status sync's listing of a large account waits for one round trip in PAGES_AHEAD.
+PAGES_AHEAD = 4
 
 # The pages walked: the model's (`InstancePage`) or the status sync's cheap reading (`ListedPage`).
 PageT = TypeVar("PageT", InstancePage, ListedPage)
@@ -87,50 +92,85 @@ async def walk_instance_pages(
     page_num = 0
     size = page_size
     repeats = 0
-    while True:
-        query = params(
-            name=name,
-            status=status,
-            productName=product_name,
-            pageSize=size,
-            pageNum=page_num,
+    ahead: dict[int, asyncio.Future[PageT]] = {}  # pages asked for before their turn
+
+    def query_for(num: int) -> Params:
+        return params(
+            name=name, status=status, productName=product_name, pageSize=size, pageNum=num
         )
-        try:
-            page = await fetch(query)
-        except NovitaBadRequest:
-            if page_num == 0 and state.pages == 0:
-                page_num = 1  # base 1 with pageNum=0 refused
-                state.first_page_num = 1
-                continue
-            raise
-        state.pages += 1
-        state.total = page.total
-        state.total_reported = page.total_reported
-        items = page.instances
-        if state.pages == 1 and len(items) < size and len(items) < page.total:
-            size = max(len(items), 1)  # a silent cap: continue with what the server gives
-            state.capped_page_size = size
-        fresh = [item for item in items if item.id not in seen]
-        if items and not fresh:
-            repeats += 1
-            if page_num == 1 and state.first_page_num == 0 and repeats == 1:
-                state.zero_is_one = True  # base 1 with pageNum=0 answering page 1
-            else:
-                break  # the server ignores paging: stop, not proved complete
-        seen.update(item.id for item in fresh)
-        state.distinct = len(seen)
-        if fresh:
-            yield _with_instances(page, fresh)
-        if not items:
-            state.ended = True
+
+    try:
+        while True:
+            try:
+                pending = ahead.pop(page_num, None)
+                page = await (pending if pending is not None else fetch(query_for(page_num)))
+            except NovitaBadRequest:
+                if page_num == 0 and state.pages == 0:
+                    page_num = 1  # base 1 with pageNum=0 refused
+                    state.first_page_num = 1
+                    continue
+                raise
+            state.pages += 1
+            state.total = page.total
+            state.total_reported = page.total_reported
+            items = page.instances
+            if state.pages == 1 and len(items) < size and len(items) < page.total:
+                size = max(len(items), 1)  # a silent cap: continue with what the server gives
+                state.capped_page_size = size
+            fresh = [item for item in items if item.id not in seen]
+            if items and not fresh:
+                repeats += 1
+                if page_num == 1 and state.first_page_num == 0 and repeats == 1:
+                    state.zero_is_one = True  # base 1 with pageNum=0 answering page 1
+                else:
+                    break  # the server ignores paging: stop, not proved complete
+            seen.update(item.id for item in fresh)
+            state.distinct = len(seen)
+            if fresh:
+                yield _with_instances(page, fresh)
+            if not items:
+                state.ended = True
+                break
+            if page.total_reported and len(seen) >= page.total:
+                break
+            if len(items) < size and not (page_num == 1 and state.zero_is_one and not fresh):
+                state.ended = True  # a short page is the last one
+                break
+            if state.pages >= MAX_LISTING_PAGES or (
+                page.total_reported and state.pages > page.total // size + 3
+            ):
+                break  # bounded: a server that keeps bringing a trickle of new ids
+            if fresh and state.pages >= 2 and page.total_reported:
+                _ask_ahead(ahead, fetch, query_for, page_num, _last_page(state, size), state)
+            page_num += 1
+    finally:
+        for waiting in ahead.values():
+            waiting.cancel()
+        await asyncio.gather(*ahead.values(), return_exceptions=True)
+
+
+def _last_page(state: ListingProgress, size: int) -> int:
+    """The last page's number by the reported total, once the base is known (two pages in)."""
+    base_one = state.first_page_num == 1 or state.zero_is_one
+    return max(math.ceil(state.total / size) - 1, 0) + (1 if base_one else 0)
+
+
+def _ask_ahead(
+    ahead: dict[int, asyncio.Future[PageT]],
+    fetch: FetchPage[PageT],
+    query_for: Callable[[int], Params],
+    page_num: int,
+    last: int,
+    state: ListingProgress,
+) -> None:
+    """Ask for the next pages up to `PAGES_AHEAD` before their turn, never past the last page
+    the total names nor past `MAX_LISTING_PAGES`: the walk reads them in order as before, and
+    waits for about one round trip per `PAGES_AHEAD` pages instead of one per page."""
+    in_flight = len(ahead)
+    for num in range(page_num + 1, min(page_num + PAGES_AHEAD, last) + 1):
+        if num in ahead:
+            continue
+        if state.pages + in_flight >= MAX_LISTING_PAGES:
             break
-        if page.total_reported and len(seen) >= page.total:
-            break
-        if len(items) < size and not (page_num == 1 and state.zero_is_one and not fresh):
-            state.ended = True  # a short page is the last one
-            break
-        if state.pages >= MAX_LISTING_PAGES or (
-            page.total_reported and state.pages > page.total // size + 3
-        ):
-            break  # bounded: a server that keeps bringing a trickle of new ids
-        page_num += 1
+        ahead[num] = asyncio.ensure_future(fetch(query_for(num)))
+        in_flight += 1
