@@ -31,6 +31,7 @@ from __future__ import annotations
 import os
 import select
 import ssl
+import time
 from collections.abc import Mapping
 from typing import Any, Protocol
 
@@ -280,11 +281,17 @@ class _ProbingConnector(aiohttp.TCPConnector):
     async def _get(self, key: Any, *args: Any, **kwargs: Any) -> Connection | None:
         # A private method of aiohttp's (its arguments have changed across versions: passed on
         # as they come); tests/test_http_client.py fails if the probe stops working.
+        # aiohttp takes the oldest idle connection that is connected and not expired: probe in
+        # that order up to the first it would take that has nothing to read (one poll, as a rule).
         idle = self._conns.get(key)
         if idle:
-            for protocol, _ in idle:
-                if _readable(protocol):
-                    protocol.close()  # `_get` then skips it as no longer connected
+            now, expiry = time.monotonic(), self._keepalive_timeout
+            for protocol, since in idle:
+                if not protocol.is_connected() or (expiry is not None and now - since > expiry):
+                    continue  # aiohttp drops it itself
+                if not _readable(protocol):
+                    break
+                protocol.close()  # aiohttp then skips it as no longer connected
         return await super()._get(key, *args, **kwargs)
 
 
