@@ -1,7 +1,10 @@
 """Burst benchmark: N instances reach `running` at the same instant; how fast do the webhooks go?
 
 Usage: python -m bench.burst [--n 1000] [--poll-interval 1] [--database sqlite|postgresql]
-       [--time-scale 1] [--advance 90] [--get-rate 0] [--write-docs]
+       [--time-scale 1] [--advance 90] [--get-rate 0] [--workers 0] [--write-docs]
+
+`--workers N` (PostgreSQL) starts N `serve --role worker` processes beside the service: the
+burst is then worked by N + 1 pipeline processes (scale-out where one process ends).
 
 bench/lifecycle.py cannot make a burst: at time scale 0.01 an instance runs ~0.5 s after its
 create, so instances reach `running` at the pace the POSTs arrive. Here the simulator runs at
@@ -20,9 +23,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import sys
+import tempfile
 import time
+from pathlib import Path
 from typing import Any, cast
 
 import httpx
@@ -51,6 +57,7 @@ from bench.lifecycle import (
     total_calls,
     wait_all_running,
 )
+from bench.scale_out import serving
 
 STARTUP = 2 + 5 + 45  # simulated seconds from a create to `running` (toCreate, creating, pulling)
 
@@ -101,6 +108,17 @@ async def wait_created(sim: Any, url: str, n: int, timeout: float) -> dict[str, 
         await asyncio.sleep(0.5)
 
 
+Workers = tuple[tuple[int, str], ...]  # extra `serve --role worker`: (pid, base URL)
+
+
+async def all_metrics(client: httpx.AsyncClient, workers: Workers) -> str:
+    """The service's /metrics and its extra workers' after it (the scrapes sum by label)."""
+    texts = [(await client.get("/metrics")).text]
+    for _, base_url in workers:
+        texts.append((await client.get(f"{base_url}/metrics")).text)
+    return "\n".join(texts)
+
+
 def _diff(after: dict[str, float], before: dict[str, float]) -> dict[str, float]:
     return {k: v - before.get(k, 0.0) for k, v in after.items() if v - before.get(k, 0.0)}
 
@@ -117,7 +135,7 @@ def _means(before: str, after: str, histogram: str, label: str) -> dict[str, flo
 
 
 async def measure(args: argparse.Namespace, base_url: str, sim: Any, receiver: WebhookReceiver,
-                  pid: int, url: str) -> dict[str, Any]:  # fmt: skip
+                  pid: int, url: str, workers: Workers = ()) -> dict[str, Any]:  # fmt: skip
     sim.control.reset(seed=1, autostart=True, time_scale=args.time_scale)  # zero the counts
     ids: list[str] = []
     events = RunningEvents(receiver)
@@ -132,27 +150,31 @@ async def measure(args: argparse.Namespace, base_url: str, sim: Any, receiver: W
         ready = await wait_created(sim, url, len(ids), args.timeout)
         ready["since_first_post"] = time.perf_counter() - began
         # Quiet window: what the service burns with N instances and nothing to do but sync.
-        idle_cpu, idle_began = cpu_seconds(pid), time.perf_counter()
+
+        def service_cpu() -> float:  # `serve` and its child, and the extra workers
+            return cpu_seconds(pid) + sum(cpu_seconds(worker) for worker, _ in workers)
+
+        idle_cpu, idle_began = service_cpu(), time.perf_counter()
         await asyncio.sleep(args.idle_seconds)
-        idle_rate = (cpu_seconds(pid) - idle_cpu) / (time.perf_counter() - idle_began)
-        metrics_before = (await client.get("/metrics")).text
+        idle_rate = (service_cpu() - idle_cpu) / (time.perf_counter() - idle_began)
+        metrics_before = await all_metrics(client, workers)
         calls_before = total_calls(sim.control.stats())
         load = RateLoad(base_url, args.get_rate).start() if args.get_rate > 0 else None
         for instance_id in ids if load else []:
             load.add(f"/api/instances/{instance_id}")  # type: ignore[union-attr]
-        cpu_before, api_before = cpu_seconds(pid), cpu_seconds(pid, tree=False)
+        cpu_before, api_before = service_cpu(), cpu_seconds(pid, tree=False)
         sim_before, machine_before = cpu_seconds(sim.process.pid), machine_busy_seconds()
         print(f"advancing the clock (service pid {pid})", file=sys.stderr, flush=True)
         clock = sim.control.advance_clock(args.advance)  # every instance runs from here
         advanced_at = clock["now"] - clock["offset"]  # the simulator's wall clock then
         await wait_all_running(client, events, len(ids), args.timeout)
         ended = time.time()
-        cpu = cpu_seconds(pid) - cpu_before
+        cpu = service_cpu() - cpu_before
         api_cpu = cpu_seconds(pid, tree=False) - api_before
         sim_cpu = cpu_seconds(sim.process.pid) - sim_before
         machine_cpu = machine_busy_seconds() - machine_before
         get_during = await asyncio.to_thread(load.stop) if load else None
-        metrics_after = (await client.get("/metrics")).text
+        metrics_after = await all_metrics(client, workers)
         calls = _diff(
             {k: float(v) for k, v in total_calls(sim.control.stats()).items()},
             {k: float(v) for k, v in calls_before.items()},
@@ -280,7 +302,8 @@ def report(r: dict[str, Any], args: argparse.Namespace, command: str) -> str:
          f"{r['cpu']:.1f} s, **{cpu_ms:.1f} ms/instance** = {cpu_ms / floor:.0f}x the floor; "
          f"busy {r['cpu'] / r['burst_wall']:.0%} of one core; less the background rate of "
          f"just before: {net_ms:.1f} ms/instance; API process "
-         f"{r['api_cpu'] * 1000 / n:.1f} ms/instance, pipeline process "
+         f"{r['api_cpu'] * 1000 / n:.1f} ms/instance, pipeline process"
+         f"{'es' if args.workers else ''} "
          f"{(r['cpu'] - r['api_cpu']) * 1000 / n:.1f} ms/instance"),
         ("Floor, same run: service CPU per `GET /health/live`", f"{floor:.2f} ms"),
         (f"Service CPU just before the burst ({r['created']} instances, none running, "
@@ -301,7 +324,7 @@ def report(r: dict[str, Any], args: argparse.Namespace, command: str) -> str:
         ("Mean Novita call duration during the burst, by endpoint (as the service saw it)",
          ", ".join(f"`{k}` {fmt_ms(v)}" for k, v in sorted(r["upstream_wait"].items()))
          or "none"),
-        ("Error lines in the service log (whole run / during the burst)",
+        ("Error lines in the service's logs, workers' included (whole run / during the burst)",
          ", ".join(f"`{k}` {total} / {r['log_errors_burst'].get(k, 0)}"
                    for k, total in sorted(r["log_errors"].items())) or "none"),
         ("Before the burst: POSTs (50 in flight), then until all had a Novita id",
@@ -317,6 +340,11 @@ def report(r: dict[str, Any], args: argparse.Namespace, command: str) -> str:
                      f"requests, statuses {g['statuses']}, errors {g['errors']})"))  # fmt: skip
     table = "\n".join(f"| {k} | {v} |" for k, v in rows)
     load = f"GETs at {args.get_rate:g}/s during the burst" if args.get_rate > 0 else "no GET load"
+    if args.workers:
+        load += (f"; beside it {args.workers} `novita-manager serve --role worker` process"
+                 f"{'es' if args.workers > 1 else ''} (their pipelines claim rows beside the "
+                 "service's child with `FOR UPDATE SKIP LOCKED`; their CPU counts as the "
+                 "service's)")  # fmt: skip
     return f"""## Burst: {r["n"]:,} instances reach running at the same instant
 
 Command: `{command}`
@@ -349,17 +377,45 @@ def main() -> None:
     parser.add_argument("--database", choices=["sqlite", "postgresql"], default="sqlite")
     parser.add_argument("--idle-seconds", type=float, default=3.0)
     parser.add_argument("--timeout", type=float, default=600.0)
+    parser.add_argument(
+        "--workers", type=int, default=0,
+        help="extra `serve --role worker` processes beside the service (PostgreSQL: scale-out)",
+    )  # fmt: skip
     parser.add_argument("--write-docs", action="store_true")
     args = parser.parse_args()
     if args.advance < STARTUP:
         raise SystemExit(f"--advance must be at least {STARTUP} (a create's startup)")
-    with stack_on_simulator(
-        args.database, args.poll_interval, args.time_scale, webhooks=True
-    ) as stack:
+    if args.workers and args.database != "postgresql":
+        raise SystemExit("--workers needs --database postgresql (SQLite admits one process)")
+    with (
+        stack_on_simulator(
+            args.database, args.poll_interval, args.time_scale, webhooks=True
+        ) as stack,
+        contextlib.ExitStack() as extra,
+        tempfile.TemporaryDirectory(prefix="nm-bench-workers-") as logs,
+    ):
         assert stack.receiver is not None
+        env = {
+            "NOVITA_API_BASE_URL": stack.sim.base_url,
+            "DATABASE_URL": stack.database_url,
+            "INSTANCE_POLL_INTERVAL": str(args.poll_interval),
+            "WEBHOOK_URL": stack.receiver.url,
+        }
+        started = [
+            extra.enter_context(serving(env, ["--role", "worker"], Path(logs) / f"w{i}.log"))
+            for i in range(args.workers)
+        ]
+        workers = tuple((worker.process.pid, worker.base_url) for worker in started)
         result = asyncio.run(measure(args, stack.service.base_url, stack.sim, stack.receiver,
-                                     service_pid(stack.service), stack.database_url))  # fmt: skip
-    result.update(_log_errors(stack.errors, result["window"]))
+                                     service_pid(stack.service), stack.database_url,
+                                     workers))  # fmt: skip
+        worker_errors = [
+            line
+            for log in sorted(Path(logs).glob("*.log"))
+            for line in log.read_text(errors="replace").splitlines()
+            if '"error"' in line
+        ]
+    result.update(_log_errors(stack.errors + worker_errors, result["window"]))
     command = " ".join(["python -m bench.burst", *sys.argv[1:]])
     text = report(result, args, command)
     print(text)
@@ -367,7 +423,8 @@ def main() -> None:
         json.dumps({k: v for k, v in result.items() if k != "calls"}, default=str), file=sys.stderr
     )
     if args.write_docs:
-        write_section("burst" if args.database == "sqlite" else f"burst-{args.database}", text)
+        name = "burst" if args.database == "sqlite" else f"burst-{args.database}"
+        write_section(name + (f"-{args.workers}-workers" if args.workers else ""), text)
         print("updated docs/benchmarks.md", file=sys.stderr)
 
 
