@@ -78,9 +78,13 @@ class PipelineWorker:
         # here, before uvicorn starts. Otherwise spawn.
         fork = threading.active_count() == 1 and sys.platform.startswith("linux")
         context = multiprocessing.get_context("fork" if fork else "spawn")
+        # Forked, the child gets its server built here: what building it allocates and imports
+        # is then shared with this process instead of copied in the child (docs/design.md
+        # "Memory"). Spawned, it builds its own (an app cannot be pickled).
+        server = worker_server(self.settings, self.directory) if fork else None
         process: BaseProcess = context.Process(  # type: ignore[attr-defined]
             target=worker_main,
-            args=(self.settings, str(self.directory), os.getpid()),
+            args=(self.settings, str(self.directory), os.getpid(), server),
             name="novita-manager-worker",
         )
         if fork:
@@ -120,27 +124,38 @@ class PipelineWorker:
         shutil.rmtree(self.directory, ignore_errors=True)
 
 
-def worker_main(settings: Settings, directory: str, parent: int) -> None:
-    """The child: the worker-role app on a UNIX socket, until SIGTERM or the parent's death."""
-    die_with_parent(parent)
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # not the parent's `quiet_signals` (fork)
-    signal.signal(signal.SIGINT, signal.default_int_handler)
+def worker_server(settings: Settings, directory: Path) -> Any:
+    """The child's uvicorn server: the worker-role app on the link's UNIX socket, its
+    configuration loaded (protocol classes imported), not started."""
     import uvicorn
 
     from novita_manager.app import create_app
-    from novita_manager.logging import configure_logging
 
-    configure_logging(settings.log_level, settings.log_format, settings.secret_values())
-    link = WorkerLink(Path(directory))
+    link = WorkerLink(directory)
     config = uvicorn.Config(
         create_app(settings, worker_link=link),
         uds=str(link.http_path),
         log_config=None,
         access_log=False,
         lifespan="on",
+        ws="none",  # no WebSocket routes: nothing to import for them
         timeout_graceful_shutdown=15,
     )
-    server = uvicorn.Server(config)
+    config.load()
+    return uvicorn.Server(config)
+
+
+def worker_main(settings: Settings, directory: str, parent: int, server: Any = None) -> None:
+    """The child: the worker-role app on a UNIX socket, until SIGTERM or the parent's death.
+    `server`: built by the parent before a fork (`worker_server`); None when spawned."""
+    die_with_parent(parent)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # not the parent's `quiet_signals` (fork)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    from novita_manager.logging import configure_logging
+
+    configure_logging(settings.log_level, settings.log_format, settings.secret_values())
+    if server is None:
+        server = worker_server(settings, Path(directory))
     server.run()
     if not server.started:
         sys.exit(ServeExitCode.SERVER_START)

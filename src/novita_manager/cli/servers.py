@@ -110,6 +110,7 @@ def run_api(
         "port": settings.port,
         "log_config": None,
         "access_log": False,
+        "ws": "none",  # no WebSocket routes: nothing to import for them
         "timeout_graceful_shutdown": 15,
     }
     link = worker.link if worker is not None else None
@@ -117,6 +118,7 @@ def run_api(
         app = create_app(settings, worker_link=link)
         # header timeout, keep-alive, connection cap, refusals before routing
         config = uvicorn.Config(app, **common, **uvicorn_options(settings, app))
+        config.load()  # before the fork below: what it imports is shared with the child
         server = uvicorn.Server(config)
         if stop is not None:
             stop.server = server  # a Ctrl-C before uvicorn owns the signals still stops it
