@@ -61,6 +61,7 @@ def create_app(
         max_reads_in_flight=settings.api_max_reads_in_flight,
         max_loop_lag=settings.api_max_loop_lag,
         monitor=LoopLagMonitor(),
+        writes_first=settings.service_role != "api",  # the pipelines share this loop
     )
 
     @asynccontextmanager

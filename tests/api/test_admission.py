@@ -110,6 +110,26 @@ def test_reads_yield_to_a_write_in_flight() -> None:
     assert admission.refusal("POST") is None  # the write itself is never held back by reads
 
 
+def test_without_pipelines_here_reads_keep_their_share_beside_writes() -> None:
+    lag = FixedLag(0.03)
+    admission = Admission(
+        max_in_flight=64,
+        max_reads_in_flight=16,
+        max_loop_lag=0.1,
+        monitor=lag,
+        writes_first=False,  # `serve`'s API process: the pipelines run in another process
+    )
+    admission.in_flight, admission.reads_in_flight = 20, 4  # 16 writes in flight
+    assert admission.refusal("GET") is None  # 4 of 16 reads, 30 ms late of 100
+    admission.reads_in_flight = 16
+    admission.in_flight = 30
+    assert admission.refusal("GET") == "reads_in_flight"  # the whole cap, not a quarter
+    admission.in_flight, admission.reads_in_flight = 2, 1
+    lag.value = 0.2
+    assert admission.refusal("GET") == "loop_lag"  # the whole budget: 100 ms
+    assert admission.refusal("POST") is None
+
+
 # -- the real server ---------------------------------------------------------------------------
 
 

@@ -22,12 +22,18 @@ with `Retry-After: 1` (the contract's envelope; nothing was done, a retry is saf
   This catches what the count does not: requests whose steps are long (large listings) or
   anything else holding the loop, so the pipelines sharing the loop keep their share of it.
 
-While a write is in flight, reads get a quarter of both their cap and the lag budget
-(`WRITES_FIRST`): a create's awaits wait for the loop like everything else, and under read
-overload the creates (which carry the lifecycles) took seconds each (docs/benchmarks.md
-"Overload"). Writes (POST, DELETE, ...) are refused only at the in-flight cap, never for lag: a
-write is rarer, stores its work in one transaction, and refusing it costs the client a retry (the
-request did nothing; with `Idempotency-Key` a create is safe to repeat anyway). `/health*`,
+When this process also runs the pipelines (role `all` in one process: the tests' in-process
+app, embedding), reads get a quarter of both their cap and the lag budget while a write is in
+flight (`WRITES_FIRST`): a create's awaits wait for the loop like everything else, and under
+read overload the creates (which carry the lifecycles) took seconds each. The API process of
+`serve` (role `api`: the pipelines run in their own process) does not: there a create is one
+short transaction whose only wait is the reads in flight (at most the cap, a few ms of CPU),
+and the quartered lag budget (25 ms) refused a third of the reads at 300/s during 1,000
+lifecycles while the process used a quarter of a core (docs/benchmarks.md "Lifecycle").
+
+Writes (POST, DELETE, ...) are refused only at the in-flight cap, never for lag: a write is
+rarer, stores its work in one transaction, and refusing it costs the client a retry (the request
+did nothing; with `Idempotency-Key` a create is safe to repeat anyway). `/health*`,
 `/metrics` and everything outside /api are never refused or counted, so orchestrators and
 Prometheus always see the truth. Refusals are counted in
 `novita_manager_requests_shed_total{reason}`; the requests in flight and the loop lag are the
@@ -111,11 +117,14 @@ class Admission:
         max_reads_in_flight: int,
         max_loop_lag: float,
         monitor: LoopLagMonitor,
+        *,
+        writes_first: bool = True,
     ) -> None:
         self.max_in_flight = max_in_flight  # every /api request; 0: no cap
         self.max_reads_in_flight = max_reads_in_flight  # reads only; 0: no cap
         self.max_loop_lag = max_loop_lag  # seconds; 0: reads are not shed for lag
         self.monitor = monitor
+        self.writes_first = writes_first  # reads yield to writes in flight (the pipelines run here)
         self.in_flight = 0
         self.reads_in_flight = 0
         self.metrics: Metrics | None = None
@@ -128,13 +137,13 @@ class Admission:
 
     def refusal(self, method: str) -> str | None:
         """The reason to refuse a request now (`in_flight`, `reads_in_flight`, `loop_lag`), or
-        None to admit it. While a write is in flight, reads get a WRITES_FIRST-th of their cap
-        and of the lag budget (see the module docstring)."""
+        None to admit it. With `writes_first`, while a write is in flight, reads get a
+        WRITES_FIRST-th of their cap and of the lag budget (see the module docstring)."""
         if self.max_in_flight and self.in_flight >= self.max_in_flight:
             return IN_FLIGHT
         if method not in READ_METHODS:
             return None
-        writing = self.in_flight > self.reads_in_flight
+        writing = self.writes_first and self.in_flight > self.reads_in_flight
         cap = self.max_reads_in_flight
         if writing:
             cap = max(1, cap // WRITES_FIRST)
