@@ -9,7 +9,8 @@ which reading broke it.
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from collections.abc import AsyncGenerator, Mapping
+from typing import Any, cast
 
 import pytest
 
@@ -173,7 +174,7 @@ class SlowPages:
         self.asked: list[int] = []
         self.in_flight = self.most_in_flight = 0
 
-    async def __call__(self, query: dict[str, Any]) -> ListedPage:
+    async def __call__(self, query: Mapping[str, str | int]) -> ListedPage:
         num = int(query["pageNum"])
         self.asked.append(num)
         self.in_flight += 1
@@ -215,8 +216,11 @@ async def test_pages_are_asked_ahead_in_order_and_never_past_the_last(
 
 async def test_pages_asked_ahead_are_cancelled_when_the_walk_stops_early() -> None:
     pages = SlowPages(1000)
-    walked = listing_module.walk_instance_pages(
-        pages, name=None, status=None, product_name=None, page_size=10
+    walked = cast(
+        AsyncGenerator[ListedPage, None],
+        listing_module.walk_instance_pages(
+            pages, name=None, status=None, product_name=None, page_size=10
+        ),
     )
     seen = 0
     async for _ in walked:
