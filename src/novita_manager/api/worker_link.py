@@ -20,7 +20,7 @@ import socket
 from collections.abc import Callable
 from pathlib import Path
 
-import httpx
+import aiohttp
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.metrics_core import Metric
 from prometheus_client.parser import text_string_to_metric_families
@@ -51,13 +51,16 @@ class WorkerLink:
 
     async def metrics_text(self) -> str | None:
         """The worker's /metrics, or None when it does not answer in time."""
-        transport = httpx.AsyncHTTPTransport(uds=str(self.http_path))
+        connector = aiohttp.UnixConnector(path=str(self.http_path))
+        timeout = aiohttp.ClientTimeout(total=METRICS_TIMEOUT)
         try:
-            async with httpx.AsyncClient(transport=transport, timeout=METRICS_TIMEOUT) as client:
-                response = await client.get("http://worker/metrics")
-            response.raise_for_status()
-            return response.text
-        except httpx.HTTPError as error:
+            async with (
+                aiohttp.ClientSession(connector=connector, timeout=timeout) as session,
+                session.get("http://worker/metrics") as response,
+            ):
+                response.raise_for_status()
+                return await response.text()
+        except (aiohttp.ClientError, TimeoutError) as error:
             log.warning("worker_metrics_unavailable", error=type(error).__name__)
             return None
 
