@@ -67,12 +67,16 @@ async def test_one_long_callback_alone_is_not_a_late_loop() -> None:
 
 
 class FixedLag(LoopLagMonitor):
-    def __init__(self, lag: float) -> None:
+    def __init__(self, lag: float, busy: float = 0.0) -> None:
         super().__init__()
         self.value = lag
+        self.cpu = busy
 
     def lag(self) -> float:
         return self.value
+
+    def busy(self) -> float:
+        return self.cpu
 
 
 def test_refusal_rules() -> None:
@@ -128,6 +132,29 @@ def test_without_pipelines_here_reads_keep_their_share_beside_writes() -> None:
     lag.value = 0.2
     assert admission.refusal("GET") == "loop_lag"  # the whole budget: 100 ms
     assert admission.refusal("POST") is None
+    lag.value, lag.cpu = 0.03, 0.9  # saturated: now the writes go first after all
+    assert admission.refusal("GET") == "loop_lag"  # a quarter of the budget: 25 ms
+    admission.in_flight, admission.reads_in_flight = 20, 4
+    lag.value = 0.0
+    assert admission.refusal("GET") == "reads_in_flight"  # a quarter of the cap: 4
+
+
+async def test_busy_is_the_process_cpu_per_second() -> None:
+    monitor = LoopLagMonitor(interval=0.02)
+    monitor.start()
+    try:
+        await asyncio.sleep(0.3)  # idle
+        idle = monitor.busy()
+        deadline = time.monotonic() + 0.4
+        while time.monotonic() < deadline:  # the loop's thread computes, in short steps
+            sum(range(20_000))
+            await asyncio.sleep(0)
+        computing = monitor.busy()
+        # What share of a core the process got depends on the machine (tests run beside other
+        # work); it is more than while idle, and one thread cannot use more than one core.
+        assert idle < computing <= 1.2
+    finally:
+        await monitor.stop()
 
 
 # -- the real server ---------------------------------------------------------------------------

@@ -26,10 +26,14 @@ When this process also runs the pipelines (role `all` in one process: the tests'
 app, embedding), reads get a quarter of both their cap and the lag budget while a write is in
 flight (`WRITES_FIRST`): a create's awaits wait for the loop like everything else, and under
 read overload the creates (which carry the lifecycles) took seconds each. The API process of
-`serve` (role `api`: the pipelines run in their own process) does not: there a create is one
-short transaction whose only wait is the reads in flight (at most the cap, a few ms of CPU),
-and the quartered lag budget (25 ms) refused a third of the reads at 300/s during 1,000
-lifecycles while the process used a quarter of a core (docs/benchmarks.md "Lifecycle").
+`serve` (role `api`: the pipelines run in their own process) does so only while it is
+saturated (its CPU over the last 0.5 s at `SATURATED` of a core or more): under read overload
+its creates, which carry the lifecycles, still go first (with reads at twice the capacity,
+lifecycles at 53 % of their unloaded speed without it), but a process with capacity to spare
+keeps its reads: the quartered lag budget (25 ms) refused a third of the reads at 300/s during
+1,000 lifecycles while the API process used a quarter of a core (docs/benchmarks.md
+"Lifecycle"; on a shared machine the loop runs late because other processes hold the cores,
+which refusing reads does not help).
 
 Writes (POST, DELETE, ...) are refused only at the in-flight cap, never for lag: a write is
 rarer, stores its work in one transaction, and refusing it costs the client a retry (the request
@@ -44,6 +48,7 @@ limits are per process.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import re
 import time
@@ -59,6 +64,8 @@ from novita_manager.metrics import Metrics
 log = get_logger("novita_manager.http")
 
 LAG_INTERVAL = 0.05  # seconds between two wake-ups of the lag monitor
+BUSY_WINDOW = 10  # wake-ups over which the process's CPU use is measured (0.5 s)
+SATURATED = 0.8  # of one core: the process is saturated (reads yield to writes in flight)
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 WARN_EVERY = 10.0  # seconds between two warnings about shed requests
 RETRY_AFTER = {"Retry-After": "1"}
@@ -78,6 +85,19 @@ class LoopLagMonitor:
         self.previous = 0.0  # and at the one before
         self._due: float | None = None  # monotonic time of the next expected wake-up
         self._task: asyncio.Task[None] | None = None
+        # (monotonic, process CPU) at the last BUSY_WINDOW wake-ups: the process's CPU use.
+        self._samples: collections.deque[tuple[float, float]] = collections.deque(
+            maxlen=BUSY_WINDOW
+        )
+
+    def busy(self) -> float:
+        """CPU seconds this process used per second over the last BUSY_WINDOW wake-ups (1.0:
+        one core's worth); 0 before two wake-ups."""
+        samples = self._samples
+        if len(samples) < 2:
+            return 0.0
+        (wall0, cpu0), (wall1, cpu1) = samples[0], samples[-1]
+        return (cpu1 - cpu0) / max(wall1 - wall0, 1e-9)
 
     def lag(self) -> float:
         """Seconds the loop is late: how overdue the next wake-up is now, or, if less, the lesser
@@ -105,7 +125,9 @@ class LoopLagMonitor:
             due = time.monotonic() + self.interval
             self._due = due
             await asyncio.sleep(self.interval)
-            self.previous, self.last = self.last, max(0.0, time.monotonic() - due)
+            now = time.monotonic()
+            self.previous, self.last = self.last, max(0.0, now - due)
+            self._samples.append((now, time.process_time()))
 
 
 class Admission:
@@ -124,7 +146,9 @@ class Admission:
         self.max_reads_in_flight = max_reads_in_flight  # reads only; 0: no cap
         self.max_loop_lag = max_loop_lag  # seconds; 0: reads are not shed for lag
         self.monitor = monitor
-        self.writes_first = writes_first  # reads yield to writes in flight (the pipelines run here)
+        # Reads yield to writes in flight always (the pipelines share this loop), or else only
+        # while the process is saturated (`SATURATED`).
+        self.writes_first = writes_first
         self.in_flight = 0
         self.reads_in_flight = 0
         self.metrics: Metrics | None = None
@@ -137,13 +161,16 @@ class Admission:
 
     def refusal(self, method: str) -> str | None:
         """The reason to refuse a request now (`in_flight`, `reads_in_flight`, `loop_lag`), or
-        None to admit it. With `writes_first`, while a write is in flight, reads get a
-        WRITES_FIRST-th of their cap and of the lag budget (see the module docstring)."""
+        None to admit it. While a write is in flight, reads get a WRITES_FIRST-th of their cap
+        and of the lag budget: always with `writes_first`, else while the process is
+        saturated (see the module docstring)."""
         if self.max_in_flight and self.in_flight >= self.max_in_flight:
             return IN_FLIGHT
         if method not in READ_METHODS:
             return None
-        writing = self.writes_first and self.in_flight > self.reads_in_flight
+        writing = self.in_flight > self.reads_in_flight and (
+            self.writes_first or self.monitor.busy() >= SATURATED
+        )
         cap = self.max_reads_in_flight
         if writing:
             cap = max(1, cap // WRITES_FIRST)
