@@ -3,8 +3,10 @@
 
 from __future__ import annotations
 
+import sqlite3
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from alembic import command
@@ -12,7 +14,7 @@ from sqlalchemy import inspect, text
 
 from novita_manager.store import migrate
 from novita_manager.store.db import Database
-from novita_manager.store.startup import DatabaseStartupError, open_database
+from novita_manager.store.startup import DATABASE_EXIT_CODE, DatabaseStartupError, open_database
 
 
 def test_the_known_head_is_alembics_head() -> None:
@@ -77,3 +79,39 @@ async def test_a_newer_schema_is_refused_in_one_line(database_url: str) -> None:
         await db.close()
     with pytest.raises(DatabaseStartupError, match="written by a newer novita-manager"):
         await open_database(database_url)
+
+
+def test_the_serve_check_migrates_in_a_process_of_its_own(tmp_path: Path) -> None:
+    """`serve`'s pre-flight migrates an empty database in a forked process: the service's own
+    processes (forked from this one later) never hold Alembic."""
+    url = f"sqlite+aiosqlite:///{tmp_path}/fresh.db"
+    program = (
+        "import sys\n"
+        "from novita_manager.store.startup import check_database_or_exit\n"
+        "check_database_or_exit(sys.argv[1])\n"
+        "print(sorted({m.split('.')[0] for m in sys.modules} & {'alembic', 'mako'}))\n"
+    )
+    run = subprocess.run([sys.executable, "-c", program, url], capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.strip().splitlines()[-1] == "[]"
+    with sqlite3.connect(tmp_path / "fresh.db") as connection:
+        [(revision,)] = connection.execute("SELECT version_num FROM alembic_version").fetchall()
+    assert revision == migrate.HEAD_REVISION
+
+
+def test_a_failed_serve_check_exits_with_the_childs_code(tmp_path: Path) -> None:
+    (tmp_path / "folder.db").mkdir()
+    program = (
+        "import sys\n"
+        "from novita_manager.store.startup import check_database_or_exit\n"
+        "check_database_or_exit(sys.argv[1])\n"
+        "print('not reached')\n"
+    )
+    url = f"sqlite+aiosqlite:///{tmp_path}/folder.db"
+    run = subprocess.run([sys.executable, "-c", program, url], capture_output=True, text=True)
+    assert run.returncode == DATABASE_EXIT_CODE
+    assert "not reached" not in run.stdout
+    assert run.stderr.strip().endswith(
+        "is a directory. Set DATABASE_URL to a file path in it, "
+        f"e.g. sqlite+aiosqlite:///{tmp_path}/folder.db/novita-manager.db."
+    )

@@ -17,6 +17,8 @@ import os
 import re
 import sqlite3
 import sys
+import threading
+import traceback
 from pathlib import Path
 
 from sqlalchemy.engine import URL, make_url
@@ -260,7 +262,36 @@ async def check_database(url: str) -> None:
 
 
 def check_database_or_exit(url: str) -> None:
-    """For `serve`: print one line and exit `DATABASE_EXIT_CODE` when the database cannot open."""
+    """For `serve`: print one line and exit `DATABASE_EXIT_CODE` when the database cannot open.
+
+    On Linux the check runs in a forked process: when it has to migrate, Alembic and Mako (about
+    9 MiB) load there and go with it, instead of staying for good in the service's processes,
+    which only ever read the schema's revision afterwards (store/migrate.py)."""
+    if not sys.platform.startswith("linux") or threading.active_count() > 1:
+        _check_database_or_exit(url)
+        return
+    sys.stdout.flush()
+    sys.stderr.flush()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - runs in the forked process (tests/cli/test_serve_startup.py)
+        code = 1
+        try:
+            _check_database_or_exit(url)
+            code = 0
+        except SystemExit as stop:
+            code = stop.code if isinstance(stop.code, int) else 1
+        except BaseException:
+            traceback.print_exc()
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(code)
+    code = os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
+    if code != 0:
+        raise SystemExit(code if code > 0 else 1)
+
+
+def _check_database_or_exit(url: str) -> None:
     try:
         asyncio.run(check_database(url))
     except DatabaseStartupError as error:
