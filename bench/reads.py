@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import re
 import shutil
 import subprocess
@@ -134,7 +135,9 @@ def report(r: dict[str, Any], args: argparse.Namespace, command: str) -> str:
             "",
             f"`{command}` · {today()} · {machine()} · {args.database} · {args.n} instances "
             f"running, status sync every {args.poll_interval:g} s during the measurement · wrk "
-            f"{args.connections} connections x {args.seconds:g} s per row",
+            f"{args.connections} connections x {args.seconds:g} s per row · load average "
+            f"{r['load'][0]:.1f} before and {r['load'][1]:.1f} after (other work on the machine "
+            "takes cores: the multiples of the floor are the figures to compare)",
             "",
             "| request | service CPU per request | x floor | requests/s | wrk p50 / p99 "
             "| non-2xx | goal |",
@@ -181,6 +184,7 @@ def main() -> None:
     # Shedding by loop lag off: on a shared machine the loop runs late when other work takes the
     # cores, and the cheap refusals would lower the CPU per request measured (10 connections stay
     # below API_MAX_READS_IN_FLIGHT, so nothing else is refused; non-2xx says so).
+    load_before = os.getloadavg()[0]
     with service_on_simulator(args.database, args.poll_interval, API_MAX_LOOP_LAG="0") as service:
         base, pid = service.base_url, service_pid(service)
         ids = asyncio.run(create_running(base, args.n))
@@ -192,6 +196,7 @@ def main() -> None:
                 base, "/api/instances?limit=100", pid, args.seconds, args.connections
             ),
             "open": open_loop(base, one, args.open_rate, args.seconds),
+            "load": (load_before, os.getloadavg()[0]),
         }
     command = " ".join(["python -m bench.reads", *sys.argv[1:]])
     text = report(result, args, command)
