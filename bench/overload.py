@@ -183,6 +183,9 @@ def machine_ticks() -> tuple[int, int]:
 
 
 def run(args: argparse.Namespace, base: str, pid: int, receiver: WebhookReceiver) -> dict[str, Any]:
+    # The probe's process starts now and idles until it gets its path: a spawned process takes
+    # seconds to import on a busy machine, and its schedule must hold from the first read.
+    probe = RateLoad(base, args.probe_rate, connections=8).start()
     ids = asyncio.run(prepare(base, receiver))
     one = f"/api/instances/{ids[0]}"
     wrk(f"{base}/health/live", 1, 10)  # warm the connections
@@ -196,7 +199,6 @@ def run(args: argparse.Namespace, base: str, pid: int, receiver: WebhookReceiver
     offered = args.factor * capacity["rate"]
     shed_before = shed_by_reason(base)
     load = paced_load(base + one, offered)
-    probe = RateLoad(base, args.probe_rate, connections=8).start()
     probe.add(one)
     time.sleep(1)  # the load is on before the lifecycles start
     generators = [load.process.pid, probe.pid()]

@@ -125,13 +125,24 @@ def test_without_pipelines_here_reads_keep_their_share_beside_writes() -> None:
     )
     admission.in_flight, admission.reads_in_flight = 20, 4  # 16 writes in flight
     assert admission.refusal("GET") is None  # 4 of 16 reads, 30 ms late of 100
-    admission.reads_in_flight = 16
-    admission.in_flight = 30
-    assert admission.refusal("GET") == "reads_in_flight"  # the whole cap, not a quarter
+    admission.in_flight, admission.reads_in_flight = 22, 7
+    assert admission.refusal("GET") is None  # 7 of 16: the whole cap, not a quarter
     admission.in_flight, admission.reads_in_flight = 2, 1
     lag.value = 0.2
     assert admission.refusal("GET") == "loop_lag"  # the whole budget: 100 ms
     assert admission.refusal("POST") is None
+    lag.value = 0.03
+    assert admission.refusal("GET") == "loop_lag"  # a read was just refused: 25 ms now
+    admission._crowded_until = 0.0  # CROWDED_FOR later
+    assert admission.refusal("GET") is None
+    crowded = Admission(64, 16, 0.1, FixedLag(0.0), writes_first=False)
+    crowded.in_flight, crowded.reads_in_flight = 9, 8  # half the cap in flight: crowded
+    assert crowded.refusal("GET") == "reads_in_flight"  # and a write: a quarter of the cap
+    crowded.in_flight, crowded.reads_in_flight = 2, 1
+    crowded.monitor = FixedLag(0.03)
+    assert crowded.refusal("GET") == "loop_lag"  # still crowded (CROWDED_FOR): 25 ms budget
+    crowded._crowded_until = 0.0  # CROWDED_FOR later
+    assert crowded.refusal("GET") is None
     lag.value, lag.cpu = 0.03, 0.9  # saturated: now the writes go first after all
     assert admission.refusal("GET") == "loop_lag"  # a quarter of the budget: 25 ms
     admission.in_flight, admission.reads_in_flight = 20, 4

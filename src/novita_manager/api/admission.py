@@ -26,14 +26,15 @@ When this process also runs the pipelines (role `all` in one process: the tests'
 app, embedding), reads get a quarter of both their cap and the lag budget while a write is in
 flight (`WRITES_FIRST`): a create's awaits wait for the loop like everything else, and under
 read overload the creates (which carry the lifecycles) took seconds each. The API process of
-`serve` (role `api`: the pipelines run in their own process) does so only while it is
-saturated (its CPU over the last 0.5 s at `SATURATED` of a core or more): under read overload
-its creates, which carry the lifecycles, still go first (with reads at twice the capacity,
-lifecycles at 53 % of their unloaded speed without it), but a process with capacity to spare
-keeps its reads: the quartered lag budget (25 ms) refused a third of the reads at 300/s during
-1,000 lifecycles while the API process used a quarter of a core (docs/benchmarks.md
-"Lifecycle"; on a shared machine the loop runs late because other processes hold the cores,
-which refusing reads does not help).
+`serve` (role `api`: the pipelines run in their own process) does so only while reads crowd it:
+a read refused, or half their cap in flight, within the last `CROWDED_FOR` seconds, or its CPU
+over the last 0.5 s at `SATURATED` of a core or more. Under read overload its creates, which
+carry the lifecycles, still go first (reads are being refused; on a shared machine the process
+may get less than a core, so its CPU alone does not show it). A process serving reads at a
+rate it keeps up with (a few in flight) keeps them: with writes always first, the quartered
+lag budget (25 ms) refused a third of the reads at 300/s during 1,000 lifecycles while the API
+process used a quarter of a core (docs/benchmarks.md "Lifecycle"; on a shared machine the loop
+runs late because other processes hold the cores, which refusing reads does not help).
 
 Writes (POST, DELETE, ...) are refused only at the in-flight cap, never for lag: a write is
 rarer, stores its work in one transaction, and refusing it costs the client a retry (the request
@@ -66,6 +67,7 @@ log = get_logger("novita_manager.http")
 LAG_INTERVAL = 0.05  # seconds between two wake-ups of the lag monitor
 BUSY_WINDOW = 10  # wake-ups over which the process's CPU use is measured (0.5 s)
 SATURATED = 0.8  # of one core: the process is saturated (reads yield to writes in flight)
+CROWDED_FOR = 0.5  # seconds reads yield to writes after one was refused (or half their cap ran)
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 WARN_EVERY = 10.0  # seconds between two warnings about shed requests
 RETRY_AFTER = {"Retry-After": "1"}
@@ -151,6 +153,7 @@ class Admission:
         self.writes_first = writes_first
         self.in_flight = 0
         self.reads_in_flight = 0
+        self._crowded_until = 0.0  # monotonic: reads crowded the process until then
         self.metrics: Metrics | None = None
         self._last_warning = 0.0
 
@@ -162,24 +165,31 @@ class Admission:
     def refusal(self, method: str) -> str | None:
         """The reason to refuse a request now (`in_flight`, `reads_in_flight`, `loop_lag`), or
         None to admit it. While a write is in flight, reads get a WRITES_FIRST-th of their cap
-        and of the lag budget: always with `writes_first`, else while the process is
-        saturated (see the module docstring)."""
+        and of the lag budget: always with `writes_first`, else while reads crowd the process
+        (see the module docstring)."""
         if self.max_in_flight and self.in_flight >= self.max_in_flight:
             return IN_FLIGHT
         if method not in READ_METHODS:
             return None
-        writing = self.in_flight > self.reads_in_flight and (
-            self.writes_first or self.monitor.busy() >= SATURATED
-        )
         cap = self.max_reads_in_flight
+        if cap and self.reads_in_flight >= cap // 2:
+            self._crowded_until = time.monotonic() + CROWDED_FOR
+        writing = self.in_flight > self.reads_in_flight and (
+            self.writes_first or self._crowded() or self.monitor.busy() >= SATURATED
+        )
         if writing:
             cap = max(1, cap // WRITES_FIRST)
         if self.max_reads_in_flight and self.reads_in_flight >= cap:
+            self._crowded_until = time.monotonic() + CROWDED_FOR
             return READS_IN_FLIGHT
         budget = self.max_loop_lag / WRITES_FIRST if writing else self.max_loop_lag
         if self.max_loop_lag and self.monitor.lag() > budget:
+            self._crowded_until = time.monotonic() + CROWDED_FOR
             return LOOP_LAG
         return None
+
+    def _crowded(self) -> bool:
+        return self._crowded_until > 0.0 and time.monotonic() < self._crowded_until
 
     def shed(self, reason: str) -> ServiceUnavailable:
         if self.metrics is not None:
