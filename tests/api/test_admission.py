@@ -135,6 +135,12 @@ def test_without_pipelines_here_reads_keep_their_share_beside_writes() -> None:
     assert admission.refusal("GET") == "loop_lag"  # a read was just refused: 25 ms now
     admission._crowded_until = 0.0  # CROWDED_FOR later
     assert admission.refusal("GET") is None
+    lag.value = 0.2
+    assert admission.refusal("GET") == "loop_lag"  # with the whole share: crowded again
+    armed = admission._crowded_until
+    lag.value = 0.03
+    assert admission.refusal("GET") == "loop_lag"  # at a quarter share
+    assert admission._crowded_until == armed  # which does not extend it
     crowded = Admission(64, 16, 0.1, FixedLag(0.0), writes_first=False)
     crowded.in_flight, crowded.reads_in_flight = 9, 8  # half the cap in flight: crowded
     assert crowded.refusal("GET") == "reads_in_flight"  # and a write: a quarter of the cap

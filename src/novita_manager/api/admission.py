@@ -27,14 +27,15 @@ app, embedding), reads get a quarter of both their cap and the lag budget while 
 flight (`WRITES_FIRST`): a create's awaits wait for the loop like everything else, and under
 read overload the creates (which carry the lifecycles) took seconds each. The API process of
 `serve` (role `api`: the pipelines run in their own process) does so only while reads crowd it:
-a read refused, or half their cap in flight, within the last `CROWDED_FOR` seconds, or its CPU
-over the last 0.5 s at `SATURATED` of a core or more. Under read overload its creates, which
-carry the lifecycles, still go first (reads are being refused; on a shared machine the process
-may get less than a core, so its CPU alone does not show it). A process serving reads at a
-rate it keeps up with (a few in flight) keeps them: with writes always first, the quartered
-lag budget (25 ms) refused a third of the reads at 300/s during 1,000 lifecycles while the API
-process used a quarter of a core (docs/benchmarks.md "Lifecycle"; on a shared machine the loop
-runs late because other processes hold the cores, which refusing reads does not help).
+a read refused with their whole share, or half their cap in flight, within the last
+`CROWDED_FOR` seconds, or its CPU over the last 0.5 s at `SATURATED` of a core or more. Under
+read overload its creates, which carry the lifecycles, still go first (reads are being refused;
+on a shared machine the process may get less than a core, so its CPU alone does not show it).
+A process serving reads at a rate it keeps up with (a few in flight) keeps them: with writes
+always first, the quartered lag budget (25 ms) refused a third of the reads at 300/s during
+1,000 lifecycles while the API process used a quarter of a core (docs/benchmarks.md
+"Lifecycle"; on a shared machine the loop runs late because other processes hold the cores,
+which refusing reads does not help).
 
 Writes (POST, DELETE, ...) are refused only at the in-flight cap, never for lag: a write is
 rarer, stores its work in one transaction, and refusing it costs the client a retry (the request
@@ -179,14 +180,18 @@ class Admission:
         )
         if writing:
             cap = max(1, cap // WRITES_FIRST)
+        reason = None
         if self.max_reads_in_flight and self.reads_in_flight >= cap:
+            reason = READS_IN_FLIGHT
+        elif self.max_loop_lag and self.monitor.lag() > (
+            self.max_loop_lag / WRITES_FIRST if writing else self.max_loop_lag
+        ):
+            reason = LOOP_LAG
+        if reason is not None and not writing:
+            # Refused with their whole share: reads crowd the process. (Not refreshed by the
+            # refusals at a quarter share, which would hold it for as long as writes go on.)
             self._crowded_until = time.monotonic() + CROWDED_FOR
-            return READS_IN_FLIGHT
-        budget = self.max_loop_lag / WRITES_FIRST if writing else self.max_loop_lag
-        if self.max_loop_lag and self.monitor.lag() > budget:
-            self._crowded_until = time.monotonic() + CROWDED_FOR
-            return LOOP_LAG
-        return None
+        return reason
 
     def _crowded(self) -> bool:
         return self._crowded_until > 0.0 and time.monotonic() < self._crowded_until
