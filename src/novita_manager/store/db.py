@@ -36,6 +36,7 @@ from novita_manager.store import migrate as migrations
 from novita_manager.store.locking import DatabaseInUse, ProcessLock
 from novita_manager.store.pg_pool import ping_when_idle
 from novita_manager.store.sqlite_inline import inline_dbapi
+from novita_manager.store.wal_checkpoint import WalCheckpointer
 
 __all__ = ["Database", "DatabaseInUse", "Dialect", "default_owner"]
 
@@ -68,6 +69,7 @@ class Database:
         self._sessionmaker = async_sessionmaker(engine, expire_on_commit=False)
         self._read_sessionmaker = async_sessionmaker(self.read_engine, expire_on_commit=False)
         self._local_locks: dict[str, asyncio.Lock] = {}
+        self._checkpointer: WalCheckpointer | None = None
 
     @classmethod
     async def open(
@@ -97,6 +99,9 @@ class Database:
             ping_when_idle(engine)  # not `pool_pre_ping`: a round trip at every checkout
             read_engine = None
         db = cls(engine, dialect, owner or default_owner(), process_lock, read_engine)
+        if dialect == "sqlite":  # checkpoints off the loop (store/wal_checkpoint.py)
+            db._checkpointer = WalCheckpointer(_sqlite_path(parsed))
+            db._checkpointer.start()
         try:
             if migrate:
                 await migrations.upgrade(engine)
@@ -126,6 +131,9 @@ class Database:
             await conn.execute(text("SELECT 1"))
 
     async def close(self) -> None:
+        if self._checkpointer is not None:
+            self._checkpointer.stop()
+            self._checkpointer = None
         if self.read_engine is not self.engine:
             await self.read_engine.dispose()
         await self.engine.dispose()
@@ -170,6 +178,7 @@ def _sqlite_engine(url: URL) -> AsyncEngine:
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA wal_autocheckpoint=0")  # WalCheckpointer's thread does them
         cursor.close()
 
     @event.listens_for(engine.sync_engine, "begin")

@@ -13,9 +13,9 @@ What a thread gave for free is kept by other means:
   handler would have slept. Every write transaction begins with `BEGIN IMMEDIATE`
   (store/db.py), so the lock is taken before anything is written and a retried statement has
   no half-done work behind it.
-- Checkpoints: a commit that fills the WAL past `wal_autocheckpoint` pages copies them into the
-  database file inline (a PASSIVE checkpoint: it never waits for readers). At 1,000 pages
-  (about 4 MiB) that is a few milliseconds of writing, once per thousand pages committed.
+- Checkpoints are not made by commits on the loop (SQLite's automatic checkpoint copied and
+  synced 1,000 pages inline, tens of milliseconds): store/db.py turns them off and runs
+  `store/wal_checkpoint.WalCheckpointer`, a thread of its own.
 
 Plugged in with `create_async_engine(..., module=inline_dbapi())`, on SQLAlchemy's aiosqlite
 dialect, which is otherwise unchanged (its SQL, types and pool).
