@@ -12,6 +12,7 @@ import httpx
 
 from tests.api.test_instances_e2e import create, get, wait_status
 from tests.fixtures.service import ServiceThread
+from tests.fixtures.simulator import TEST_TIME_SCALE
 from tests.fixtures.waiting import wait_for
 from tests.fixtures.webhook_receiver import WebhookReceiver
 
@@ -122,9 +123,14 @@ def test_a_stop_supersedes_a_start_under_way_and_is_recorded(simulator, make_ser
     wait_status(service, iid, "running")
     assert operate(service, iid, "stop").status_code == 202
     wait_status(service, iid, "stopped")
+    # Real time upstream while the start is under way, so that it cannot reach running before
+    # the stop below arrives (at the tests' time scale a start takes well under a second).
+    simulator.control.set_config(time_scale=1.0)
     assert operate(service, iid, "start").status_code == 202
     wait_status(service, iid, "starting")
     assert operate(service, iid, "stop").status_code == 202
+    simulator.control.advance_clock(300)  # the start's plan ends, then the stop's goes fast
+    simulator.control.set_config(time_scale=TEST_TIME_SCALE)
     ops = wait_for(lambda: settled(service, iid), 30, "requests done")
     assert [(op["operation"], op["state"], op["reason"]) for op in ops] == [
         ("stop", "succeeded", None),
