@@ -28,6 +28,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import re
 import signal
 import subprocess
@@ -186,6 +187,7 @@ def run(args: argparse.Namespace, base: str, pid: int, receiver: WebhookReceiver
     # The probe's process starts now and idles until it gets its path: a spawned process takes
     # seconds to import on a busy machine, and its schedule must hold from the first read.
     probe = RateLoad(base, args.probe_rate, connections=8).start()
+    load_before = os.getloadavg()[0]
     ids = asyncio.run(prepare(base, receiver))
     one = f"/api/instances/{ids[0]}"
     wrk(f"{base}/health/live", 1, 10)  # warm the connections
@@ -221,6 +223,7 @@ def run(args: argparse.Namespace, base: str, pid: int, receiver: WebhookReceiver
         "loaded": loaded,
         "reads": reads,
         "load": offered_load,
+        "load_average": (load_before, os.getloadavg()[0]),
         "shed": {k: v - shed_before.get(k, 0.0) for k, v in shed_after.items()},
         "api_cpu": api_cpu,
         "worker_cpu": all_cpu - api_cpu,
@@ -265,7 +268,8 @@ def report(r: dict[str, Any], args: argparse.Namespace, command: str) -> str:
             "",
             f"`{command}` · {today()} · {machine()} · {args.database} · poll interval "
             f"{args.poll_interval:g} s · `serve` as {r['processes']} processes (the API, and "
-            "the pipelines in its child)",
+            f"the pipelines in its child) · load average {r['load_average'][0]:.1f} before "
+            f"and {r['load_average'][1]:.1f} after (other work on the machine takes cores)",
             "",
             "| measure | result | goal |",
             "|---|---|---|",
