@@ -9,7 +9,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import Connection, inspect, text
 
-from novita_manager.store.db import Database
+from novita_manager.store.db import SQLITE_CACHE_KIB, Database
 from novita_manager.store.migrate import current_revision, head_revision
 from novita_manager.store.models import Base
 
@@ -51,7 +51,12 @@ async def test_sqlite_settings(tmp_path: object) -> None:
             journal = (await session.execute(text("PRAGMA journal_mode"))).scalar()
             foreign_keys = (await session.execute(text("PRAGMA foreign_keys"))).scalar()
             busy = (await session.execute(text("PRAGMA busy_timeout"))).scalar()
+            cache = (await session.execute(text("PRAGMA cache_size"))).scalar()
+        async with db.read_session() as session:
+            read_cache = (await session.execute(text("PRAGMA cache_size"))).scalar()
         assert (journal, foreign_keys) == ("wal", 1)
+        # A small page cache on every connection (docs/design.md "Memory"): KiB when negative.
+        assert cache == read_cache == -SQLITE_CACHE_KIB
         # SQLite's own busy handler would sleep on the event loop's thread; the inline driver
         # waits for the lock with asyncio sleeps instead (tests/store/test_sqlite_inline.py).
         assert busy == 0

@@ -42,6 +42,11 @@ __all__ = ["Database", "DatabaseInUse", "Dialect", "default_owner"]
 
 Dialect = Literal["sqlite", "postgresql"]
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+# Page cache per connection (SQLite's default is 2 MiB; up to five connections per process).
+# A commit by another connection empties a connection's cache at its next transaction anyway,
+# and a miss is a read from the OS's cache: at 10,000 instances the default held 11 MiB in the
+# pipeline process, and 512 KiB cost no CPU on the lifecycle bench (docs/design.md "Memory").
+SQLITE_CACHE_KIB = 512
 log = get_logger(__name__)
 
 
@@ -179,6 +184,7 @@ def _sqlite_engine(url: URL) -> AsyncEngine:
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA wal_autocheckpoint=0")  # WalCheckpointer's thread does them
+        cursor.execute(f"PRAGMA cache_size=-{SQLITE_CACHE_KIB}")
         cursor.close()
 
     @event.listens_for(engine.sync_engine, "begin")
@@ -206,6 +212,7 @@ def _sqlite_read_engine(url: URL) -> AsyncEngine:
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA query_only=ON")
+        cursor.execute(f"PRAGMA cache_size=-{SQLITE_CACHE_KIB}")
         cursor.close()
 
     return engine
