@@ -62,7 +62,7 @@ def status(base_url: str, instance_id: str) -> str:
     return str(view["status"])
 
 
-@pytest.mark.timeout(120)
+@pytest.mark.timeout(240)  # serve may take over a minute to start on a loaded machine
 def test_the_child_runs_the_pipelines_and_stops_with_serve(
     simulator, webhook_receiver: WebhookReceiver, tmp_path: Path, serves
 ) -> None:
@@ -90,7 +90,7 @@ def test_the_child_runs_the_pipelines_and_stops_with_serve(
     assert "pipeline_worker_exited" not in log
 
 
-@pytest.mark.timeout(120)
+@pytest.mark.timeout(240)  # serve may take over a minute to start on a loaded machine
 def test_kill_9_leaves_no_process_and_a_restart_continues(
     simulator, tmp_path: Path, serves
 ) -> None:
@@ -114,7 +114,7 @@ def test_kill_9_leaves_no_process_and_a_restart_continues(
     wait_for(lambda: status(second.base_url, instance_id) == "running", timeout=40, what="running")
 
 
-@pytest.mark.timeout(120)
+@pytest.mark.timeout(240)  # serve may take over a minute to start on a loaded machine
 def test_a_child_that_dies_stops_serve(simulator, tmp_path: Path, serves) -> None:
     url = f"sqlite+aiosqlite:///{tmp_path}/one.db"
     api = Serve(service_env(simulator.base_url, url), [], tmp_path / "serve.log")

@@ -37,7 +37,11 @@ class Serve:
                 stdout=log,
                 stderr=subprocess.STDOUT,
             )
-        wait_until_up(f"{self.base_url}/health/ready", process=self.process)
+        try:  # several processes importing at once start slowly on a loaded machine
+            wait_until_up(f"{self.base_url}/health/ready", timeout=90, process=self.process)
+        except BaseException:
+            self.stop()  # not yet in any fixture's list: stop it here, or it outlives the test
+            raise
 
     def children(self) -> list[int]:
         path = Path(f"/proc/{self.process.pid}/task/{self.process.pid}/children")
@@ -71,7 +75,7 @@ def processed_rows(base_url: str) -> float:
 
 
 @pytest.mark.postgres
-@pytest.mark.timeout(120)
+@pytest.mark.timeout(240)  # serve may take over a minute to start on a loaded machine
 async def test_api_processes_and_a_worker_share_the_work_on_postgresql(
     simulator, postgres_url, webhook_receiver: WebhookReceiver, tmp_path, serve_processes
 ) -> None:
