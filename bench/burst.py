@@ -154,6 +154,7 @@ async def measure(args: argparse.Namespace, base_url: str, sim: Any, receiver: W
         def service_cpu() -> float:  # `serve` and its child, and the extra workers
             return cpu_seconds(pid) + sum(cpu_seconds(worker) for worker, _ in workers)
 
+        print(f"quiet window (service pid {pid})", file=sys.stderr, flush=True)
         idle_cpu, idle_began = service_cpu(), time.perf_counter()
         await asyncio.sleep(args.idle_seconds)
         idle_rate = (service_cpu() - idle_cpu) / (time.perf_counter() - idle_began)
