@@ -23,18 +23,19 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
-import asyncpg
 from sqlalchemy import ColumnElement, Select, bindparam, func, or_, select
 from sqlalchemy.dialects import sqlite as sqlite_dialect
-from sqlalchemy.dialects.postgresql import asyncpg as postgresql_dialect
 from sqlalchemy.engine import URL
 
 from novita_manager.domain.statuses import Status
 from novita_manager.store.db import Database
 from novita_manager.store.instance_rows import ROW_COLUMNS, Renderer, renderer
 from novita_manager.store.models import Instance
+
+if TYPE_CHECKING:  # imported where PostgreSQL is used: 5 MiB a SQLite service never needs
+    import asyncpg
 
 Row = Sequence[Any]  # the values of `ROW_COLUMNS`, as the driver returns them
 SQLITE_READ_BUSY_MS = 2000  # WAL readers do not wait for writers; only recovery could block
@@ -223,11 +224,15 @@ class PostgresReads(InstanceReads):
     cached by asyncpg. Timestamps arrive as aware datetimes (orjson writes them); JSON as text."""
 
     def __init__(self, pool: asyncpg.Pool) -> None:
+        from sqlalchemy.dialects.postgresql import asyncpg as postgresql_dialect
+
         super().__init__(postgresql_dialect.dialect(), renderer(_same, _same))  # type: ignore[no-untyped-call]
         self._pool = pool
 
     @classmethod
     async def connect(cls, url: URL) -> PostgresReads:
+        import asyncpg
+
         dsn = url.render_as_string(hide_password=False)
         pool = await asyncpg.create_pool(
             dsn, min_size=1, max_size=POSTGRES_READERS, reset=_keep_session
