@@ -34,7 +34,7 @@ from novita_manager.store.db import Database
 from novita_manager.store.instance_rows import ROW_COLUMNS, Renderer, renderer
 from novita_manager.store.models import Instance
 
-if TYPE_CHECKING:  # imported where PostgreSQL is used: 5 MiB a SQLite service never needs
+if TYPE_CHECKING:  # imported where PostgreSQL is used: 3 MiB a SQLite service never needs
     import asyncpg
 
 Row = Sequence[Any]  # the values of `ROW_COLUMNS`, as the driver returns them
