@@ -30,6 +30,7 @@ from bench.common import (
     floor_cpu_ms,
     machine,
     memory_kib,
+    process_tree,
     service_pid,
     service_process,
     simulator_process,
@@ -107,6 +108,23 @@ def per_process(both: dict[str, int], api: dict[str, int]) -> str:
     )
 
 
+def sharing(pid: int) -> list[tuple[float, float]]:
+    """(shared, private) MiB of each process of the tree, the API process first, from
+    /proc/<pid>/smaps_rollup: RSS is their sum, and a page the two processes share is in the
+    RSS of both (their summed RSS counts it twice)."""
+    found = []
+    for member in process_tree(pid):
+        fields: dict[str, int] = {}
+        for line in Path(f"/proc/{member}/smaps_rollup").read_text().splitlines()[1:]:
+            key, _, value = line.partition(":")
+            if value.strip().endswith("kB"):
+                fields[key] = int(value.split()[0])
+        shared = fields["Shared_Clean"] + fields["Shared_Dirty"]
+        private = fields["Private_Clean"] + fields["Private_Dirty"]
+        found.append((shared / 1024, private / 1024))
+    return found
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--n", type=int, default=10_000)
@@ -139,6 +157,7 @@ def main() -> None:
             after_create = memory_kib(pid)
             api_memory = memory_kib(pid, tree=False)
             window = sample(pid, sim, args.poll_interval * args.cycles)
+            split = sharing(pid)
             peak = memory_kib(pid)["VmHWM"] / 1024
             floor = asyncio.run(floor_cpu_ms(service.base_url, pid))
         finally:
@@ -160,6 +179,10 @@ def main() -> None:
         (f"RSS over {args.cycles} sync intervals of {args.poll_interval:g} s (every 0.5 s)",
          f"min {min(rss):.0f}, median {statistics.median(rss):.0f}, max {max(rss):.0f}, "
          f"last {rss[-1]:.0f} MiB; PSS min {min(pss):.0f}, max {max(pss):.0f} MiB"),
+        ("Shared / private pages at the end of the window (smaps_rollup; shared: mapped by "
+         "another process too, mostly the other one of the two)",
+         ", ".join(f"{name} {shared:.0f} / {private:.0f} MiB" for name, (shared, private)
+                   in zip(("the API process", "the pipeline process"), split, strict=False))),
         ("Peak RSS (VmHWM) over the whole run, creation included", f"{peak:.0f} MiB"),
         ("Listing calls in the window / pages per sync",
          f"{window['listing_calls']} / {pages} = {syncs:.1f} syncs"),
