@@ -74,7 +74,9 @@ Stale = Callable[[Mapping[str, Any]], bool]  # Runtime.staleness(now)
 Renderer = Callable[[Sequence[Any], Stale, datetime], dict[str, Any]]
 
 
-MEMO_SIZE = 4096  # stored JSON texts remembered with their view (about 1 KiB each at most)
+# Stored JSON texts remembered with their view: about 1.7 KiB per instance for both memos with
+# the simulator's shapes (texts and views), so at most ~1.7 MiB; a page is at most 500 rows.
+MEMO_SIZE = 1024
 
 
 class Memo(dict[str, Any]):
