@@ -225,8 +225,13 @@ async def test_waiting_for_a_free_connection_too_long_was_never_sent(serve: Serv
     server = await serve(silent)
     transport = HttpTransport(timeout=0.3, limit=1)
     try:
-        busy = asyncio.create_task(transport.send(request(server.url, method="POST")))
-        await asyncio.sleep(0.05)
+        # The first holds the one connection longer than the second may wait for it (with equal
+        # limits, a loaded machine let the second have the connection the first gave up).
+        busy = asyncio.create_task(transport.send(request(server.url, method="POST", timeout=3)))
+        deadline = time.monotonic() + 5
+        while server.connections < 1 and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(0.05)  # the request written on it
         error = await failure(transport, request(server.url, method="POST"))
         assert isinstance(error, ConnectTimeout)
         assert not error.sent
