@@ -21,51 +21,13 @@ import orjson
 
 from novita_manager.domain.costs import cost_to_date
 from novita_manager.store.costs_view import LIMITS, next_expiry
+from novita_manager.store.views import VIEW_COLUMNS
 
-# The columns the read path selects, in this order. Two are computed in SQL: `cluster_id` falls
-# back to the cluster the last observation named, and `last_error` is `failure_reason` (when
-# not empty) or `last_error`, as in `render_instance`.
-ROW_COLUMNS: tuple[str, ...] = (
-    "id",
-    "name",
-    "status",
-    "novita_status",
-    "novita_instance_id",
-    "product_id",
-    "product_name",
-    "template_id",
-    "gpu_num",
-    "rootfs_size",
-    "region",
-    "cluster_id",
-    "billing_mode",
-    "price_per_hour",
-    "port_mappings",
-    "connection_details",
-    "created_at",
-    "started_at",
-    "ready_at",
-    "failed_at",
-    "stopped_at",
-    "deleted_at",
-    "last_error",
-    "last_synced_at",
-    "cluster_name",
-    "spot_status",
-    "reclaim_at",
-    "recoveries",
-    "billing_since",
-    "billing_rate",
-    "billed_seconds",
-    "billed_cost",
-    "operation",
-    "auto_stop_after",
-    "auto_delete_after",
-    "idle_stop_after",
-    "max_cost",
-    "idle_since",
-    "limit_fired",
-)
+# The columns the read path selects, in this order: the view's (`views.VIEW_COLUMNS`) but
+# `failure_reason`. Two are computed in SQL: `cluster_id` falls back to the cluster the last
+# observation named, and `last_error` is `failure_reason` (when not empty) or `last_error`, as
+# in `render_instance`.
+ROW_COLUMNS: tuple[str, ...] = tuple(name for name in VIEW_COLUMNS if name != "failure_reason")
 JSON_COLUMNS = ("port_mappings", "connection_details")  # text from both drivers
 
 Time = Callable[[Any], Any]  # a stored timestamp (not None) as the view writes it
@@ -121,6 +83,8 @@ def renderer(time: Time, moment: Moment) -> Renderer:
     ports_of, connection_of = Memo(_ports), Memo(_connection)
 
     def render(row: Sequence[Any], stale: Stale, now: datetime) -> dict[str, Any]:
+        # In `ROW_COLUMNS` order (tests/store/test_instance_reads.py compares the result with
+        # the ORM view field by field, so a column out of place fails there).
         (
             id_,
             name,

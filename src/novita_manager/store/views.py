@@ -30,11 +30,11 @@ from novita_manager.store.models import (
 
 # The columns cost to date and the next limit are computed from (store/costs_view.py).
 LIMIT_COLUMNS: tuple[str, ...] = (
-    "operation",
     "billing_since",
     "billing_rate",
     "billed_seconds",
     "billed_cost",
+    "operation",
     "auto_stop_after",
     "auto_delete_after",
     "idle_stop_after",
