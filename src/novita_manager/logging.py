@@ -125,12 +125,6 @@ def _configure_structlog() -> None:
         wrapper_class=structlog.stdlib.BoundLogger,
         cache_logger_on_first_use=True,
     )
-    # The records' caller, thread and process fields are never rendered: skip computing them
-    # (the logging documentation's "Optimization" section).
-    logging._srcfile = None  # type: ignore[attr-defined]
-    logging.logThreads = False
-    logging.logProcesses = False
-    logging.logMultiprocessing = False
 
 
 def configure_logging(
@@ -142,6 +136,13 @@ def configure_logging(
     """Configure structlog and the standard library to write through one redacting chain."""
     register_secrets(secrets)
     _configure_structlog()
+    # The records' caller, thread and process fields are never rendered: skip computing them
+    # (the logging documentation's "Optimization" section). Here, not at import: they are the
+    # standard library's globals, set only by the program that configures logging.
+    logging._srcfile = None  # type: ignore[attr-defined]
+    logging.logThreads = False
+    logging.logProcesses = False
+    logging.logMultiprocessing = False
     renderer: Processor
     if fmt == "console":
         renderer = structlog.dev.ConsoleRenderer(colors=False)
