@@ -276,3 +276,34 @@ async def test_lease_lost_raised_by_a_handler_is_not_a_failure(items_db: Databas
     item = (await load_items(items_db))[row_id]
     assert (item.attempts, item.last_error, item.value) == (0, None, None)
     assert metrics.pipeline_processed.labels("test", "lease_lost")._value.get() == 1
+
+
+async def test_backlogged_while_claims_come_full(items_db: Database) -> None:
+    """`backlogged` (what the status sync waits for) is true while claims come back full and
+    false once a claim finds fewer rows due than it could take."""
+    await insert_items(items_db, 12)
+    gate = asyncio.Event()
+    handler = counting_handler(items_db, "me")
+
+    async def slow(lease: Lease, row: Item) -> None:
+        await gate.wait()
+        await handler(lease, row)
+
+    pipeline = make(items_db, slow, workers=4)
+
+    async def held_four() -> bool:
+        return len(pipeline._held) == 4
+
+    async def drained() -> bool:
+        return not pipeline.backlogged
+
+    assert not pipeline.backlogged
+    await pipeline.start()
+    try:
+        await wait_until(held_four, what="a full first claim")
+        assert pipeline.backlogged  # 12 due, 4 taken: more are waiting
+        gate.set()
+        await wait_until(lambda: all_done(items_db), what="every row processed")
+        await wait_until(drained, what="the backlog gone")
+    finally:
+        await pipeline.stop()

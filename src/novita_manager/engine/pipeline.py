@@ -110,6 +110,9 @@ class Pipeline(Generic[RowT]):
         self._claim_select = claim
         self._queue: asyncio.Queue[tuple[Lease, RowT]] = asyncio.Queue(maxsize=workers)
         self._held: dict[str, Lease] = {}  # claimed and not finished: queued or in a handler
+        # The last claim was full, so more rows are likely due (the fetcher then claims larger
+        # batches; the status sync waits for it, StatusSync._defer).
+        self.backlogged = False
         self._wake = asyncio.Event()
         self._slot_freed = asyncio.Event()
         self._stopping = False
@@ -175,11 +178,10 @@ class Pipeline(Generic[RowT]):
 
     async def _fetch_loop(self) -> None:
         delay = self.idle_min
-        backlog = False  # the last claim was full, so more rows are likely due
         while not self._stopping:
             free = self.workers - len(self._held)
             # With a backlog, wait until half a batch of workers is free: fewer, larger claims.
-            if free < ((self.batch_size + 1) // 2 if backlog else 1):
+            if free < ((self.batch_size + 1) // 2 if self.backlogged else 1):
                 self._slot_freed.clear()
                 await self._slot_freed.wait()
                 continue
@@ -192,7 +194,7 @@ class Pipeline(Generic[RowT]):
                 claimed = []
             for item in claimed:
                 self._queue.put_nowait(item)  # never full: claims are bounded by free workers
-            backlog = len(claimed) == limit
+            self.backlogged = len(claimed) == limit
             if claimed:
                 delay = self.idle_min
                 continue

@@ -101,6 +101,7 @@ class Runtime:
                 retry_cap=60.0,
             )
             status_sync.on_changes = provisioning.hint
+            status_sync.busy = lambda: provisioning.backlogged
             events = EventHub(
                 db,
                 poll_interval=settings.events_poll_interval,
