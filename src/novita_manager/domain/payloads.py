@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
-
-from novita_manager.domain.views import InstanceView
 
 
 def iso(moment: datetime | None) -> str | None:
@@ -17,19 +16,21 @@ def iso(moment: datetime | None) -> str | None:
 
 def webhook_payload(
     event_type: str,
-    view: InstanceView,
+    instance: Mapping[str, Any],
     *,
     now: datetime,
     created_at: datetime,
     error: str | None = None,
 ) -> dict[str, Any]:
+    """`instance`: the instance's view as JSON values (`store.views.instance_json`, which the
+    typed `InstanceView` validates to the same; a test compares them)."""
     data: dict[str, Any] = {
-        "instanceId": view.id,
-        "novitaInstanceId": view.novitaInstanceId,
-        "name": view.name,
-        "status": view.status.value,
+        "instanceId": instance["id"],
+        "novitaInstanceId": instance["novitaInstanceId"],
+        "name": instance["name"],
+        "status": instance["status"],
         "elapsedTime": round((now - created_at).total_seconds(), 3),
-        "instance": view.model_dump(mode="json"),
+        "instance": dict(instance),
     }
     if error is not None:
         data["error"] = error

@@ -4,7 +4,7 @@ A step says what it changes with an `InstanceChange` instead of a dict keyed by 
 a misspelt column or a value of the wrong type is a type error (and a TypeError at run time).
 `values()` gives the UPDATE's values (enums as their stored strings) and `apply_to()` mirrors the
 change on the row a step holds (the webhook's view is rendered from the row and `columns()`
-before the write commits: `store.views.instance_view(..., changed=...)`).
+before the write commits: `store.views.instance_json(..., changed=...)`).
 """
 
 from __future__ import annotations

@@ -160,6 +160,20 @@ def view_columns(row: Instance, changed: dict[str, Any] | None = None) -> dict[s
     return columns
 
 
+def instance_json(
+    row: Instance,
+    *,
+    stale: bool,
+    changed: dict[str, Any] | None = None,
+    now: datetime | None = None,
+) -> dict[str, Any]:
+    """The view of `row` as JSON values, or of `row` as `changed` (column values) will leave
+    it; cost to date runs to `now` (default: the current time). What a webhook carries: the
+    typed model's validation and dump gave the same dict back at a cost a burst of
+    transitions noticed."""
+    return render_instance(view_columns(row, changed), stale=stale, now=now)
+
+
 def instance_view(
     row: Instance,
     *,
@@ -167,10 +181,8 @@ def instance_view(
     changed: dict[str, Any] | None = None,
     now: datetime | None = None,
 ) -> InstanceView:
-    """The view of `row`, or of `row` as `changed` (column values) will leave it; cost to date
-    runs to `now` (default: the current time)."""
-    columns = view_columns(row, changed)
-    return InstanceView.model_validate(render_instance(columns, stale=stale, now=now))
+    """`instance_json` as the typed model."""
+    return InstanceView.model_validate(instance_json(row, stale=stale, changed=changed, now=now))
 
 
 def operation_view(request: OperationRequest) -> OperationRequestView:

@@ -45,7 +45,7 @@ from novita_manager.novita.errors import (
 )
 from novita_manager.store.models import Instance
 from novita_manager.store.types import utcnow
-from novita_manager.store.views import instance_view
+from novita_manager.store.views import instance_json
 
 log = get_logger(__name__)
 
@@ -63,12 +63,12 @@ def policy_of(row: Instance, settings: Settings) -> RecoveryPolicy:
 def _events(row: Instance, change: InstanceChange, events: list[Event], now: datetime) -> list[Any]:
     """Outbox rows of `events`, in order (each a microsecond before the next: deliveries of one
     instance go out by `created_at`), carrying `reclaimAt` beside the instance view."""
-    view = instance_view(row, stale=False, changed=change.columns())
+    view = instance_json(row, stale=False, changed=change.columns())
     rows = []
     for offset, event in enumerate(events):
         at = now - timedelta(microseconds=len(events) - offset)
         payload = webhook_payload(event.value, view, now=at, created_at=row.created_at)
-        payload["data"]["reclaimAt"] = view.reclaimAt
+        payload["data"]["reclaimAt"] = view["reclaimAt"]
         rows.append(delivery(row, event, payload, at))
     return rows
 

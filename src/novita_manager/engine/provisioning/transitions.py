@@ -23,7 +23,7 @@ from novita_manager.logging import get_logger
 from novita_manager.novita.errors import NovitaError, NovitaNotFound, is_transient
 from novita_manager.store.models import Instance
 from novita_manager.store.types import utcnow
-from novita_manager.store.views import instance_view
+from novita_manager.store.views import instance_json
 
 log = get_logger(__name__)
 
@@ -148,7 +148,7 @@ async def finish(
     if event is not None:
         payload = webhook_payload(
             event.value,
-            instance_view(row, stale=False, changed=change.columns()),
+            instance_json(row, stale=False, changed=change.columns()),
             now=now,
             created_at=row.created_at,
             error=error,

@@ -41,7 +41,7 @@ from novita_manager.store.costs_view import limit_state
 from novita_manager.store.db import Database
 from novita_manager.store.models import Instance, OperationRequest
 from novita_manager.store.types import utcnow
-from novita_manager.store.views import instance_view, view_columns
+from novita_manager.store.views import instance_json, view_columns
 
 log = get_logger(__name__)
 
@@ -217,7 +217,7 @@ class LimitsTask:
         """`instance.expiring` once per limit, written to the outbox with the marker."""
         payload = webhook_payload(
             Event.EXPIRING.value,
-            instance_view(row, stale=False),
+            instance_json(row, stale=False),
             now=now,
             created_at=row.created_at,
         )

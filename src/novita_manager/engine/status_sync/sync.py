@@ -242,7 +242,6 @@ class StatusSync:
         if sighted:
             self.on_strays()
         quiet: set[str] = set()
-        woken = False
         # In parts of EVALUATE_PART rows, each written in its own transaction: a run that
         # evaluates every row (the first, or one after the rows' periodic `last_synced_at`
         # write) held each row's summary, stored observation and parsed copy at once, about
@@ -269,7 +268,8 @@ class StatusSync:
                 quiet=quiet,
             )
             report.changed += changed
-            woken = woken or woke
+            if woke:
+                self.on_changes()  # the pipeline starts on this part while the next is evaluated
         report.skipped = len(unchanged)
         if self.metrics is not None:
             self.metrics.status_sync_duration.labels("listing").observe(listed_at - clock)
@@ -278,8 +278,6 @@ class StatusSync:
             )
         for row_id in quiet & keys.keys():
             self._settled[row_id] = keys[row_id]
-        if woken:
-            self.on_changes()
         self._own_writes[started] = None
         oldest = started - timedelta(seconds=2 * self.resync_write_interval)
         while next(iter(self._own_writes)) < oldest:  # oldest first: insertion order
