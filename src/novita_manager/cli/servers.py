@@ -55,6 +55,7 @@ def serve(
     On PostgreSQL, scale out with `serve --role worker` and `serve --role api --workers N`.
     """
     from novita_manager.config import load_settings_or_exit
+    from novita_manager.gc_tuning import tune_collector
     from novita_manager.logging import configure_logging
     from novita_manager.store.startup import check_database_or_exit
 
@@ -74,6 +75,7 @@ def serve(
         )
         raise typer.Exit(ServeExitCode.CONFIGURATION)
     configure_logging(settings.log_level, settings.log_format, settings.secret_values())
+    tune_collector()  # the forked pipeline child keeps it; api_worker_app sets its own
     check_database_or_exit(settings.database_url)  # one line and exit 4, not a traceback
     if settings.service_role != "all":
         run_api(settings, workers, None, None)
@@ -163,6 +165,7 @@ def api_worker_app() -> Any:
     from novita_manager.app import create_app
     from novita_manager.cli.pipeline_worker import LINK_ENV, die_with_parent
     from novita_manager.config import load_settings_or_exit
+    from novita_manager.gc_tuning import tune_collector
     from novita_manager.http_server import configure_worker_protocol
     from novita_manager.logging import configure_logging
 
@@ -173,6 +176,7 @@ def api_worker_app() -> Any:
         link = WorkerLink(Path(os.environ[LINK_ENV]))
         settings = settings.model_copy(update={"service_role": "api"})
     configure_logging(settings.log_level, settings.log_format, settings.secret_values())
+    tune_collector()
     # uvicorn applied access_log=False before this factory ran; configure_logging routed the
     # access logger again, which logged (and paid for) every request in `--workers` processes.
     logging.getLogger("uvicorn.access").propagate = False
