@@ -6,7 +6,7 @@ import asyncio
 from collections.abc import Awaitable, Callable
 
 import pytest
-from sqlalchemy import func, select, update
+from sqlalchemy import event, func, select, update
 
 from novita_manager.domain.statuses import Status
 from novita_manager.engine.group_commit import Batch, GroupCommit
@@ -117,3 +117,50 @@ async def test_several_writers_commit_every_unit_once_and_none_waits_forever(db:
     assert commits.units == 60
     async with db.session() as session:
         assert await session.scalar(select(func.count()).select_from(InstanceEvent)) == 60
+
+
+async def test_leases_checked_together_write_in_one_executemany(db: Database) -> None:
+    """Units that name their lease: the shared transaction checks every lease with one SELECT
+    (locking the rows on PostgreSQL) and writes the held ones with one executemany, instead of
+    an UPDATE each; a lost lease still writes nothing, and the others commit."""
+    ids = [await insert_instance(db) for _ in range(12)]
+    leases = await lease_rows(db, ids)
+    leases[ids[5]] = Lease(ids[5], "someone-elses-token", "me")
+    updates: list[bool] = []  # one entry per UPDATE of instances sent: executemany or not
+
+    def count(_conn: object, _cursor: object, statement: str, *_args: object) -> None:
+        if statement.startswith("UPDATE instances"):
+            updates.append(bool(_args[-1]))  # (parameters, context, executemany)
+
+    event.listen(db.engine.sync_engine, "before_cursor_execute", count)
+    try:
+        commits = GroupCommit(db, model=Instance)
+        gate = asyncio.Event()
+
+        async def hold(batch: Batch) -> bool:  # keeps the writer busy while the others queue
+            await gate.wait()
+            return True
+
+        first = asyncio.create_task(commits.run(hold))
+        await asyncio.sleep(0.05)
+        others = [
+            asyncio.create_task(commits.run(step(lease), key=lease.row_id, lease=lease))
+            for lease in leases.values()
+        ]
+        await asyncio.sleep(0.05)
+        gate.set()
+        assert await first
+        results = await asyncio.gather(*others)
+    finally:
+        event.remove(db.engine.sync_engine, "before_cursor_execute", count)
+    assert results == [row_id != ids[5] for row_id in leases]
+    assert commits.transactions == 2  # the holder alone, then the twelve together
+    assert updates == [True]  # the eleven held leases' writes: one executemany
+    async with db.session() as session:
+        events = set((await session.scalars(select(InstanceEvent.instance_id))).all())
+        rows = {row.id: row for row in (await session.scalars(select(Instance))).all()}
+    assert events == set(ids) - {ids[5]}
+    assert rows[ids[5]].status == Status.CREATING.value
+    assert rows[ids[5]].lock_token == f"token-{ids[5]}"  # the other holder's lease is intact
+    for row_id in set(ids) - {ids[5]}:
+        assert (rows[row_id].status, rows[row_id].lock_token) == (Status.RUNNING.value, None)

@@ -5,9 +5,10 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
+from sqlalchemy import update
 from standardwebhooks import Webhook
 
 from novita_manager.config import Settings
@@ -18,6 +19,7 @@ from novita_manager.engine.webhook_outcome import encode_body, next_step
 from novita_manager.metrics import Metrics
 from novita_manager.store.db import Database
 from novita_manager.store.models import WebhookDelivery
+from novita_manager.store.types import utcnow
 from novita_manager.webhooks.sender import AttemptResult
 from tests.fixtures.webhook_receiver import Reply, WebhookReceiver
 from tests.webhooks.factories import (
@@ -284,3 +286,30 @@ def test_refusal_is_a_failure_counted_as_refused() -> None:
     refused = _result(status_code=None, error="refused: x", retryable=False, refused=True)
     outcome, values = next_step(0, refused, NOW, max_retries=3, retry_base=1.0)
     assert (outcome, values["status"]) == ("refused", "failed")
+
+
+async def test_a_delivered_event_makes_the_instances_next_one_due_at_once(
+    make, db: Database, webhook_receiver: WebhookReceiver
+) -> None:
+    """The wake of an instance's later deliveries to the same URL goes out with the other
+    results of its transaction (`Batch.later`), and still wakes them: the later one here had
+    been put back for an hour behind the first."""
+    harness = make()
+    instance = await add_instance(db)
+    first = await add_delivery(db, instance, webhook_receiver.url)
+    later = await add_delivery(db, instance, webhook_receiver.url, event_type="instance.stopped")
+    other = await add_delivery(db, await add_instance(db), webhook_receiver.url)
+    hour = utcnow() + timedelta(hours=1)
+    async with db.session() as session, session.begin():
+        await session.execute(
+            update(WebhookDelivery)
+            .where(WebhookDelivery.id.in_([later, other]))
+            .values(next_attempt_at=hour)
+        )
+    assert (await harness.run_until_done(first)).status == "delivered"
+    woken = await load_delivery(db, later)
+    assert woken.status == "pending"
+    assert woken.next_attempt_at is not None
+    assert woken.next_attempt_at <= utcnow()
+    assert (await load_delivery(db, other)).next_attempt_at == hour  # another instance's
+    assert (await harness.run_until_done(later)).status == "delivered"

@@ -27,6 +27,7 @@ from typing import Any, Generic, TypeVar
 from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from novita_manager.engine.leases import Lease, check_leases, flush_deferred
 from novita_manager.logging import get_logger
 from novita_manager.store.db import Database
 
@@ -49,6 +50,13 @@ class Batch:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
         self._inserts: dict[type[Any], list[dict[str, Any]]] = {}
+        self._later: dict[Any, list[dict[str, Any]]] = {}
+
+    def later(self, statement: Any, parameters: dict[str, Any]) -> None:
+        """Execute `statement` with `parameters` at the end of the transaction, in one
+        executemany with the other units' (a statement whose effect does not depend on when in
+        the transaction it runs, such as waking other rows)."""
+        self._later.setdefault(statement, []).append(parameters)
 
     def insert(self, *rows: Any) -> None:
         """Insert ORM objects (their set columns) with the others of their table, at the end."""
@@ -62,6 +70,10 @@ class Batch:
             self._inserts.setdefault(model, []).append(values)
 
     async def flush(self) -> None:
+        await flush_deferred(self.session)  # the lease writes kept (engine/leases.check_leases)
+        later, self._later = self._later, {}
+        for statement, parameters in later.items():
+            await self.session.execute(statement, parameters)
         inserts, self._inserts = self._inserts, {}
         for model, rows in inserts.items():
             by_shape: dict[tuple[str, ...], list[dict[str, Any]]] = {}
@@ -75,21 +87,30 @@ Unit = Callable[[Batch], Awaitable[T]]
 
 
 class _Pending(Generic[T]):
-    __slots__ = ("future", "key", "unit")
+    __slots__ = ("future", "key", "lease", "unit")
 
-    def __init__(self, unit: Unit[T], future: asyncio.Future[T], key: str) -> None:
+    def __init__(
+        self, unit: Unit[T], future: asyncio.Future[T], key: str, lease: Lease | None
+    ) -> None:
         self.unit = unit
         self.future = future
         self.key = key
+        self.lease = lease
 
 
 class GroupCommit:
     """Runs units of work in shared transactions, one transaction at a time (module docstring)."""
 
     def __init__(
-        self, db: Database, *, max_units: int = MAX_UNITS, writers: int | None = None
+        self,
+        db: Database,
+        *,
+        model: type[Any] | None = None,
+        max_units: int = MAX_UNITS,
+        writers: int | None = None,
     ) -> None:
         self.db = db
+        self.model = model  # the table whose leases the units' `lease` name (`run`)
         self.max_units = max_units
         self.max_writers = writers or WRITERS.get(db.dialect, 1)
         self._queue: list[_Pending[Any]] = []
@@ -99,15 +120,17 @@ class GroupCommit:
         # Called after each commit (the live event stream's hub reads new events at once).
         self.on_commit: Callable[[], None] | None = None
 
-    async def run(self, unit: Unit[T], key: str = "") -> T:
+    async def run(self, unit: Unit[T], key: str = "", lease: Lease | None = None) -> T:
         """Run `unit` in a transaction shared with the units queued beside it; its result.
 
         `key`: the id of the row the unit writes. A shared transaction runs its units in key
         order, so two transactions that write the same rows (another process's, the status
         sync's, sorted by id too) take their row locks in one order and cannot deadlock on
-        PostgreSQL."""
+        PostgreSQL. `lease`: the lease of that row (in `model`'s table) the unit writes under;
+        a shared transaction checks all of them with one statement first, and the units'
+        lease writes go out as one executemany (engine/leases.check_leases)."""
         future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
-        self._queue.append(_Pending(unit, future, key))
+        self._queue.append(_Pending(unit, future, key, lease))
         # A writer that found the queue empty is done before its task is (a done callback would
         # come a loop turn later, and this unit would wait for a writer that has left).
         self._writers = {writer for writer in self._writers if not writer.done()}
@@ -141,6 +164,9 @@ class GroupCommit:
         batch = sorted(batch, key=lambda pending: pending.key)  # lock order: see `run`
         async with self.db.session() as session, session.begin():
             writes = Batch(session)
+            leases = [pending.lease for pending in batch if pending.lease is not None]
+            if self.model is not None and len(leases) > 1:
+                await check_leases(session, self.model, leases, dialect=self.db.dialect)
             for pending in batch:
                 results.append(await pending.unit(writes))
             await writes.flush()

@@ -121,7 +121,7 @@ class WebhookDeliveryHandler:
         )
         self.wake: Callable[[], None] = lambda: None  # the pipeline's hint, set by the builder
         # Results and deferrals of concurrent attempts share transactions (group_commit.py).
-        self.commits = GroupCommit(db)
+        self.commits = GroupCommit(db, model=WebhookDelivery)
 
     async def __call__(self, lease: Lease, row: WebhookDelivery) -> None:
         if row.status != DeliveryStatus.PENDING:
@@ -188,10 +188,10 @@ class WebhookDeliveryHandler:
                 return False
             batch.insert(attempt)
             if values["next_attempt_at"] is None:  # done: the instance's next event may go
-                await session.execute(*self._successors_now(row, now))
+                batch.later(*self._successors_now(row, now))
             return True
 
-        if not await self.commits.run(record, key=lease.row_id):
+        if not await self.commits.run(record, key=lease.row_id, lease=lease):
             log.warning("webhook_result_dropped", delivery_id=row.id, reason="lease lost")
             return
         if values["next_attempt_at"] is None:
@@ -223,7 +223,9 @@ class WebhookDeliveryHandler:
     async def _defer(self, lease: Lease, row: WebhookDelivery, wait: float, reason: str) -> None:
         """Put the row back, due after `wait` seconds, without an attempt; it holds no slot."""
         values = {"next_attempt_at": utcnow() + timedelta(seconds=wait)}
-        if not await self.commits.run(self._release_with(lease, values), key=lease.row_id):
+        if not await self.commits.run(
+            self._release_with(lease, values), key=lease.row_id, lease=lease
+        ):
             return
         self.metrics.webhook_deferrals.labels(reason).inc()
 
@@ -258,7 +260,9 @@ class WebhookDeliveryHandler:
     async def _skip(self, lease: Lease, row: WebhookDelivery) -> None:
         skipped = DeliveryStatus.SKIPPED.value
         values = {"status": skipped, "next_attempt_at": None, "last_error": None}
-        if not await self.commits.run(self._release_with(lease, values), key=lease.row_id):
+        if not await self.commits.run(
+            self._release_with(lease, values), key=lease.row_id, lease=lease
+        ):
             return
         self.metrics.webhook_deliveries.labels("skipped").inc()
         log.info(

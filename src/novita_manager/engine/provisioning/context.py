@@ -11,6 +11,7 @@ from novita_manager.engine.group_commit import GroupCommit
 from novita_manager.novita.catalogue import Catalogue
 from novita_manager.novita.client import NovitaClient
 from novita_manager.store.db import Database
+from novita_manager.store.models import Instance
 
 
 def _nothing() -> None:
@@ -31,4 +32,4 @@ class StepContext:
 
     def __post_init__(self) -> None:
         if self.commits is None:
-            self.commits = GroupCommit(self.db)
+            self.commits = GroupCommit(self.db, model=Instance)

@@ -59,7 +59,7 @@ async def write(
         return True
 
     # In a transaction shared with the other workers' writes of the moment (group_commit).
-    if not await ctx.commits.run(unit, key=lease.row_id):
+    if not await ctx.commits.run(unit, key=lease.row_id, lease=lease):
         log.warning("lease_lost_result_dropped")
         return False
     change.apply_to(row)
