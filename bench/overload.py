@@ -27,9 +27,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import re
+import resource
 import signal
 import subprocess
 import sys
@@ -49,8 +51,8 @@ from bench.common import (
     machine,
     percentile,
     process_tree,
-    service_on_simulator,
     service_pid,
+    stack_on_simulator,
     today,
     write_section,
 )
@@ -104,7 +106,7 @@ def create_body(prefix: str, index: int) -> dict[str, Any]:
     return {"name": f"{prefix}-{index}", "productName": "RTX 4090 24GB", "templateId": "1"}
 
 
-async def lifecycles(base: str, receiver: WebhookReceiver, prefix: str, n: int) -> dict[str, float]:
+async def lifecycles(base: str, receiver: WebhookReceiver, prefix: str, n: int) -> dict[str, Any]:
     """Seconds from the first create to the last `instance.running` webhook of this batch
     (`seconds`), to the last create answered (`creates`), and the creates' p99 latency."""
     seen_before = len(receiver.requests())
@@ -146,6 +148,7 @@ async def lifecycles(base: str, receiver: WebhookReceiver, prefix: str, n: int) 
                     "seconds": time.perf_counter() - began,
                     "creates": creates,
                     "create_p99": percentile(latencies, 99),
+                    "create_mean": sum(latencies) / len(latencies),
                 }
             if time.perf_counter() - began > 900:
                 raise SystemExit(f"timed out: {len(ids & running)} of {n} running")
@@ -171,6 +174,21 @@ def shed_by_reason(base: str) -> dict[str, float]:
     }
 
 
+def create_time_served(base: str) -> tuple[float, float]:
+    """(seconds, count) of `POST /api/instances` in the service's latency histogram: the time
+    from the app's outer middleware to the answer, without the wait before the app saw it."""
+    text = httpx.get(f"{base}/metrics", timeout=10).text
+    found = dict(
+        re.findall(
+            r"^novita_manager_http_request_duration_seconds_(sum|count)"
+            r'\{method="POST",route="/api/instances"\} ([\d.e+]+)$',
+            text,
+            re.M,
+        )
+    )
+    return float(found.get("sum", 0.0)), float(found.get("count", 0.0))
+
+
 def own_cpu_seconds(pid: int) -> float:
     """CPU seconds of one process, without its children (the API process of `serve`)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
@@ -183,7 +201,57 @@ def machine_ticks() -> tuple[int, int]:
     return sum(fields) - fields[3] - fields[4], sum(fields)
 
 
-def run(args: argparse.Namespace, base: str, pid: int, receiver: WebhookReceiver) -> dict[str, Any]:
+def postmaster_pid(database_url: str) -> int | None:
+    """The PostgreSQL server behind `database_url` (a throwaway one of bench.common.database),
+    found by its port in the data directory's postmaster.pid; None on SQLite."""
+    port = re.search(r"@[^:/]+:(\d+)/", database_url)
+    if port is None:
+        return None
+    for pidfile in Path(tempfile.gettempdir()).glob("nm-pg-*/data/postmaster.pid"):
+        with contextlib.suppress(OSError, IndexError, ValueError):
+            lines = pidfile.read_text().splitlines()
+            if lines[3].strip() == port.group(1):
+                return int(lines[0])
+    return None
+
+
+def cpu_by_process(pids: dict[str, int | None]) -> dict[str, float]:
+    """CPU seconds so far of each role: the API process alone, and the others with their
+    children (the pipeline process, the simulator, PostgreSQL's server and its backends); the
+    benchmark's own process (creates, webhook receiver) from its rusage."""
+    found = {
+        name: own_cpu_seconds(pid) if name == "api" else cpu_seconds(pid)
+        for name, pid in pids.items()
+        if pid is not None
+    }
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    found["bench"] = usage.ru_utime + usage.ru_stime
+    return found
+
+
+def profile(pids: dict[str, int], folder: Path) -> list[subprocess.Popen[bytes]]:
+    """py-spy (the venv's) sampling each process at 200 Hz until stopped with SIGINT; raw
+    stack counts into `folder/<name>.raw`."""
+    spy = Path(sys.executable).with_name("py-spy")
+    folder.mkdir(parents=True, exist_ok=True)
+    return [
+        subprocess.Popen(
+            [str(spy), "record", "-p", str(pid), "-r", "200", "-f", "raw", "-o",
+             str(folder / f"{name}.raw")],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        for name, pid in pids.items()
+    ]  # fmt: skip
+
+
+def run(
+    args: argparse.Namespace,
+    base: str,
+    pid: int,
+    receiver: WebhookReceiver,
+    others: dict[str, int | None],
+) -> dict[str, Any]:
     # The probe's process starts now and idles until it gets its path: a spawned process takes
     # seconds to import on a busy machine, and its schedule must hold from the first read.
     probe = RateLoad(base, args.probe_rate, connections=8).start()
@@ -197,7 +265,13 @@ def run(args: argparse.Namespace, base: str, pid: int, receiver: WebhookReceiver
     cpu = cpu_seconds(pid)
     capacity = wrk(base + one, 5, 10)
     capacity["cpu_ms"] = (cpu_seconds(pid) - cpu) * 1000 / max(capacity["requests"], 1)
+    pipeline = next((p for p in process_tree(pid) if p != pid), None)
+    pids = {"api": pid, "pipeline": pipeline, **others}
+    before, served = cpu_by_process(pids), create_time_served(base)
     unloaded = asyncio.run(lifecycles(base, receiver, "calm", args.n))
+    after, served_after = cpu_by_process(pids), create_time_served(base)
+    unloaded["cpu"] = {k: v - before[k] for k, v in after.items()}
+    unloaded["served"] = (served_after[0] - served[0]) / max(served_after[1] - served[1], 1)
     offered = args.factor * capacity["rate"]
     shed_before = shed_by_reason(base)
     load = paced_load(base + one, offered)
@@ -207,7 +281,21 @@ def run(args: argparse.Namespace, base: str, pid: int, receiver: WebhookReceiver
     api_cpu, all_cpu = own_cpu_seconds(pid), cpu_seconds(pid)
     gen_cpu = sum(cpu_seconds(g) for g in generators)
     ticks = machine_ticks()
+    spies = (
+        profile({"api": pid, "pipeline": pipeline}, Path(args.profile))
+        if args.profile and pipeline
+        else []
+    )
+    served = create_time_served(base)
+    before = cpu_by_process({**pids, **dict(zip(["wrk", "probe"], generators, strict=True))})
     loaded = asyncio.run(lifecycles(base, receiver, "busy", args.n))
+    after = cpu_by_process({**pids, **dict(zip(["wrk", "probe"], generators, strict=True))})
+    loaded["cpu"] = {k: v - before[k] for k, v in after.items()}
+    served_after = create_time_served(base)
+    loaded["served"] = (served_after[0] - served[0]) / max(served_after[1] - served[1], 1)
+    for spy in spies:
+        spy.send_signal(signal.SIGINT)
+        spy.wait(timeout=60)
     api_cpu, all_cpu = own_cpu_seconds(pid) - api_cpu, cpu_seconds(pid) - all_cpu
     gen_cpu = sum(cpu_seconds(g) for g in generators) - gen_cpu
     busy = machine_ticks()
@@ -279,12 +367,14 @@ def report(r: dict[str, Any], args: argparse.Namespace, command: str) -> str:
             f"{capacity['rate']:.0f}/s, {capacity['cpu_ms']:.3f} ms CPU each "
             f"({capacity['cpu_ms'] / floor['cpu_ms']:.2f}x floor) | |",
             f"| {args.n} lifecycles, no read load | {calm['seconds']:.1f} s (creates answered in "
-            f"{calm['creates']:.1f} s, p99 {fmt_ms(calm['create_p99'])}) | |",
+            f"{calm['creates']:.1f} s, p99 {fmt_ms(calm['create_p99'])}; mean "
+            f"{fmt_ms(calm['create_mean'])}, of it in the app {fmt_ms(calm['served'])}) | |",
             f"| {args.n} lifecycles, reads offered at {args.factor:g}x capacity "
             f"({r['offered']:.0f}/s asked; wrk sent {load['rate']:.0f}/s, {LOAD_CONNECTIONS} "
             f"connections pausing {load['delay_ms']} ms, and the probe {args.probe_rate:g}/s) "
             f"| {busy['seconds']:.1f} s: **{speed:.0%}** of the unloaded speed (creates "
-            f"answered in {busy['creates']:.1f} s, p99 {fmt_ms(busy['create_p99'])}) "
+            f"answered in {busy['creates']:.1f} s, p99 {fmt_ms(busy['create_p99'])}; mean "
+            f"{fmt_ms(busy['create_mean'])}, of it in the app {fmt_ms(busy['served'])}) "
             f"| ≥ 80 %: {'met' if met['speed'] else 'NOT met'} |",
             f"| reads answered / refused with 503 + Retry-After (wrk and the probe) "
             f"| {offered_total - refused} / {refused} (shed counter in /metrics +{shed:.0f}: "
@@ -300,6 +390,13 @@ def report(r: dict[str, Any], args: argparse.Namespace, command: str) -> str:
             f"process {r['worker_cpu']:.1f} s, the load (wrk and the probe) "
             f"{r['generator_cpu']:.1f} s, over {busy['seconds']:.1f} s; the machine's cores "
             f"were {r['machine_busy']:.0%} busy (every process on it) | |",
+            f"| CPU by process, no read load / reads at {args.factor:g}x (seconds over the "
+            "lifecycles; `bench`: the creates' client and the webhook receiver) | "
+            + ", ".join(
+                f"{name} {calm['cpu'].get(name, 0.0):.1f} / {busy['cpu'][name]:.1f}"
+                for name in busy["cpu"]
+            )
+            + " | |",
             "",
             "What is measured: wrk offers the load and its totals count the answers; the "
             "latencies are the probe's, a separate open-loop process sending "
@@ -326,16 +423,24 @@ def main() -> None:
     parser.add_argument(
         "--env", action="append", default=[], help="KEY=VALUE for the service (repeatable)"
     )
+    parser.add_argument(
+        "--profile", help="folder for py-spy raw profiles of the loaded lifecycles (api, pipeline)"
+    )
     parser.add_argument("--write-docs", action="store_true")
     args = parser.parse_args()
     extra = dict(item.split("=", 1) for item in args.env)
     receiver = WebhookReceiver()
     receiver.start()
     try:
-        with service_on_simulator(
-            args.database, args.poll_interval, WEBHOOK_URL=receiver.url, **extra
-        ) as service:
-            result = run(args, service.base_url, service_pid(service), receiver)
+        with stack_on_simulator(
+            args.database, args.poll_interval, env={"WEBHOOK_URL": receiver.url, **extra}
+        ) as stack:
+            assert stack.sim.process is not None
+            others = {
+                "simulator": stack.sim.process.pid,
+                "postgresql": postmaster_pid(stack.database_url),
+            }
+            result = run(args, stack.service.base_url, service_pid(stack.service), receiver, others)
     finally:
         receiver.stop()
     command = " ".join(["python -m bench.overload", *sys.argv[1:]])

@@ -19,8 +19,12 @@ request head has been read: a connection that never finishes its head is never r
   requests without a body (reads) are refused here; a write the cap refuses goes on to the app's
   AdmissionMiddleware, which closes the connection its body is on. Under reads offered at twice
   the capacity most requests are refused, so what a refusal costs decides how much of the process
-  is left (docs/benchmarks.md "Overload" measures both ways). The app's AdmissionMiddleware
-  remains for servers built without this protocol and for requests pipelined behind another.
+  is left (docs/benchmarks.md "Overload" measures both ways; api/raw_answers.py builds the
+  answer cheaply). A request admitted here is counted in flight at once (`Admission.admit`)
+  and released when its task ends: counted only once its task first ran, every read parsed in
+  the same turn of the loop saw the same count, and under overload dozens were admitted past
+  the cap in one turn. The app's AdmissionMiddleware remains (and counts) for servers built
+  without this protocol, requests with a body and requests pipelined behind another.
 
 `uvicorn_options` builds the uvicorn.Config arguments from Settings (and the app, for its
 admission); `novita-manager serve` and the test fixtures both use it, so tests run the same
@@ -32,50 +36,28 @@ limits each worker sets from its settings.
 from __future__ import annotations
 
 import asyncio
-import json
+import contextvars
 import time
 from typing import Any, ClassVar
+from urllib.parse import unquote
 
 import httptools
 from starlette.types import ASGIApp
-from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+from uvicorn._types import ASGI3Application
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
 
-from novita_manager.api.admission import Admission, valid_request_id
+from novita_manager.api.admission import ADMITTED, READ_METHODS, Admission, valid_request_id
 from novita_manager.api.auth import is_api_path
-from novita_manager.api.errors import error_body
 from novita_manager.api.events import EVENT_STREAM_PATHS
+from novita_manager.api.raw_answers import raw_error_response, refusal_answer
 from novita_manager.config import Settings
 from novita_manager.dashboard import STREAM_PATHS as DASHBOARD_STREAM_PATHS
-from novita_manager.errors import ApiError, PayloadTooLarge, ServiceUnavailable
-from novita_manager.logging import bound_context, get_logger, new_request_id
+from novita_manager.errors import PayloadTooLarge, ServiceUnavailable
+from novita_manager.logging import get_logger
 
 log = get_logger("novita_manager.http")
 MAX_HEADER_BYTES = 16 * 1024
 WARN_EVERY = 10.0  # seconds between two warnings about refused connections
-
-
-def raw_error_response(
-    status: int,
-    reason: str,
-    error: ApiError,
-    *,
-    request_id: str | None = None,
-    keep_alive: bool = False,
-) -> bytes:
-    """A complete HTTP/1.1 error answer in the contract's envelope, ending the connection unless
-    `keep_alive`."""
-    request_id = request_id or new_request_id()
-    with bound_context(request_id=request_id):
-        body = json.dumps(error_body(error.code, error.message, error.details)).encode()
-    lines = [
-        f"HTTP/1.1 {status} {reason}",
-        "content-type: application/json",
-        f"content-length: {len(body)}",
-        "connection: keep-alive" if keep_alive else "connection: close",
-        f"x-request-id: {request_id}",
-        *(f"{name}: {value}" for name, value in error.headers.items()),
-    ]
-    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
 
 
 class GuardedHttpToolsProtocol(HttpToolsProtocol):
@@ -93,6 +75,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
     _parsed_bytes = 0  # request line and headers the parser handed over (exact)
     _too_large = False
     _refused = False  # the request now parsed was answered 503 by `_refuse_early`
+    _admitted: bool | None = None  # admitted by `_refuse_early` (a read?), until its task starts
 
     @classmethod
     def _warn(cls, event: str, **fields: Any) -> None:
@@ -167,9 +150,34 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self._in_head = False
         self._head_bytes = 0
         self._cancel_head_timer()
-        if self.admission is not None and self._refuse_early(self.admission):
+        admission = self.admission
+        if admission is not None and self._refuse_early(admission):
             return
-        super().on_headers_complete()
+        read = self._admitted
+        if admission is None or read is None:
+            super().on_headers_complete()
+            return
+        admission.admit(read)  # counted now, before the task runs (Admission.admit)
+        try:
+            super().on_headers_complete()  # starts the task (`_start_asgi_task`)
+        finally:
+            if self._admitted is not None:  # no task was started: nothing to wait for
+                self._admitted = None
+                admission.release(read)
+
+    def _start_asgi_task(self, cycle: RequestResponseCycle, app: ASGI3Application) -> None:
+        """uvicorn's (0.55), and the release of a request the protocol admitted when its task
+        ends, whichever way (even cancelled before it first ran)."""
+        if self.config.reset_contextvars:
+            task = self.loop.create_task(cycle.run_asgi(app), context=contextvars.Context())
+        else:
+            task = self.loop.create_task(cycle.run_asgi(app))
+        task.add_done_callback(self.tasks.discard)
+        self.tasks.add(task)
+        read, self._admitted = self._admitted, None
+        admission = self.admission
+        if read is not None and admission is not None:
+            task.add_done_callback(lambda _: admission.release(read))
 
     def on_message_complete(self) -> None:
         if self._refused:
@@ -198,19 +206,15 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
                 name == b"content-length" and value.strip() not in (b"", b"0")
             ):
                 return False  # a body follows: the app refuses it (and closes the connection)
-        reason = admission.refusal(self.parser.get_method().decode("latin-1"))
+        method = self.parser.get_method().decode("latin-1")
+        reason = admission.refusal(method)
         if reason is None:
+            if unquote(path) not in EVENT_STREAM_PATHS:  # a stream is counted by its own cap
+                self.scope[ADMITTED] = True  # type: ignore[literal-required]
+                self._admitted = method in READ_METHODS
             return False
         keep_alive = self.parser.should_keep_alive()
-        self.transport.write(
-            raw_error_response(
-                503,
-                "Service Unavailable",
-                admission.shed(reason),
-                request_id=request_id,
-                keep_alive=keep_alive,
-            )
-        )
+        self.transport.write(refusal_answer(admission, reason, request_id, keep_alive))
         if keep_alive:
             self._refused = True  # on_message_complete, next, arms the keep-alive timer
         else:

@@ -327,6 +327,46 @@ def test_the_reads_cap_admits_that_many_reads_at_once(simulator, make_service) -
     assert shed_counts(service) == {"reads_in_flight": float(statuses[503])}
 
 
+def test_reads_arriving_together_are_counted_as_they_are_admitted(simulator, make_service) -> None:
+    service = make_service(simulator.base_url, API_MAX_READS_IN_FLIGHT="2", API_MAX_LOOP_LAG="0")
+    # A listing never yields to the loop on SQLite: each read ends in the first step of its
+    # task, so only the protocol's count (at admission, before the tasks run) sees the others
+    # parsed in the same turn of the loop.
+    responses = during_block(service, [("GET", "/api/instances")] * 8)
+    statuses = Counter(response.status_code for response in responses)
+    assert statuses[200] >= 2
+    assert statuses[200] + statuses[503] == 8
+    assert statuses[503] >= 1, statuses
+    wait_for(lambda: service.app.state.admission.in_flight == 0, timeout=5, what="in_flight 0")
+    assert service.app.state.admission.reads_in_flight == 0
+
+
+def test_refusals_carry_fresh_request_ids_in_the_envelope(simulator, make_service) -> None:
+    service = make_service(simulator.base_url, API_MAX_IN_FLIGHT="1")
+    simulator.control.set_faults([{"endpoint": "*", "kind": "delay", "seconds": 1.5}])
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        create = pool.submit(
+            httpx.post, f"{service.base_url}/api/instances", json=CREATE, timeout=10
+        )
+        wait_for(lambda: service.app.state.admission.in_flight == 1, timeout=5, what="create")
+        ids = []
+        with connect(service.base_url) as sock:
+            for _ in range(3):
+                sock.sendall(request_head("GET", "/api/instances", {}))
+                refused = read_response(sock)
+                assert refused.status == 503
+                error = refused.json()["error"]
+                assert error["requestId"] == refused.headers["x-request-id"]
+                assert len(error["requestId"]) == 32
+                int(error["requestId"], 16)  # hex, like the app's own request ids
+                assert error["timestamp"].endswith("Z")
+                assert "API_MAX_IN_FLIGHT" in error["message"]
+                ids.append(error["requestId"])
+        assert len(set(ids)) == 3
+        assert create.result().status_code == 201
+    simulator.control.clear_faults()
+
+
 @pytest.mark.parametrize("path", ["/api/instances", "/api/instances/{instanceId}"])
 def test_openapi_documents_the_503(simulator, make_service, path: str) -> None:
     service = make_service(simulator.base_url)

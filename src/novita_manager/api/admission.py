@@ -54,6 +54,7 @@ import collections
 import contextlib
 import re
 import time
+from typing import Any
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -76,6 +77,7 @@ WRITES_FIRST = 4  # while a write is in flight, reads get 1/4 of their cap and l
 IN_FLIGHT = "in_flight"
 READS_IN_FLIGHT = "reads_in_flight"
 LOOP_LAG = "loop_lag"
+ADMITTED = "novita_manager.admitted"  # scope key: the protocol admitted and counts it
 _VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
 
 
@@ -156,6 +158,8 @@ class Admission:
         self.reads_in_flight = 0
         self._crowded_until = 0.0  # monotonic: reads crowded the process until then
         self.metrics: Metrics | None = None
+        self._shed_counters: dict[str, Any] = {}  # reason: its labelled counter
+        self._messages: dict[str, str] = {}
         self._last_warning = 0.0
 
     def bind(self, metrics: Metrics) -> None:
@@ -193,12 +197,35 @@ class Admission:
             self._crowded_until = time.monotonic() + CROWDED_FOR
         return reason
 
+    def admit(self, read: bool) -> None:
+        """Count an admitted request in flight until `release`. The protocol counts a request
+        when it admits it, before its task first runs: else every read arriving in the same
+        turn of the loop saw the same count and was admitted (measured on PostgreSQL: the
+        64-request cap reached with 16 reads allowed, and creates refused)."""
+        self.in_flight += 1
+        self.reads_in_flight += read
+
+    def release(self, read: bool) -> None:
+        self.in_flight -= 1
+        self.reads_in_flight -= read
+
     def _crowded(self) -> bool:
         return self._crowded_until > 0.0 and time.monotonic() < self._crowded_until
 
     def shed(self, reason: str) -> ServiceUnavailable:
-        if self.metrics is not None:
-            self.metrics.requests_shed.labels(reason).inc()
+        """Count a refusal and return its error (the app's path; the protocol's is `count`)."""
+        self.count(reason)
+        return ServiceUnavailable(
+            self.message(reason), details={"reason": reason}, headers=RETRY_AFTER
+        )
+
+    def count(self, reason: str) -> None:
+        """Count a refusal in the metrics, and warn at most every WARN_EVERY seconds."""
+        counter = self._shed_counters.get(reason)
+        if counter is None and self.metrics is not None:
+            counter = self._shed_counters[reason] = self.metrics.requests_shed.labels(reason)
+        if counter is not None:
+            counter.inc()
         now = time.monotonic()
         if now - self._last_warning >= WARN_EVERY:
             self._last_warning = now
@@ -211,19 +238,26 @@ class Admission:
                 max_in_flight=self.max_in_flight,
                 max_loop_lag_ms=round(self.max_loop_lag * 1000, 1),
             )
+
+    def message(self, reason: str) -> str:
+        """The error message of a refusal for `reason` (the limits are fixed, so it is too)."""
+        message = self._messages.get(reason)
+        if message is None:
+            message = self._messages[reason] = self._message(reason)
+        return message
+
+    def _message(self, reason: str) -> str:
         if reason == IN_FLIGHT:
-            message = (
+            return (
                 f"The service is busy: {self.max_in_flight} requests in flight "
                 "(API_MAX_IN_FLIGHT); retry shortly"
             )
-        elif reason == READS_IN_FLIGHT:
-            message = (
+        if reason == READS_IN_FLIGHT:
+            return (
                 f"The service is busy: {self.max_reads_in_flight} reads in flight "
                 "(API_MAX_READS_IN_FLIGHT); retry shortly"
             )
-        else:
-            message = "The service is overloaded (its event loop is late); retry shortly"
-        return ServiceUnavailable(message, details={"reason": reason}, headers=RETRY_AFTER)
+        return "The service is overloaded (its event loop is late); retry shortly"
 
 
 def valid_request_id(given: str) -> str:
@@ -249,6 +283,9 @@ class AdmissionMiddleware:
         if scope["type"] != "http" or not is_api_path(scope["path"]):
             await self.app(scope, receive, send)
             return
+        if scope.get(ADMITTED):  # admitted and counted by the protocol (http_server.py)
+            await self.app(scope, receive, send)
+            return
         admission = self.admission
         reason = admission.refusal(scope["method"])
         if reason is not None:
@@ -262,10 +299,8 @@ class AdmissionMiddleware:
             await self.app(scope, receive, send)
             return
         read = scope["method"] in READ_METHODS
-        admission.in_flight += 1
-        admission.reads_in_flight += read
+        admission.admit(read)
         try:
             await self.app(scope, receive, send)
         finally:
-            admission.in_flight -= 1
-            admission.reads_in_flight -= read
+            admission.release(read)

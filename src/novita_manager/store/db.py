@@ -55,6 +55,22 @@ def default_owner() -> str:
     return f"{socket.gethostname()[:60]}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 
+class InlineSession(AsyncSession):
+    """An AsyncSession that closes in place at the end of `async with` (SQLite only).
+
+    SQLAlchemy closes a session leaving `async with` in a task of its own, shielded, so that a
+    cancellation cannot abandon the close halfway (the connection must go back to the pool):
+    a task, a shield and the wake-up of the waiting one, three turns of the event loop per
+    session. On SQLite the statements run inline (`sqlite_inline`), so closing (a rollback of
+    what is left, the connection back to its pool) never suspends and nothing can cancel it
+    halfway: closed in place it costs no turn. Under read overload a turn of the API process's
+    loop takes milliseconds, and a create (an idempotency lookup, then its transaction) waited
+    six of them for nothing (docs/operations.md "Overload")."""
+
+    async def __aexit__(self, type_: Any, value: Any, traceback: Any) -> None:
+        await self.close()
+
+
 class Database:
     """An open database. Create with `await Database.open(url)`; close with `await db.close()`."""
 
@@ -71,8 +87,13 @@ class Database:
         self.dialect: Dialect = dialect
         self.owner = owner
         self._process_lock = process_lock
-        self._sessionmaker = async_sessionmaker(engine, expire_on_commit=False)
-        self._read_sessionmaker = async_sessionmaker(self.read_engine, expire_on_commit=False)
+        session_class = InlineSession if dialect == "sqlite" else AsyncSession
+        self._sessionmaker = async_sessionmaker(
+            engine, class_=session_class, expire_on_commit=False
+        )
+        self._read_sessionmaker = async_sessionmaker(
+            self.read_engine, class_=session_class, expire_on_commit=False
+        )
         self._local_locks: dict[str, asyncio.Lock] = {}
         self._checkpointer: WalCheckpointer | None = None
 
