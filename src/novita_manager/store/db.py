@@ -33,6 +33,7 @@ from sqlalchemy.ext.asyncio import (
 
 from novita_manager.logging import get_logger
 from novita_manager.store import migrate as migrations
+from novita_manager.store.json_codec import JSON_CODEC
 from novita_manager.store.locking import DatabaseInUse, ProcessLock
 from novita_manager.store.pg_pool import ping_when_idle
 from novita_manager.store.sqlite_inline import inline_dbapi
@@ -121,7 +122,9 @@ class Database:
             # 20 kept and 10 more for a burst (30 at most, as before): an overflow connection is
             # closed when given back, and connecting again (asyncpg tries TLS first) showed in
             # the profile of 50 creates in flight.
-            engine = create_async_engine(parsed, pool_size=20, max_overflow=10, pool_recycle=1800)
+            engine = create_async_engine(
+                parsed, pool_size=20, max_overflow=10, pool_recycle=1800, **JSON_CODEC
+            )
             ping_when_idle(engine)  # not `pool_pre_ping`: a round trip at every checkout
             read_engine = None
         db = cls(engine, dialect, owner or default_owner(), process_lock, read_engine)
@@ -193,6 +196,7 @@ def _sqlite_engine(url: URL) -> AsyncEngine:
         module=inline_dbapi(),
         pool_size=1,
         max_overflow=0,
+        **JSON_CODEC,
         pool_timeout=SQLITE_BUSY_TIMEOUT_MS / 1000,
     )
 
@@ -226,6 +230,7 @@ def _sqlite_read_engine(url: URL) -> AsyncEngine:
         module=inline_dbapi(),
         pool_size=SQLITE_READERS,
         max_overflow=0,
+        **JSON_CODEC,
         pool_timeout=SQLITE_BUSY_TIMEOUT_MS / 1000,
     )
 
