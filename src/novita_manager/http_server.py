@@ -46,7 +46,13 @@ from starlette.types import ASGIApp
 from uvicorn._types import ASGI3Application
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
 
-from novita_manager.api.admission import ADMITTED, READ_METHODS, Admission, valid_request_id
+from novita_manager.api.admission import (
+    ADMITTED,
+    READ_METHODS,
+    Admission,
+    Admitted,
+    valid_request_id,
+)
 from novita_manager.api.auth import is_api_path
 from novita_manager.api.events import EVENT_STREAM_PATHS
 from novita_manager.api.raw_answers import raw_error_response, refusal_answer
@@ -75,7 +81,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
     _parsed_bytes = 0  # request line and headers the parser handed over (exact)
     _too_large = False
     _refused = False  # the request now parsed was answered 503 by `_refuse_early`
-    _admitted: bool | None = None  # admitted by `_refuse_early` (a read?), until its task starts
+    _admitted: Admitted | None = None  # admitted by `_refuse_early`, until its task starts
 
     @classmethod
     def _warn(cls, event: str, **fields: Any) -> None:
@@ -153,31 +159,25 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         admission = self.admission
         if admission is not None and self._refuse_early(admission):
             return
-        read = self._admitted
-        if admission is None or read is None:
-            super().on_headers_complete()
-            return
-        admission.admit(read)  # counted now, before the task runs (Admission.admit)
         try:
-            super().on_headers_complete()  # starts the task (`_start_asgi_task`)
+            super().on_headers_complete()  # starts the request's task (`_start_asgi_task`)
         finally:
-            if self._admitted is not None:  # no task was started: nothing to wait for
-                self._admitted = None
-                admission.release(read)
+            admitted, self._admitted = self._admitted, None
+            if admitted is not None:  # admitted, but no task was started: nothing to wait for
+                admitted.release()
 
     def _start_asgi_task(self, cycle: RequestResponseCycle, app: ASGI3Application) -> None:
-        """uvicorn's (0.55), and the release of a request the protocol admitted when its task
-        ends, whichever way (even cancelled before it first ran)."""
+        """uvicorn's (0.55), and a request the protocol admitted is released when its task ends
+        if the app did not release it (a task cancelled before it first ran)."""
         if self.config.reset_contextvars:
             task = self.loop.create_task(cycle.run_asgi(app), context=contextvars.Context())
         else:
             task = self.loop.create_task(cycle.run_asgi(app))
         task.add_done_callback(self.tasks.discard)
         self.tasks.add(task)
-        read, self._admitted = self._admitted, None
-        admission = self.admission
-        if read is not None and admission is not None:
-            task.add_done_callback(lambda _: admission.release(read))
+        admitted, self._admitted = self._admitted, None
+        if admitted is not None:
+            task.add_done_callback(admitted.release)
 
     def on_message_complete(self) -> None:
         if self._refused:
@@ -210,8 +210,10 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         reason = admission.refusal(method)
         if reason is None:
             if unquote(path) not in EVENT_STREAM_PATHS:  # a stream is counted by its own cap
-                self.scope[ADMITTED] = True  # type: ignore[literal-required]
-                self._admitted = method in READ_METHODS
+                # counted now, before its task runs (Admission.admit)
+                admitted = Admitted(admission, method in READ_METHODS)
+                self.scope[ADMITTED] = admitted  # type: ignore[literal-required]
+                self._admitted = admitted
             return False
         keep_alive = self.parser.should_keep_alive()
         self.transport.write(refusal_answer(admission, reason, request_id, keep_alive))
