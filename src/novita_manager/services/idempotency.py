@@ -4,19 +4,23 @@ instance; the same key with another body is refused (422). Keys are kept at leas
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from sqlalchemy import CursorResult, Table, bindparam, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from novita_manager.errors import IdempotencyKeyReused
 from novita_manager.store.db import Database
+from novita_manager.store.dialects import insert_for
 from novita_manager.store.models import IdempotencyKey
 from novita_manager.store.types import utcnow
+
+if TYPE_CHECKING:
+    from novita_manager.store.dialects import Insert
 
 
 def body_hash(body: dict[str, Any]) -> str:
@@ -29,10 +33,12 @@ KEYS = cast(Table, IdempotencyKey.__table__)
 _LOOKUP = select(
     KEYS.c.request_hash, KEYS.c.response_status, KEYS.c.response_body, KEYS.c.instance_id
 ).where(KEYS.c.key == bindparam("key"))
-_INSERTS = {
-    name: dialect.insert(KEYS).on_conflict_do_nothing(index_elements=["key"])
-    for name, dialect in (("postgresql", postgresql), ("sqlite", sqlite))
-}
+
+
+@functools.cache
+def _insert(dialect: str) -> Insert:
+    """The key's INSERT for `dialect`, built at its first use (store/dialects.py)."""
+    return insert_for(dialect)(KEYS).on_conflict_do_nothing(index_elements=["key"])
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,5 +84,5 @@ async def store(
         "response_body": body,
         "created_at": utcnow(),
     }
-    inserted = await session.execute(_INSERTS[dialect], values)
+    inserted = await session.execute(_insert(dialect), values)
     return cast(CursorResult[Any], inserted).rowcount == 1
