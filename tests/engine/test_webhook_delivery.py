@@ -313,3 +313,22 @@ async def test_a_delivered_event_makes_the_instances_next_one_due_at_once(
     assert woken.next_attempt_at <= utcnow()
     assert (await load_delivery(db, other)).next_attempt_at == hour  # another instance's
     assert (await harness.run_until_done(later)).status == "delivered"
+
+
+def test_the_body_is_compact_utf8_json_in_the_payloads_order() -> None:
+    """orjson writes what the standard library wrote with compact separators and UTF-8 for a
+    payload's values (text, numbers, booleans, nulls, nested lists and objects)."""
+    import json
+
+    payload = {
+        "type": "instance.running",
+        "timestamp": "2026-01-01T00:00:00Z",
+        "data": {
+            "instanceId": "i-1",
+            "elapsedTime": 52.125,
+            "instance": {"name": "日本語 ü", "gpuNum": 1, "stale": False, "lastError": None},
+            "ports": [{"port": 8888, "price": 0.35}],
+        },
+    }
+    expected = json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
+    assert encode_body(payload) == expected

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-import json
 from datetime import datetime, timedelta
 from typing import Any
+
+import orjson
 
 from novita_manager.backoff import backoff_delay
 from novita_manager.domain.statuses import DeliveryStatus
@@ -15,8 +16,10 @@ MAX_BACKOFF = 3600.0
 
 
 def encode_body(payload: dict[str, Any]) -> bytes:
-    """The request body: compact UTF-8 JSON of the stored payload, identical on every attempt."""
-    return json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    """The request body: compact UTF-8 JSON of the stored payload, identical on every attempt
+    (what the signature covers). orjson: the standard library's encoder showed in a burst's
+    profile."""
+    return orjson.dumps(payload, option=orjson.OPT_NON_STR_KEYS)
 
 
 def next_step(
