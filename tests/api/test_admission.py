@@ -142,8 +142,12 @@ def test_without_pipelines_here_reads_keep_their_share_beside_writes() -> None:
     assert admission.refusal("GET") == "loop_lag"  # at a quarter share
     assert admission._crowded_until == armed  # which does not extend it
     crowded = Admission(64, 16, 0.1, FixedLag(0.0), writes_first=False)
-    crowded.in_flight, crowded.reads_in_flight = 9, 8  # half the cap in flight: crowded
-    assert crowded.refusal("GET") == "reads_in_flight"  # and a write: a quarter of the cap
+    crowded.in_flight, crowded.reads_in_flight = 9, 8  # half the cap in flight: not crowded
+    assert crowded.refusal("GET") is None
+    crowded.in_flight, crowded.reads_in_flight = 17, 16  # the whole cap: refused, crowded
+    assert crowded.refusal("GET") == "reads_in_flight"
+    crowded.in_flight, crowded.reads_in_flight = 5, 4  # and a write: a quarter of the cap
+    assert crowded.refusal("GET") == "reads_in_flight"
     crowded.in_flight, crowded.reads_in_flight = 2, 1
     crowded.monitor = FixedLag(0.03)
     assert crowded.refusal("GET") == "loop_lag"  # still crowded (CROWDED_FOR): 25 ms budget

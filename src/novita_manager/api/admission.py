@@ -27,8 +27,12 @@ app, embedding), reads get a quarter of both their cap and the lag budget while 
 flight (`WRITES_FIRST`): a create's awaits wait for the loop like everything else, and under
 read overload the creates (which carry the lifecycles) took seconds each. The API process of
 `serve` (role `api`: the pipelines run in their own process) does so only while reads crowd it:
-a read refused with their whole share, or half their cap in flight, within the last
-`CROWDED_FOR` seconds, or its CPU over the last 0.5 s at `SATURATED` of a core or more. Under
+a read refused with their whole share within the last `CROWDED_FOR` seconds, or its CPU over
+the last 0.5 s at `SATURATED` of a core or more. (Half their cap in flight no longer counts:
+with reads counted when the protocol admits them, a moment without CPU on a shared machine puts
+that many in flight at 300/s; it held writes-first during 1,000 lifecycles and refused 1,139 of
+5,188 reads, against 325 without it and 456 with the code before; docs/benchmarks.md
+"Lifecycle".) Under
 read overload its creates, which carry the lifecycles, still go first (reads are being refused;
 on a shared machine the process may get less than a core, so its CPU alone does not show it).
 A process serving reads at a rate it keeps up with (a few in flight) keeps them: with writes
@@ -36,6 +40,18 @@ always first, the quartered lag budget (25 ms) refused a third of the reads at 3
 1,000 lifecycles while the API process used a quarter of a core (docs/benchmarks.md
 "Lifecycle"; on a shared machine the loop runs late because other processes hold the cores,
 which refusing reads does not help).
+
+What decides the creates' speed under read overload (measured in serve's API process, issue 15,
+docs/operations.md "Overload"): the turns of its loop. A create waits for whole turns (each
+turn runs every read the turn admitted), not for CPU, so three things keep the turns short and
+few: a request the protocol admits is counted in flight at once (`admit`; counted when its task
+first ran, every read parsed in one turn saw the same count, and past the cap dozens were
+admitted per turn), so the caps bound the reads per turn; a refusal is cheap (about a third of
+an answered read: api/raw_answers.py); and SQLite sessions close without three turns each
+(store/db.py `InlineSession`). Tried and not kept (runs on a machine at load 4-9, so only
+hints): refusing every read while a write is in flight (56-100 % of the unloaded speed against
+54-75 % before, answered p99 worse) and one read admitted per turn while writing (68-94 %
+against 57-67 %): the count at admission gives the same bound with the existing caps.
 
 Writes (POST, DELETE, ...) are refused only at the in-flight cap, never for lag: a write is
 rarer, stores its work in one transaction, and refusing it costs the client a retry (the request
@@ -69,7 +85,7 @@ log = get_logger("novita_manager.http")
 LAG_INTERVAL = 0.05  # seconds between two wake-ups of the lag monitor
 BUSY_WINDOW = 10  # wake-ups over which the process's CPU use is measured (0.5 s)
 SATURATED = 0.8  # of one core: the process is saturated (reads yield to writes in flight)
-CROWDED_FOR = 0.5  # seconds reads yield to writes after one was refused (or half their cap ran)
+CROWDED_FOR = 0.5  # seconds reads yield to writes after one was refused with their whole share
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 WARN_EVERY = 10.0  # seconds between two warnings about shed requests
 RETRY_AFTER = {"Retry-After": "1"}
@@ -177,8 +193,6 @@ class Admission:
         if method not in READ_METHODS:
             return None
         cap = self.max_reads_in_flight
-        if cap and self.reads_in_flight >= cap // 2:
-            self._crowded_until = time.monotonic() + CROWDED_FOR
         writing = self.in_flight > self.reads_in_flight and (
             self.writes_first or self._crowded() or self.monitor.busy() >= SATURATED
         )
