@@ -87,6 +87,42 @@ async def test_a_row_due_or_leased_is_only_confirmed_not_rewritten(steps: Steps)
         assert row.observed_at > before_at
 
 
+async def test_a_step_waiting_for_news_after_its_call_gets_a_fresh_observation(
+    steps: Steps,
+) -> None:
+    """A due row whose step sent a stop after the stored observation was taken: the listing
+    shows the same, but only an observation taken after the call tells the step anything, so the
+    sync writes it (a fresh `observed_at`) and wakes the row. (Leaving such a row alone because
+    its step was due kept it stopping for good in the operations state machine test: requests
+    waiting behind the stop kept the row due at every run.)"""
+    (row_id,) = await _created(steps, 1)
+    sync = StatusSync(db=steps.db, client=steps.ctx.client, interval=0.2, owner="test")
+    await sync.run_once()
+    before = await load(steps.db, row_id)
+    assert before.observed_at is not None
+    issued = utcnow()
+    async with steps.db.session() as session, session.begin():
+        await session.execute(
+            update(Instance)
+            .where(Instance.id == row_id)
+            .values(
+                status="stopping",
+                operation="stop",
+                operation_started_at=issued,
+                operation_issued=True,
+                operation_issued_at=issued,
+                next_attempt_at=issued,  # due: requests queued behind the stop keep it so
+            )
+        )
+    report = await sync.run_once()
+    assert report.changed == 0  # the listing says what it said
+    after = await load(steps.db, row_id)
+    assert after.observed_at is not None
+    assert after.observed_at > issued  # news after the call, for the step
+    assert after.next_attempt_at is not None
+    assert after.next_attempt_at <= utcnow()
+
+
 async def test_a_run_waits_for_the_provisioning_backlog_at_most_its_cap(steps: Steps) -> None:
     """While the pipeline has a backlog the sync's next run waits, for `max_deferral` at most;
     once the backlog is gone it runs at once."""

@@ -80,10 +80,24 @@ def needs_reaction(
     return decision.action not in (Action.WAIT, Action.IDLE)
 
 
-def pending(row: Any, now: datetime) -> bool:
-    """Whether a provisioning step is due on this row or under way (leased) now."""
+def pending(row: Any, now: datetime, timeout: float) -> bool:
+    """Whether a provisioning step is due or under way (leased) on this row and already has what
+    a fresh `observed_at` would tell it: its observation is newer than its operation's last
+    upstream call (a step that sent a stop waits for an observation taken after it, and nothing
+    but this sync gives one when the listing shows the same), shows no statusError (its grace
+    runs on time), and the operation's deadline has not passed (only an observation taken after
+    it proves a timeout)."""
     due = row.next_attempt_at is not None and row.next_attempt_at <= now
-    return due or (row.lock_expires_at is not None and row.lock_expires_at > now)
+    if not (due or (row.lock_expires_at is not None and row.lock_expires_at > now)):
+        return False
+    seen = row.observed_at
+    if seen is None or (row.observation or {}).get("statusError"):
+        return False
+    since = row.operation_issued_at or row.operation_started_at
+    if since is not None and seen < since:
+        return False
+    begun = row.operation_started_at
+    return begun is None or (now - begun).total_seconds() < timeout
 
 
 def seen_again(row: Any, started: datetime, resync_write_interval: float) -> bool:
@@ -140,7 +154,7 @@ async def record(
             if seen_again(row, started, resync_write_interval):
                 unchanged_ids.append(row.id)
             continue
-        if observation == row.observation and pending(row, now):
+        if observation == row.observation and pending(row, now, startup_timeout):
             listed_ids.append(row.id)
             continue
         # The columns as a dict at once: merging InstanceChanges per row showed in profiles.
