@@ -14,10 +14,10 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 
 from novita_manager.domain import costs
 from novita_manager.domain.statuses import Operation
+from novita_manager.store.dialects import insert_for
 from novita_manager.store.models import BillingPeriod, Instance
 
 
@@ -56,7 +56,7 @@ def record_period(dialect: str, instance_id: str, period: costs.Period) -> list[
         "seconds": period.seconds(period.ended_at),
         "cost": period.cost(period.ended_at),
     }
-    insert = (postgresql if dialect == "postgresql" else sqlite).insert(BillingPeriod)
+    insert = insert_for(dialect)(BillingPeriod)
     add = insert.values(**values).on_conflict_do_nothing(
         index_elements=["instance_id", "started_at"]
     )

@@ -12,9 +12,9 @@ from datetime import timedelta
 from typing import Any, cast
 
 from sqlalchemy import CursorResult, or_, update
-from sqlalchemy.dialects import postgresql, sqlite
 
 from novita_manager.store.db import Database
+from novita_manager.store.dialects import insert_for
 from novita_manager.store.models import ServiceLease
 from novita_manager.store.types import utcnow
 
@@ -29,7 +29,7 @@ async def acquire_service_lease(db: Database, name: str, owner: str, seconds: fl
         "token": token,
         "expires_at": now + timedelta(seconds=seconds),
     }
-    insert = postgresql.insert if db.dialect == "postgresql" else sqlite.insert
+    insert = insert_for(db.dialect)
     async with db.session() as session, session.begin():
         inserted = await session.execute(
             insert(ServiceLease).values(values).on_conflict_do_nothing(index_elements=["name"])
