@@ -79,8 +79,8 @@ def refusal_answer(
 ) -> bytes:
     """`raw_error_response` of a refusal (503 SERVICE_UNAVAILABLE, Retry-After: 1) for the
     protocol, built without the general path's request context and JSON encoder: under
-    overload most requests are refused, and the refusals' CPU is what is left of the process
-    for the rest (docs/operations.md "Overload")."""
+    overload most requests are refused, and what they cost is taken from what the process has
+    left for the rest (docs/operations.md "Overload")."""
     admission.count(reason)
     request_id = request_id or REFUSAL_IDS.next()
     body = orjson.dumps(
