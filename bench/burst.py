@@ -239,6 +239,10 @@ async def measure(args: argparse.Namespace, base_url: str, sim: Any, receiver: W
             scrape(metrics_after, "novita_manager_pipeline_rows_processed_total", "pipeline"),
             scrape(metrics_before, "novita_manager_pipeline_rows_processed_total", "pipeline"),
         ),
+        "deferrals": _diff(
+            scrape(metrics_after, "novita_manager_webhook_deferrals_total", "reason"),
+            scrape(metrics_before, "novita_manager_webhook_deferrals_total", "reason"),
+        ),
         "claim_wait": _means(
             metrics_before, metrics_after, "novita_manager_pipeline_lag_seconds", "pipeline"
         ),
@@ -318,6 +322,8 @@ def report(r: dict[str, Any], args: argparse.Namespace, command: str) -> str:
          f"`{LISTING}` {r['listing_calls']:.0f} calls"),
         ("Pipeline steps per instance during the burst",
          ", ".join(f"{k} {v / n:.2f}" for k, v in sorted(r["steps"].items())) or "none"),
+        ("Webhook deferrals per instance during the burst, by reason",
+         ", ".join(f"{k} {v / n:.2f}" for k, v in sorted(r["deferrals"].items())) or "none"),
         ("Mean wait from due to claimed, by pipeline",
          ", ".join(f"{k} {fmt_ms(v)}" for k, v in sorted(r["claim_wait"].items())) or "none"),
         ("Mean status sync run, by part",

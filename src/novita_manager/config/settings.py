@@ -213,7 +213,7 @@ class Settings(SpotSettings, EventSettings, LimitSettings):
         description="Webhook attempts sent at once by one process, over all destinations.",
     )
     webhook_max_in_flight_per_host: int = Field(
-        default=16,  # 4 held a burst to one receiver back (docs/design.md, isolation)
+        default=32,  # 4, then 16, held a burst to one receiver back (docs/design.md)
         ge=1,
         le=256,
         description="Webhook attempts sent at once to one destination (host and port).",

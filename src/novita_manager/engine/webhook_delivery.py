@@ -101,6 +101,19 @@ NO_EARLIER_PENDING = ~(
 log = get_logger(__name__)
 
 
+def waiters_per_destination(settings: Settings) -> int:
+    """Rows that may wait in memory for one flowing destination's slot: all the workers but four
+    destinations' worth (128 of 256 by default). The pipeline claims up to all its workers' worth
+    of rows at once; with 64 waiters and 16 slots per destination, a burst of 1,000 events to one
+    receiver deferred 0.46 rows per event (`bench.burst`: a deferral write, a pull-forward write
+    and a second claim each, and the last webhooks 2 s later); with 32 slots and these waiters,
+    none. Waiters wait only while the destination flows (a slot freed within `FLOW_WINDOW`), so a
+    receiver that starts to hang holds them at most that long plus `MAX_WAIT`, and the other
+    destinations keep four caps' worth of workers throughout."""
+    workers = settings.webhook_max_in_flight
+    return max(64, workers - 4 * settings.webhook_max_in_flight_per_host)
+
+
 class WebhookDeliveryHandler:
     """The pipeline handler: one attempt of one claimed delivery (see the module docstring)."""
 
@@ -118,6 +131,7 @@ class WebhookDeliveryHandler:
             threshold=settings.webhook_breaker_threshold,
             cooldown=settings.webhook_breaker_cooldown,
             park_for=settings.webhook_timeout + 1.0,
+            max_waiters=waiters_per_destination(settings),
         )
         self.wake: Callable[[], None] = lambda: None  # the pipeline's hint, set by the builder
         # Results and deferrals of concurrent attempts share transactions (group_commit.py).
