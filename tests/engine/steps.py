@@ -28,6 +28,7 @@ from novita_manager.simulator.server import SimulatorServer
 from novita_manager.store.db import Database
 from novita_manager.store.models import Instance, InstanceEvent, OperationRequest, WebhookDelivery
 from novita_manager.store.types import utcnow
+from tests.fixtures.waiting import wait_for
 
 PRODUCT = "RTX 4090 24GB"
 WEBHOOK = "http://127.0.0.1:9/hook"
@@ -219,3 +220,23 @@ def create_upstream(simulator: SimulatorServer, marker: str, name: str = "train-
 def upstream(simulator: SimulatorServer) -> dict[str, dict[str, Any]]:
     """The simulator's instances by id (removed ones included, with `removed`)."""
     return {item["id"]: item for item in simulator.control.instances()}
+
+
+async def managed_running(steps: Steps, count: int, prefix: str, **columns: Any) -> dict[str, str]:
+    """`count` rows (`insert_instance` with `columns`) whose instances were made on the simulator
+    and run there, their Novita ids recorded (row id -> Novita id): what the status sync
+    watches."""
+    rows: dict[str, str] = {}
+    for index in range(count):
+        row_id = await insert_instance(steps.db, **columns)
+        rows[row_id] = create_upstream(steps.simulator, row_id, name=f"{prefix}-{index}")
+    wait_for(
+        lambda: all(upstream(steps.simulator)[n]["status"] == "running" for n in rows.values()),
+        what="the upstream instances running",
+    )
+    for row_id, novita_id in rows.items():
+        async with steps.db.session() as session, session.begin():
+            await session.execute(
+                update(Instance).where(Instance.id == row_id).values(novita_instance_id=novita_id)
+            )
+    return rows

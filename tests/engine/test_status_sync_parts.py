@@ -10,8 +10,13 @@ from sqlalchemy import update
 from novita_manager.engine.status_sync import StatusSync
 from novita_manager.engine.status_sync import sync as sync_module
 from novita_manager.store.models import Instance
-from tests.engine.steps import Steps, create_upstream, insert_instance, load, upstream
-from tests.fixtures.waiting import wait_for
+from tests.engine.steps import (
+    Steps,
+    create_upstream,
+    insert_instance,
+    load,
+    managed_running,
+)
 
 ROWS = 5
 
@@ -20,23 +25,10 @@ async def test_rows_are_evaluated_in_parts_and_settled_rows_skipped(
     steps: Steps, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(sync_module, "EVALUATE_PART", 2)  # 5 rows: parts of 2, 2 and 1
-    rows: dict[str, str] = {}
-    for index in range(ROWS):
-        row_id = await insert_instance(
-            steps.db, status="running", operation=None, operation_started_at=None,
-            create_state="done", next_attempt_at=None,
-        )  # fmt: skip
-        novita_id = create_upstream(steps.simulator, row_id, name=f"part-{index}")
-        rows[row_id] = novita_id
-    wait_for(
-        lambda: all(upstream(steps.simulator)[n]["status"] == "running" for n in rows.values()),
-        what="the upstream instances running",
-    )
-    for row_id, novita_id in rows.items():
-        async with steps.db.session() as session, session.begin():
-            await session.execute(
-                update(Instance).where(Instance.id == row_id).values(novita_instance_id=novita_id)
-            )
+    rows = await managed_running(
+        steps, ROWS, "part", status="running", operation=None, operation_started_at=None,
+        create_state="done", next_attempt_at=None,
+    )  # fmt: skip
     sync = StatusSync(db=steps.db, client=steps.ctx.client, interval=0.2, owner="test")
 
     first = await sync.run_once()

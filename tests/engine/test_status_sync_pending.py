@@ -12,27 +12,15 @@ from sqlalchemy import update
 from novita_manager.engine.status_sync import StatusSync
 from novita_manager.store.models import Instance
 from novita_manager.store.types import utcnow
-from tests.engine.steps import Steps, create_upstream, insert_instance, load, upstream
-from tests.fixtures.waiting import wait_for
+from tests.engine.steps import Steps, load, managed_running
 
 
 async def _created(steps: Steps, count: int) -> list[str]:
     """Rows whose create went through and whose step waits (not due) for the instance to run;
     upstream they are running."""
-    rows: dict[str, str] = {}
-    for index in range(count):
-        row_id = await insert_instance(steps.db, create_state="done", next_attempt_at=None)
-        rows[row_id] = create_upstream(steps.simulator, row_id, name=f"pending-{index}")
-    wait_for(
-        lambda: all(upstream(steps.simulator)[n]["status"] == "running" for n in rows.values()),
-        what="the upstream instances running",
+    return list(
+        await managed_running(steps, count, "pending", create_state="done", next_attempt_at=None)
     )
-    for row_id, novita_id in rows.items():
-        async with steps.db.session() as session, session.begin():
-            await session.execute(
-                update(Instance).where(Instance.id == row_id).values(novita_instance_id=novita_id)
-            )
-    return list(rows)
 
 
 async def test_a_row_due_or_leased_is_only_confirmed_not_rewritten(steps: Steps) -> None:
