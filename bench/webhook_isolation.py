@@ -3,8 +3,9 @@
 Usage: python -m bench.webhook_isolation [--events 100] [--rate 10] [--bad 50] [--write-docs]
 
 The delivery pipeline runs in this process over SQLite with the default isolation settings
-(WEBHOOK_MAX_IN_FLIGHT 256, WEBHOOK_MAX_IN_FLIGHT_PER_HOST 4, breaker after 5 failures, 30 s
-cooldown) and WEBHOOK_TIMEOUT 10 s. "With the bad ones": `--bad` deliveries pending to a receiver
+(WEBHOOK_MAX_IN_FLIGHT 256, WEBHOOK_MAX_IN_FLIGHT_PER_HOST 32, so up to 128 rows waiting in
+memory for a flowing destination, breaker after 5 failures, 30 s cooldown) and WEBHOOK_TIMEOUT
+10 s. "With the bad ones": `--bad` deliveries pending to a receiver
 that accepts and never answers, and `--bad` to one that closes every connection, before the
 healthy events start. Each healthy event is one outbox row inserted (committed) and hinted, as
 the lifecycle does; its lag runs from that commit to the receiver reading the request. The floor
@@ -53,7 +54,7 @@ async def scenario(events: int, rate: float, bad: int) -> dict[str, Any]:
             webhook_retry_base=1.0,
             webhook_max_retries=3,
             webhook_max_in_flight=256,
-            webhook_max_in_flight_per_host=4,
+            webhook_max_in_flight_per_host=32,
             webhook_breaker_threshold=5,
             webhook_breaker_cooldown=30.0,
             lease_seconds=30.0,
@@ -155,7 +156,8 @@ def main() -> None:
 
 `python -m bench.webhook_isolation --events {args.events} --rate {args.rate:g} --bad {args.bad}`
 ({today()}; {machine()}). The delivery pipeline in one process over SQLite with the default
-isolation settings (256 in flight, 4 per host:port, breaker after 5 failures, 30 s cooldown),
+isolation settings (256 in flight, 32 per host:port and up to 128 waiting in memory for a
+flowing one, breaker after 5 failures, 30 s cooldown),
 WEBHOOK_TIMEOUT 10 s. {args.events} events for a healthy receiver at {args.rate:g}/s; lag is
 from the outbox row's commit to the receiver reading the request. "With the bad ones":
 {args.bad} deliveries pending to a receiver that accepts and never answers and {args.bad} to one
