@@ -69,7 +69,7 @@ class Decision:
     wait_seconds: float | None = None
 
 
-def _fresh(snapshot: Snapshot) -> dict[str, Any] | None:
+def fresh_observation(snapshot: Snapshot) -> dict[str, Any] | None:
     """The observation if it was taken after the current operation's last upstream call."""
     if snapshot.observation is None or snapshot.observed_at is None:
         return None
@@ -124,7 +124,7 @@ def decide(
     if operation is Operation.CREATE and not snapshot.has_upstream:
         return Decision(Action.CREATE)
     remaining = timeout - (now - started).total_seconds()
-    observation = _fresh(snapshot)
+    observation = fresh_observation(snapshot)
     novita_status = observation.get("status") if observation else None
     gone = bool(observation and observation.get("gone"))
     wait = Decision(Action.WAIT, wait_seconds=max(0.0, min(recheck_after, remaining)))

@@ -8,13 +8,17 @@ worker hands its unit of work (a function of the session) to `GroupCommit.run`; 
 transaction is being written, the units that arrive queue, and the next transaction runs them
 all, in arrival order, then commits once. Under no load a unit runs alone at once, as before.
 
-A unit must leave nothing behind when it does not apply: the lease writes check the lease with
-their first statement (`UPDATE ... WHERE lock_token`) and return False without writing anything
-else when it was lost, instead of raising to roll back. Rows a unit inserts are handed to
-`Batch.insert` and inserted together at the end (one executemany per table: "the outbox rows
-inserted together"). If anything fails in a shared transaction (a unit raises, a constraint, a
-deadlock on PostgreSQL), it is rolled back and every unit of it runs again in a transaction of
-its own, so one unit's failure stays its own and reaches only its caller.
+A unit must leave nothing behind when it does not apply: its lease write says whether the lease
+held and the unit returns False without writing anything else when it was lost, instead of
+raising to roll back. A unit that names its lease (`run(..., lease=)`) has it checked with the
+others of its transaction in one SELECT first (`engine/leases.check_leases`), and its lease write
+waits for one executemany per statement at the end; otherwise the write is its own
+`UPDATE ... WHERE lock_token`. Rows a unit inserts are handed to `Batch.insert` and inserted
+together at the end (one executemany per table: "the outbox rows inserted together"), after the
+statements units leave for the end (`Batch.later`). If anything fails in a shared transaction (a
+unit raises, a constraint, a deadlock on PostgreSQL), it is rolled back and every unit of it runs
+again in a transaction of its own, so one unit's failure stays its own and reaches only its
+caller.
 """
 
 from __future__ import annotations

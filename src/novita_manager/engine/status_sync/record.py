@@ -10,7 +10,7 @@ from typing import Any, cast
 from sqlalchemy import Table, bindparam, select, update
 
 from novita_manager.domain import observations
-from novita_manager.domain.lifecycle import Action, decide
+from novita_manager.domain.lifecycle import Action, decide, fresh_observation
 from novita_manager.engine import billing
 from novita_manager.engine.changes import observed
 from novita_manager.engine.snapshots import SNAPSHOT_COLUMNS, snapshot_of
@@ -90,11 +90,8 @@ def pending(row: Any, now: datetime, timeout: float) -> bool:
     due = row.next_attempt_at is not None and row.next_attempt_at <= now
     if not (due or (row.lock_expires_at is not None and row.lock_expires_at > now)):
         return False
-    seen = row.observed_at
-    if seen is None or (row.observation or {}).get("statusError"):
-        return False
-    since = row.operation_issued_at or row.operation_started_at
-    if since is not None and seen < since:
+    observation = fresh_observation(snapshot_of(row))  # the rule `decide` itself applies
+    if observation is None or observation.get("statusError"):
         return False
     begun = row.operation_started_at
     return begun is None or (now - begun).total_seconds() < timeout
