@@ -232,6 +232,29 @@ def test_repeated_idempotency_key_creates_one_instance(service, simulator) -> No
     assert listing["total"] == 1
 
 
+def test_a_retry_gets_its_first_answer_even_when_a_check_now_refuses_it(
+    simulator, make_service, webhook_receiver
+) -> None:
+    """The key is looked up only when a create cannot go ahead (services/creation.py): a retry
+    whose body the price cap now refuses still gets the 201 it got the first time."""
+    service = make_service(simulator.base_url, WEBHOOK_URL=webhook_receiver.url, CACHE_TTL="0")
+    headers = {"Idempotency-Key": "key-cap"}
+    first = create(service, headers=headers, maxPricePerHour=5)
+    assert first.status_code == 201, first.text
+    offers = httpx.get(f"{service.base_url}/api/offers?productName=RTX%204090%2024GB").json()
+    for product_id in {offer["productId"] for offer in offers["offers"]}:
+        simulator.control.set_price(product_id, price=900_000, spot_price=900_000)  # 9 USD/h
+    refused = create(service, maxPricePerHour=5)  # the same body without the key
+    assert refused.status_code == 400, refused.text
+    assert refused.json()["error"]["details"][0]["field"] == "maxPricePerHour"
+    again = create(service, headers=headers, maxPricePerHour=5)
+    assert again.status_code == 201, again.text
+    assert again.json() == first.json()
+    other = create(service, headers=headers, maxPricePerHour=6)  # refused, and another body
+    assert other.status_code == 422
+    assert other.json()["error"]["code"] == "IDEMPOTENCY_KEY_REUSED"
+
+
 def test_stop_start_delete_and_conflicts(service, simulator, webhook_receiver) -> None:
     base = service.base_url
     instance_id = create(service).json()["instanceId"]

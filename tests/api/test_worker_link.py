@@ -4,6 +4,8 @@ sockets) and the merge of their Prometheus series (pure)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import socket
 from pathlib import Path
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
@@ -37,6 +39,35 @@ async def test_a_wake_reaches_the_listener_once_per_burst(tmp_path: Path) -> Non
         listener.close()
         link.close()
     assert not link.wake_path.exists()
+
+
+async def test_the_wakes_of_one_loop_turn_send_one_datagram(tmp_path: Path) -> None:
+    link = WorkerLink(tmp_path)
+    receiver = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    receiver.bind(str(link.wake_path))
+    receiver.setblocking(False)
+    try:
+        for _ in range(50):  # fifty creates answered in one turn
+            link.wake()
+        await asyncio.sleep(0)  # the end of the turn
+        await asyncio.sleep(0.01)
+        assert received(receiver) == 1
+        link.wake()
+        await asyncio.sleep(0.01)
+        link.wake()
+        await asyncio.sleep(0.01)
+        assert received(receiver) == 2  # one per turn that woke
+    finally:
+        receiver.close()
+        link.close()
+
+
+def received(receiver: socket.socket) -> int:
+    count = 0
+    with contextlib.suppress(BlockingIOError):
+        while receiver.recv(16):
+            count += 1
+    return count
 
 
 def registry_text(

@@ -10,8 +10,7 @@ import json
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, cast
 
-from sqlalchemy import CursorResult, Table, bindparam, select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import Table, bindparam, select
 
 from novita_manager.errors import IdempotencyKeyReused
 from novita_manager.store.db import Database
@@ -36,9 +35,12 @@ _LOOKUP = select(
 
 
 @functools.cache
-def _insert(dialect: str) -> Insert:
-    """The key's INSERT for `dialect`, built at its first use (store/dialects.py)."""
-    return insert_for(dialect)(KEYS).on_conflict_do_nothing(index_elements=["key"])
+def insert_keys(dialect: str) -> Insert:
+    """The keys' INSERT for `dialect` (built at its first use, store/dialects.py): it skips a
+    key already stored and returns the keys it wrote, so a batch of creates learns which of
+    them lost the race to an earlier request."""
+    statement = insert_for(dialect)(KEYS).on_conflict_do_nothing(index_elements=["key"])
+    return cast("Insert", statement.returning(KEYS.c.key))
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,20 +65,12 @@ async def lookup(db: Database, key: str, request_hash: str) -> StoredResponse | 
     return StoredResponse(row.response_status, row.response_body, row.instance_id)
 
 
-async def store(
-    session: AsyncSession,
-    key: str,
-    request_hash: str,
-    instance_id: str,
-    status: int,
-    body: dict[str, Any],
-) -> bool:
-    """Insert the key in the caller's transaction; False when another request won the race.
-
-    One `INSERT ... ON CONFLICT DO NOTHING` (both dialects): the ORM's flush inside a savepoint
-    cost more than the rest of a create (profiled on the lifecycle benchmark)."""
-    dialect = session.bind.dialect.name if session.bind is not None else "sqlite"
-    values = {
+def key_row(
+    key: str, request_hash: str, instance_id: str, status: int, body: dict[str, Any]
+) -> dict[str, Any]:
+    """The key's row, stored in the transaction of the create it answers
+    (services/create_writer.py writes it with `INSERT ... ON CONFLICT DO NOTHING`)."""
+    return {
         "key": key,
         "request_hash": request_hash,
         "instance_id": instance_id,
@@ -84,5 +78,3 @@ async def store(
         "response_body": body,
         "created_at": utcnow(),
     }
-    inserted = await session.execute(_insert(dialect), values)
-    return cast(CursorResult[Any], inserted).rowcount == 1

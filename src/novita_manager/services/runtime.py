@@ -27,6 +27,7 @@ from novita_manager.logging import get_logger
 from novita_manager.metrics import Metrics
 from novita_manager.novita.catalogue import Catalogue
 from novita_manager.novita.client import NovitaClient
+from novita_manager.services.create_writer import CreateWriter
 from novita_manager.services.events import EventHub
 from novita_manager.services.key_check import KeyCheck, check_key_once
 from novita_manager.services.upstream import novita_client
@@ -53,6 +54,7 @@ class Runtime:
     scheduled: ScheduledRunner
     instance_reads: InstanceReads
     events: EventHub
+    create_writer: CreateWriter
     key_check: KeyCheck = field(default_factory=KeyCheck)
     _key_task: asyncio.Task[None] | None = None
     # Wakes the pipelines of another process (set by the app when they run in a sibling worker
@@ -147,6 +149,7 @@ class Runtime:
             scheduled=scheduled,
             instance_reads=instance_reads,
             events=events,
+            create_writer=CreateWriter(db),
         )
         if background:
             await runtime.provisioning.start()
@@ -165,6 +168,7 @@ class Runtime:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._key_task
         for stop in (
+            self.create_writer.close,
             self.events.close,
             self.scheduled.stop,
             self.status_sync.stop,
