@@ -73,6 +73,9 @@ def test_the_child_runs_the_pipelines_and_stops_with_serve(
     [worker] = wait_for(lambda: api.children(), what="the pipeline worker")
     lock = tmp_path / "one.db.lock"
     wait_for(lambda: lock.read_text().strip() == str(worker), what="the child holding the file")
+    # The pipelines are batch work for the scheduler; the API answers as an ordinary process.
+    assert os.sched_getscheduler(worker) == os.SCHED_BATCH
+    assert os.sched_getscheduler(api.process.pid) == os.SCHED_OTHER
 
     instance_id = create(api.base_url, "split-sqlite", webhook_receiver.url)
     wait_for(lambda: status(api.base_url, instance_id) == "running", timeout=30, what="running")

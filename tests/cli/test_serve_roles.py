@@ -85,6 +85,9 @@ async def test_api_processes_and_a_worker_share_the_work_on_postgresql(
     api = Serve(env, ["--role", "api", "--workers", "2"], tmp_path / "api.log")
     serve_processes.append(api)
     assert len(api.children()) >= 2  # two uvicorn workers behind one port
+    # The worker role is batch work for the scheduler (cli/batch_scheduling.py); the API not.
+    assert os.sched_getscheduler(worker.process.pid) == os.SCHED_BATCH
+    assert os.sched_getscheduler(api.process.pid) == os.SCHED_OTHER
 
     # The worker answers only health and metrics; the API process does no background work.
     assert httpx.get(f"{worker.base_url}/api/instances", timeout=5).status_code == 404

@@ -151,10 +151,12 @@ def worker_main(settings: Settings, directory: str, parent: int, server: Any = N
     die_with_parent(parent)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)  # not the parent's `quiet_signals` (fork)
     signal.signal(signal.SIGINT, signal.default_int_handler)
+    from novita_manager.cli.batch_scheduling import run_as_batch_work
     from novita_manager.gc_tuning import tune_collector
     from novita_manager.logging import configure_logging
 
     configure_logging(settings.log_level, settings.log_format, settings.secret_values())
+    run_as_batch_work()  # the API process's reads first on a busy machine
     if server is None:  # spawned: nothing of the parent's state, its collector thresholds too
         tune_collector()
         server = worker_server(settings, Path(directory))

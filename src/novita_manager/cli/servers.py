@@ -78,6 +78,10 @@ def serve(
     tune_collector()  # the forked pipeline child keeps it; api_worker_app sets its own
     check_database_or_exit(settings.database_url)  # one line and exit 4, not a traceback
     if settings.service_role != "all":
+        if settings.service_role == "worker":
+            from novita_manager.cli.batch_scheduling import run_as_batch_work
+
+            run_as_batch_work()  # as the pipelines' child of role all
         run_api(settings, workers, None, None)
         return
     # Role all: the API here, the pipelines in a child process (cli/pipeline_worker.py).
