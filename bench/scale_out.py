@@ -41,7 +41,7 @@ from bench.common import (
 )
 from bench.reads import closed_loop, create_running
 
-GOALS = {"speedup": 1.3, "cpu_ratio": 1.25}
+GOALS = {"speedup": 1.3, "cpu_ratio": 1.25, "per_core": 0.85}
 
 
 class Serve:
@@ -127,8 +127,19 @@ def report(r: dict[str, Any], args: argparse.Namespace, command: str) -> str:
     speedup = two["one"]["rate"] / one["one"]["rate"]
     floor_speedup = two["floor"]["rate"] / one["floor"]["rate"]
     cpu_ratio = two["one"]["cpu_ms"] / one["one"]["cpu_ms"]
+    cores = len(os.sched_getaffinity(0))
+    per_core = {
+        label: m["one"]["rate"] / max(m["one"]["machine_busy"] * cores, 1e-9)
+        for label, m in (("1", one), ("2", two))
+    }
+    kept = per_core["2"] / per_core["1"]
     refused = one["one"]["non2xx"] + two["one"]["non2xx"]
-    met = speedup >= GOALS["speedup"] and cpu_ratio <= GOALS["cpu_ratio"] and refused == 0
+    met = (
+        speedup >= GOALS["speedup"]
+        and cpu_ratio <= GOALS["cpu_ratio"]
+        and kept >= GOALS["per_core"]
+        and refused == 0
+    )
     rows = []
     for label, m in (("1 API process", one), ("2 API processes", two)):
         floor, read = m["floor"], m["one"]
@@ -137,7 +148,8 @@ def report(r: dict[str, Any], args: argparse.Namespace, command: str) -> str:
             f"{read['rate']:.0f}/s, {read['cpu_ms']:.3f} ms "
             f"({read['cpu_ms'] / floor['cpu_ms']:.2f}x floor) | "
             f"{read['p50_ms']:.2f} / {read['p99_ms']:.2f} ms | {read['non2xx']} | "
-            f"{read['api_cores']:.2f} | {read['machine_busy']:.0%} |"
+            f"{read['api_cores']:.2f} | {read['machine_busy']:.0%} | "
+            f"{per_core[label[0]]:.0f}/s |"
         )
     return "\n".join(
         [
@@ -149,19 +161,24 @@ def report(r: dict[str, Any], args: argparse.Namespace, command: str) -> str:
             "",
             "| API (`serve --role api [--workers 2]`) | floor `GET /health/live`: requests/s, "
             "CPU each | `GET /api/instances/{id}`: requests/s, CPU each | wrk p50 / p99 | "
-            "non-2xx | cores used by the API processes | machine busy (all processes) |",
-            "|---|---|---|---|---|---|---|",
+            "non-2xx | cores used by the API processes | machine busy (all processes) | "
+            "reads/s per busy core of the machine |",
+            "|---|---|---|---|---|---|---|---|",
             *rows,
             "",
             f"Two API processes answer **{speedup:.2f}x** the reads per second of one (the floor: "
-            f"{floor_speedup:.2f}x), at {cpu_ratio:.2f}x the CPU per read. Goal, reads scale with "
+            f"{floor_speedup:.2f}x), at {cpu_ratio:.2f}x the CPU per read; each busy core of "
+            f"the machine gives {kept:.2f}x the reads it gave with one. Goal, reads scale with "
             f"cores (≥ {GOALS['speedup']:g}x the reads/s at ≤ {GOALS['cpu_ratio']:g}x the CPU "
-            f"per read): {'met' if met else 'NOT met'}. The machine has "
-            f"{len(os.sched_getaffinity(0))} cores, which wrk, PostgreSQL (its CPU per read is "
-            "not in the figures above), the worker process, the simulator and whatever else "
-            "runs share with the API processes: when the machine is already busy with one API "
-            "process, a second one has no core to gain, and the CPU per read is what carries "
-            "over.",
+            f"per read, and ≥ {GOALS['per_core']:g}x the reads per busy core): "
+            f"{'met' if met else 'NOT met'}. The machine has {cores} cores, which wrk, "
+            "PostgreSQL (its CPU per read is not in the CPU figures), the worker process, the "
+            "simulator and whatever else runs share with the API processes. A read costs the "
+            "machine more than the API process's CPU (wrk's request, PostgreSQL's query), so "
+            "the reads per second are bounded by the machine's cores, not by one process: "
+            "the reads per busy core staying the same while a second process takes the cores "
+            "left is what scaling with cores looks like on a machine that two processes fill. "
+            "Doubling the reads needs the cores to put them on.",
         ]
     )
 
