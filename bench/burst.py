@@ -139,10 +139,8 @@ async def measure(args: argparse.Namespace, base_url: str, sim: Any, receiver: W
     sim.control.reset(seed=1, autostart=True, time_scale=args.time_scale)  # zero the counts
     ids: list[str] = []
     events = RunningEvents(receiver)
-    limits = httpx.Limits(max_connections=args.concurrency + 10)
-    async with httpx.AsyncClient(base_url=base_url, timeout=60, limits=limits) as posting:
-        began = time.perf_counter()
-        posts = await post_all(posting, args.n, args.concurrency, ids, cast(RateLoad, _NoLoad()))
+    began = time.perf_counter()
+    posts = await post_all(base_url, args.n, args.concurrency, ids, cast(RateLoad, _NoLoad()))
     # From here on requests are seconds apart: a connection per request, so none is a kept-alive
     # one the server has closed meanwhile.
     fresh = httpx.Limits(max_keepalive_connections=0)

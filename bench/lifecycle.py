@@ -24,6 +24,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import httpx
 from tests.fixtures.webhook_receiver import WebhookReceiver
 
@@ -46,6 +47,7 @@ LISTING = "GET /gpu/instances"
 # The status sync asks for 100 per page; the simulator's default profile may cap it lower
 # (reading `page_size_cap`), and the pages then follow what it returns.
 PAGE_SIZE = min(100, readings_for(DEFAULT_PROFILE)["page_size_cap"] or 100)
+POST_TIMEOUT = aiohttp.ClientTimeout(total=60)
 
 
 def body(index: int) -> dict[str, Any]:
@@ -99,12 +101,17 @@ def total_calls(stats: dict[str, Any]) -> dict[str, int]:
 
 
 async def post_all(
-    client: httpx.AsyncClient, n: int, concurrency: int, ids: list[str], load: RateLoad | NoLoad
+    base_url: str, n: int, concurrency: int, ids: list[str], load: RateLoad | NoLoad
 ) -> dict[str, Any]:
+    """POST `n` creates, `concurrency` in flight. The client is aiohttp: httpx cost 1.2 ms of
+    CPU per request (bench.http_clients), and the benchmark process, sharing the machine's
+    cores with the service, took more than half a core for its creates alone."""
     limit = asyncio.Semaphore(concurrency)
     latencies: list[float] = []
     statuses: dict[int, int] = {}
     shed = [0]
+    connector = aiohttp.TCPConnector(limit=concurrency + 10)
+    session = aiohttp.ClientSession(base_url, connector=connector, timeout=POST_TIMEOUT)
 
     async def one(index: int) -> None:
         async with limit:
@@ -115,26 +122,30 @@ async def post_all(
             # A 503 (load shed at admission) is sent again after its Retry-After, counted.
             for attempt in range(30):
                 try:
-                    response = await client.post(
+                    async with session.post(
                         "/api/instances", json=body(index), headers=headers
-                    )
-                except (httpx.ReadError, httpx.RemoteProtocolError):
+                    ) as response:
+                        status = response.status
+                        answer = await response.read()
+                        retry_after = float(response.headers.get("retry-after", "1"))
+                except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError):
                     if attempt == 29:
                         raise
                     continue
-                if response.status_code != 503:
+                if status != 503:
                     break
                 shed[0] += 1
-                await asyncio.sleep(float(response.headers.get("retry-after", "1")))
+                await asyncio.sleep(retry_after)
             latencies.append(time.perf_counter() - began)
-        statuses[response.status_code] = statuses.get(response.status_code, 0) + 1
-        if response.status_code == 201:
-            instance_id = response.json()["instanceId"]
+        statuses[status] = statuses.get(status, 0) + 1
+        if status == 201:
+            instance_id = json.loads(answer)["instanceId"]
             ids.append(instance_id)
             load.add(f"/api/instances/{instance_id}")
 
     began = time.perf_counter()
-    await asyncio.gather(*(one(i) for i in range(n)))
+    async with session:
+        await asyncio.gather(*(one(i) for i in range(n)))
     return {
         "seconds": time.perf_counter() - began,
         "p50": percentile(latencies, 50),
@@ -243,7 +254,7 @@ async def measure(args: argparse.Namespace, base_url: str, sim: Any, receiver: W
     limits = httpx.Limits(max_connections=args.concurrency + 10)
     async with httpx.AsyncClient(base_url=base_url, timeout=60, limits=limits) as client:
         began = time.perf_counter()
-        posts = await post_all(client, args.n, args.concurrency, ids, load)
+        posts = await post_all(base_url, args.n, args.concurrency, ids, load)
         await wait_all_running(client, events, len(ids), args.timeout)
         wall = time.perf_counter() - began
         get_during = await asyncio.to_thread(load.stop)
