@@ -12,7 +12,7 @@ from sqlalchemy import select, update
 from novita_manager.engine.status_sync import StatusSync
 from novita_manager.engine.status_sync.listing import creates_in_doubt, fetch_missing
 from novita_manager.engine.status_sync.record import SYNC_COLUMNS, record
-from novita_manager.engine.status_sync.settled import settle_key
+from novita_manager.engine.status_sync.settled import SettledRows, settle_key
 from novita_manager.engine.status_sync.strays import settle_strays
 from novita_manager.novita.listed import ListedInstance
 from novita_manager.store.db import Database
@@ -164,7 +164,7 @@ def test_the_settle_key_changes_with_any_write_to_the_row() -> None:
     `observed_at`, a step's write `updated_at` (whatever column it changed)."""
     now = utcnow()
     row = SimpleNamespace(
-        observed_at=now, updated_at=now, status="running", operation=None,
+        id="r1", observed_at=now, updated_at=now, status="running", operation=None,
         operation_issued=False, operation_started_at=None, operation_issued_at=None,
         cluster_id="c1", last_synced_at=now,
     )  # fmt: skip
@@ -175,5 +175,18 @@ def test_the_settle_key_changes_with_any_write_to_the_row() -> None:
     later = now + timedelta(seconds=1)
     for column in ("observed_at", "updated_at"):
         assert settle_key(SimpleNamespace(**{**vars(row), column: later}), item) != key
+    # Another row seen exactly alike has another key: the settled rows are kept as keys alone.
+    assert settle_key(SimpleNamespace(**{**vars(row), "id": "r2"}), item) != key
     erring = ListedInstance(id="n1", status="running", marker=None, status_error={"state": "x"})
     assert settle_key(row, erring) is None  # a statusError is always evaluated: time matters
+
+
+def test_settled_rows_hold_exactly_their_keys() -> None:
+    """The settled rows' keys between two runs: 64-bit hashes, negative ones included."""
+    keys = [hash(("row", n)) for n in range(1_000)] + [-(2**63), 2**63 - 1, 0]
+    settled = SettledRows(keys)
+    assert len(settled) == len(keys)
+    assert all(key in settled for key in keys)
+    assert not any(hash(("other", n)) in settled for n in range(1_000))
+    assert "row" not in settled
+    assert 1 not in SettledRows()

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from orjson import dumps, loads
 from sqlalchemy import select
 
 from novita_manager.domain import observations
@@ -25,11 +26,13 @@ from novita_manager.engine.status_sync.record import record
 from novita_manager.engine.status_sync.settled import (
     MANAGED,
     RAW_SYNC_COLUMNS,
+    SettledRows,
     observations_of,
     parsed,
     settle_key,
 )
 from novita_manager.engine.status_sync.strays import StraySightings, settle_strays
+from novita_manager.gc_tuning import release_free_memory
 from novita_manager.logging import get_logger
 from novita_manager.metrics import Metrics
 from novita_manager.novita.client import ListingProgress, NovitaClient
@@ -98,8 +101,8 @@ class StatusSync:
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
-        # Row id -> `settle_key` of rows seen unchanged without a reaction at the last run.
-        self._settled: dict[str, int] = {}
+        # The `settle_key` of each row seen unchanged without a reaction at the last run.
+        self._settled = SettledRows()
         # The `observed_at` values recent runs wrote (their starts), within twice the longest a
         # row keeps one (`resync_write_interval`): a row showing one was written by the sync.
         self._own_writes: dict[datetime, None] = {}
@@ -122,19 +125,23 @@ class StatusSync:
         self,
         row: Any,
         item: ListedInstance,
-        settled: dict[str, int],
+        settled: SettledRows,
         keys: dict[str, int],
         started: datetime,
-    ) -> ListedInstance | int:
+    ) -> bytes | int:
         """The row's settle key when the row is seen exactly as at the last run (it is not
-        evaluated again), else the listed instance (its key, if any, goes in `keys`)."""
+        evaluated again), else the listed instance's summary as JSON (its key, if any, goes in
+        `keys`), held until the row's part is evaluated: 10,000 of them when every row changed.
+        One block each, in the C heap, which `release_free_memory` gives back after the run;
+        the listed instances were a dozen small objects each, and Python's arenas that held
+        them stayed with the process (docs/design.md "Memory")."""
         key = settle_key(row, item, self._own_writes)
-        if key is not None and settled.get(row.id) == key and self._calm(row, started):
+        if key is not None and key in settled and self._calm(row, started):
             keys.pop(row.id, None)
             return key
         if key is not None:
             keys[row.id] = key
-        return item
+        return dumps(observations.summarize(item))
 
     def request(self) -> None:
         """Ask for an early sync (after a create or an operation); coalesced with others."""
@@ -161,6 +168,7 @@ class StatusSync:
                 await self._defer()
                 if await self._lease.hold():
                     await self.run_once()
+                    release_free_memory()  # the run's peak: ~1 ms, up to 13 MiB at 10,000 rows
             except asyncio.CancelledError:
                 raise
             except Exception:
@@ -190,15 +198,16 @@ class StatusSync:
             rows = (await session.execute(select(*RAW_SYNC_COLUMNS).where(MANAGED))).all()
         report.rows = len(rows)
         if not rows and not await creates_in_doubt(self.db):
-            self._settled = {}
+            self._settled = SettledRows()
             return report  # nothing to watch: no upstream call at all
         started = utcnow()
         clock = time.perf_counter()
         managed = {row.novita_instance_id: row for row in rows}
         # A listed instance whose row is settled (below) is kept as its settle key only, the
-        # others as listed with their key in `keys`: holding every listed instance until the end
-        # of the run cost about 1 KiB per managed instance at the run's peak.
-        seen: dict[str, ListedInstance | int] = {}
+        # others as their summary's JSON (`_settle`) with their key in `keys`: holding every
+        # listed instance until the end of the run cost about 1 KiB per managed instance at the
+        # run's peak.
+        seen: dict[str, bytes | int] = {}
         keys: dict[str, int] = {}
         settled = self._settled
         strays: dict[str, tuple[str, ListedInstance]] = {}
@@ -226,16 +235,17 @@ class StatusSync:
         listed_at = time.perf_counter()
         # Rows seen exactly as at the last run (same listing fingerprint, same row) are not
         # evaluated again: their observation and decision are those of the last run.
-        self._settled = {}
+        settled_now: list[int] = []
         unchanged: list[Any] = []
         evaluate: list[Any] = []
         for row in rows:
             listed = seen.get(row.novita_instance_id)
             if isinstance(listed, int):
                 unchanged.append(row)
-                self._settled[row.id] = listed
+                settled_now.append(listed)
             elif listed is not None or row.novita_instance_id in fetched:
                 evaluate.append(row)
+        self._settled = SettledRows(settled_now)  # what holds should the evaluation below fail
         adopted, sighted = await settle_strays(self.db, strays, started) if strays else (0, [])
         report.strays = adopted + len(sighted)
         self.sightings.record(sighted)
@@ -253,9 +263,7 @@ class StatusSync:
             for row in part:
                 listed = seen.get(row.novita_instance_id)
                 found[row.novita_instance_id] = (
-                    observations.summarize(listed)
-                    if isinstance(listed, ListedInstance)
-                    else fetched[row.novita_instance_id]
+                    loads(listed) if isinstance(listed, bytes) else fetched[row.novita_instance_id]
                 )
             changed, woke = await record(
                 self.db,
@@ -276,8 +284,8 @@ class StatusSync:
             self.metrics.status_sync_duration.labels("record").observe(
                 time.perf_counter() - listed_at
             )
-        for row_id in quiet & keys.keys():
-            self._settled[row_id] = keys[row_id]
+        settled_now += (keys[row_id] for row_id in quiet & keys.keys())
+        self._settled = SettledRows(settled_now)
         self._own_writes[started] = None
         oldest = started - timedelta(seconds=2 * self.resync_write_interval)
         while next(iter(self._own_writes)) < oldest:  # oldest first: insertion order
