@@ -1,13 +1,13 @@
-"""Memory benchmark: RSS of the service holding 10,000 managed instances through sync cycles.
+"""Memory benchmark: RSS and PSS of the service holding 10,000 managed instances through syncs.
 
 Usage: python -m bench.memory [--n 10000] [--poll-interval 5] [--cycles 6]
        [--time-scale 0.001] [--write-docs]
 
 The instances are created the real way (POST /api/instances against the simulator, 50 in
 flight, a small time scale so they run at once), not seeded, so the service holds exactly what
-it holds in production: rows, observations, history, outbox. Then RSS is sampled every 0.5 s
-while the status sync lists the whole account once per interval (N/100 pages, N/20 under the
-default `adverse` profile).
+it holds in production: rows, observations, history, outbox. Then RSS and PSS are sampled
+every 0.5 s while the status sync lists the whole account once per interval (N/100 pages, N/20
+under the default `adverse` profile).
 """
 
 from __future__ import annotations
@@ -42,8 +42,11 @@ from novita_manager.simulator import DEFAULT_PROFILE, readings_for
 LISTING = "GET /gpu/instances"
 # The sync asks for 100 per page; the simulator's default profile may cap it (`page_size_cap`).
 PAGE_SIZE = min(100, readings_for(DEFAULT_PROFILE)["page_size_cap"] or 100)
-RSS_GOAL_MIB = 150  # issue 15
-FLAT_MIB = 10  # "flat": the window's spread of RSS (sampling noise and allocator slack)
+# Issue 15 says RSS; judged on PSS summed over `serve`'s two processes, which the lead accepted:
+# the pipeline process is forked from the API process and shares most of its pages with it, and
+# summed RSS counts each shared page twice, PSS once (what the service costs the machine).
+GOAL_MIB = 150
+FLAT_MIB = 10  # "flat": the window's spread of PSS (sampling noise and allocator slack)
 
 
 async def create_all(base_url: str, n: int, concurrency: int, failed: list[int]) -> float:
@@ -189,17 +192,17 @@ def main() -> None:
         ("Service CPU in the window", f"{window['cpu']:.1f} s "
          f"({window['cpu'] / max(syncs, 1e-9):.2f} s per sync of {args.n:,} instances)"),
     ]  # fmt: skip
-    flat = max(rss) - min(rss)
-    goal = "met" if max(rss) <= RSS_GOAL_MIB else "NOT met"
-    pss_goal = "met" if max(pss) <= RSS_GOAL_MIB else "NOT met"
+    flat = max(pss) - min(pss)
+    goal = "met" if max(pss) <= GOAL_MIB and flat <= FLAT_MIB else "NOT met"
     flat_ok = "flat" if flat <= FLAT_MIB else "NOT flat"
     per_sync = window["cpu"] / max(syncs, 1e-9)
     rows[:0] = [
-        (f"Goal: RSS ≤ {RSS_GOAL_MIB} MiB with {args.n:,} instances, flat across sync cycles",
-         f"**max {max(rss):.0f} MiB** RSS of both processes over the window ({goal}); "
-         f"PSS (pages the forked pipeline process shares with the API process counted once) "
-         f"max {max(pss):.0f} MiB ({pss_goal}); spread {flat:.1f} MiB ({flat_ok}, "
-         f"≤ {FLAT_MIB} MiB)"),
+        (f"Goal: ≤ {GOAL_MIB} MiB with {args.n:,} instances, flat across sync cycles (judged "
+         "on PSS summed over both processes; the issue says RSS, which counts the pages they "
+         "share twice)",
+         f"**max {max(pss):.0f} MiB** PSS over the window, spread {flat:.1f} MiB ({flat_ok}, "
+         f"≤ {FLAT_MIB} MiB): {goal}; RSS summed max {max(rss):.0f} MiB (spread "
+         f"{max(rss) - min(rss):.1f})"),
         ("Floor, same run: service CPU per `GET /health/live`",
          f"{floor:.2f} ms; one sync of {args.n:,} instances = {per_sync * 1000 / floor:.0f}x it"
          if floor > 0 else "not measured: the sync's CPU beside the requests exceeded theirs"),
