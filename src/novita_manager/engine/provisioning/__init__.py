@@ -23,7 +23,8 @@ Modules, one per kind of step (each step writes its result with `write.write` un
 - `write`: the guarded write under the lease, and the retry of a step.
 """
 
-from novita_manager.engine.provisioning.provisioner import RECHECK_INTERVALS, Provisioner
+from novita_manager.engine.provisioning.context import RECHECK_INTERVALS
+from novita_manager.engine.provisioning.provisioner import Provisioner
 from novita_manager.engine.provisioning.write import IncompleteListing
 
 __all__ = ["RECHECK_INTERVALS", "IncompleteListing", "Provisioner"]

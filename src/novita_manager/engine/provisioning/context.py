@@ -13,6 +13,10 @@ from novita_manager.novita.client import NovitaClient
 from novita_manager.store.db import Database
 from novita_manager.store.models import Instance
 
+# A waiting row is rechecked after this many poll intervals even without news (a safety net:
+# the status sync wakes it as soon as an observation needs a reaction).
+RECHECK_INTERVALS = 10
+
 
 def _nothing() -> None:
     return None
@@ -33,3 +37,8 @@ class StepContext:
     def __post_init__(self) -> None:
         if self.commits is None:
             self.commits = GroupCommit(self.db, model=Instance)
+
+    @property
+    def recheck_after(self) -> float:
+        """Seconds a waiting row sleeps without news (`decide`'s `recheck_after`)."""
+        return self.settings.instance_poll_interval * RECHECK_INTERVALS

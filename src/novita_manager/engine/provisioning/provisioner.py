@@ -26,10 +26,6 @@ from novita_manager.store.db import Database
 from novita_manager.store.models import Instance
 from novita_manager.store.types import utcnow
 
-# A waiting row is rechecked after this many poll intervals even without news (a safety net:
-# the status sync wakes it as soon as an observation needs a reaction).
-RECHECK_INTERVALS = 10
-
 
 class Provisioner:
     """The handler of the provisioning pipeline (see the package docstring)."""
@@ -77,7 +73,7 @@ class Provisioner:
             snapshot_of(row),
             now=utcnow(),
             timeout=ctx.settings.instance_startup_timeout,
-            recheck_after=ctx.settings.instance_poll_interval * RECHECK_INTERVALS,
+            recheck_after=ctx.recheck_after,
         )
         if decision.action is Action.CREATE:
             await create(ctx, lease, row)
