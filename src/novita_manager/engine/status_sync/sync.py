@@ -10,7 +10,6 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from orjson import dumps, loads
 from sqlalchemy import select
 
 from novita_manager.domain import observations
@@ -128,20 +127,17 @@ class StatusSync:
         settled: SettledRows,
         keys: dict[str, int],
         started: datetime,
-    ) -> bytes | int:
+    ) -> dict[str, Any] | int:
         """The row's settle key when the row is seen exactly as at the last run (it is not
-        evaluated again), else the listed instance's summary as JSON (its key, if any, goes in
-        `keys`), held until the row's part is evaluated: 10,000 of them when every row changed.
-        One block each, in the C heap, which `release_free_memory` gives back after the run;
-        the listed instances were a dozen small objects each, and Python's arenas that held
-        them stayed with the process (docs/design.md "Memory")."""
+        evaluated again), else the listed instance's summary (its key, if any, goes in
+        `keys`)."""
         key = settle_key(row, item, self._own_writes)
         if key is not None and key in settled and self._calm(row, started):
             keys.pop(row.id, None)
             return key
         if key is not None:
             keys[row.id] = key
-        return dumps(observations.summarize(item))
+        return observations.summarize(item)
 
     def request(self) -> None:
         """Ask for an early sync (after a create or an operation); coalesced with others."""
@@ -168,7 +164,7 @@ class StatusSync:
                 await self._defer()
                 if await self._lease.hold():
                     await self.run_once()
-                    release_free_memory()  # the run's peak: ~1 ms, up to 13 MiB at 10,000 rows
+                    release_free_memory()  # the C heap's free pages after the run (1-4 ms)
             except asyncio.CancelledError:
                 raise
             except Exception:
@@ -191,6 +187,32 @@ class StatusSync:
         while self.busy() and not self._stopping and time.monotonic() < deadline:
             await asyncio.sleep(DEFER_STEP)
 
+    async def _record_part(
+        self,
+        part: list[tuple[Any, dict[str, Any]]],
+        started: datetime,
+        quiet: set[str],
+        unchanged: Any = (),
+    ) -> int:
+        """Evaluate and write one part of rows with what was listed of them (summaries), in
+        one transaction (`record`); wake the pipeline if a row needs it, so it starts on this
+        part while the next is listed or evaluated. Returns how many observations changed."""
+        rows = [row for row, _ in part]
+        texts = await observations_of(self.db, [row.id for row in rows]) if rows else {}
+        changed, woke = await record(
+            self.db,
+            [parsed(row, texts.get(row.id)) for row in rows],
+            {row.novita_instance_id: summary for row, summary in part},
+            started,
+            startup_timeout=self.startup_timeout,
+            resync_write_interval=self.resync_write_interval,
+            unchanged=unchanged,
+            quiet=quiet,
+        )
+        if woke:
+            self.on_changes()
+        return changed
+
     async def run_once(self) -> SyncReport:
         """List the account once and record what it says about every managed instance."""
         report = SyncReport()
@@ -203,14 +225,18 @@ class StatusSync:
         started = utcnow()
         clock = time.perf_counter()
         managed = {row.novita_instance_id: row for row in rows}
-        # A listed instance whose row is settled (below) is kept as its settle key only, the
-        # others as their summary's JSON (`_settle`) with their key in `keys`: holding every
-        # listed instance until the end of the run cost about 1 KiB per managed instance at the
-        # run's peak.
-        seen: dict[str, bytes | int] = {}
+        # A listed instance whose row is settled (below) is kept as its settle key only; the
+        # others are evaluated and written in parts of EVALUATE_PART while the listing goes on
+        # (`_record_part`). Holding every listed instance to the listing's end cost about 1 KiB
+        # per managed instance at the run's peak (10,000 when every row changed), which the
+        # process kept as its size (docs/design.md "Memory"). A part written before a listing
+        # fails stays written: what it recorded was listed.
+        seen: dict[str, int | None] = {}
         keys: dict[str, int] = {}
         settled = self._settled
         strays: dict[str, tuple[str, ListedInstance]] = {}
+        part: list[tuple[Any, dict[str, Any]]] = []
+        quiet: set[str] = set()
         progress = ListingProgress()
         try:
             async for page in self.client.list_listed_pages(page_size=PAGE_SIZE, progress=progress):
@@ -220,9 +246,19 @@ class StatusSync:
                 for item in page.instances:
                     row = managed.get(item.id)
                     if row is not None:
-                        seen[item.id] = self._settle(row, item, settled, keys, started)
+                        if item.id in seen:
+                            continue  # listed twice (the listing shifted): evaluated once
+                        listed = self._settle(row, item, settled, keys, started)
+                        if isinstance(listed, int):
+                            seen[item.id] = listed
+                        else:
+                            seen[item.id] = None
+                            part.append((row, listed))
                     elif item.marker and item.status not in NOVITA_REMOVING:
                         strays[item.id] = (item.marker, item)
+                if len(part) >= EVALUATE_PART:
+                    report.changed += await self._record_part(part, started, quiet)
+                    part = []
             missing = fallback_ids(rows, seen, complete=progress.complete)
             report.complete = progress.complete
             report.fallback_gets = len(missing)
@@ -237,47 +273,26 @@ class StatusSync:
         # evaluated again: their observation and decision are those of the last run.
         settled_now: list[int] = []
         unchanged: list[Any] = []
-        evaluate: list[Any] = []
         for row in rows:
-            listed = seen.get(row.novita_instance_id)
-            if isinstance(listed, int):
+            key = seen.get(row.novita_instance_id)
+            if key is not None:
                 unchanged.append(row)
-                settled_now.append(listed)
-            elif listed is not None or row.novita_instance_id in fetched:
-                evaluate.append(row)
+                settled_now.append(key)
+            elif row.novita_instance_id in fetched:
+                part.append((row, fetched[row.novita_instance_id]))
         self._settled = SettledRows(settled_now)  # what holds should the evaluation below fail
         adopted, sighted = await settle_strays(self.db, strays, started) if strays else (0, [])
         report.strays = adopted + len(sighted)
         self.sightings.record(sighted)
         if sighted:
             self.on_strays()
-        quiet: set[str] = set()
-        # In parts of EVALUATE_PART rows, each written in its own transaction: a run that
-        # evaluates every row (the first, or one after the rows' periodic `last_synced_at`
-        # write) held each row's summary, stored observation and parsed copy at once, about
-        # 8 KiB per managed instance at the run's peak, which the process keeps as its size.
-        for start in range(0, max(len(evaluate), 1), EVALUATE_PART):
-            part = evaluate[start : start + EVALUATE_PART]
-            texts = await observations_of(self.db, [row.id for row in part]) if part else {}
-            found: dict[str, dict[str, Any]] = {}
-            for row in part:
-                listed = seen.get(row.novita_instance_id)
-                found[row.novita_instance_id] = (
-                    loads(listed) if isinstance(listed, bytes) else fetched[row.novita_instance_id]
-                )
-            changed, woke = await record(
-                self.db,
-                [parsed(row, texts.get(row.id)) for row in part],
-                found,
+        for start in range(0, max(len(part), 1), EVALUATE_PART):
+            report.changed += await self._record_part(
+                part[start : start + EVALUATE_PART],
                 started,
-                startup_timeout=self.startup_timeout,
-                resync_write_interval=self.resync_write_interval,
+                quiet,
                 unchanged=unchanged if start == 0 else (),
-                quiet=quiet,
             )
-            report.changed += changed
-            if woke:
-                self.on_changes()  # the pipeline starts on this part while the next is evaluated
         report.skipped = len(unchanged)
         if self.metrics is not None:
             self.metrics.status_sync_duration.labels("listing").observe(listed_at - clock)
