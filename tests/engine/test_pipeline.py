@@ -73,6 +73,19 @@ async def test_due_filter_limits_what_is_claimed(items_db: Database) -> None:
     }  # fmt: skip
 
 
+async def test_first_rows_are_claimed_before_rows_due_earlier(items_db: Database) -> None:
+    await insert_items(items_db, 3, prefix="old", due_in=-30, kind="a")
+    await insert_items(items_db, 2, prefix="urgent", due_in=-1, kind="b")
+    await insert_items(items_db, 2, prefix="later", due_in=60, kind="b")  # not due: not first
+    seen: list[str] = []
+    handler = counting_handler(items_db, "me", on_done=lambda row_id, _: seen.append(row_id))
+    pipeline = make(items_db, handler, workers=3, first=Item.kind == "b")
+    assert await pipeline.run_once() == 3
+    assert sorted(seen) == ["old00000", "urgent00000", "urgent00001"]  # then by due time
+    assert await pipeline.run_once() == 2
+    assert sorted(seen[3:]) == ["old00001", "old00002"]
+
+
 async def test_a_lost_lease_makes_the_old_workers_write_a_no_op(items_db: Database) -> None:
     (row_id,) = await insert_items(items_db, 1)
     entered, resume = asyncio.Event(), asyncio.Event()

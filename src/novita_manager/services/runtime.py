@@ -18,7 +18,7 @@ from typing import Any
 from novita_manager.config import Settings
 from novita_manager.domain.statuses import Status
 from novita_manager.engine.pipeline import Pipeline
-from novita_manager.engine.provisioning import Provisioner
+from novita_manager.engine.provisioning import BILLING_UNANNOUNCED, Provisioner
 from novita_manager.engine.scheduled import ScheduledRunner, build_scheduled_runner
 from novita_manager.engine.scheduled.limits import LimitOptions, LimitsTask, limits_task
 from novita_manager.engine.status_sync import StatusSync
@@ -95,6 +95,7 @@ class Runtime:
                 db=db,
                 model=Instance,
                 handler=provisioner,
+                first=BILLING_UNANNOUNCED,
                 workers=settings.pipeline_workers,
                 lease_seconds=settings.lease_seconds,
                 owner=db.owner,

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from sqlalchemy import and_
+
 from novita_manager.config import Settings
 from novita_manager.domain.lifecycle import Action, decide
-from novita_manager.domain.statuses import CREATE_IN_DOUBT
+from novita_manager.domain.statuses import CREATE_IN_DOUBT, NOVITA_RUNNING, Status
 from novita_manager.engine.changes import InstanceChange
 from novita_manager.engine.leases import Lease
 from novita_manager.engine.provisioning.calls import call
@@ -25,6 +27,17 @@ from novita_manager.novita.errors import NovitaError, is_transient
 from novita_manager.store.db import Database
 from novita_manager.store.models import Instance
 from novita_manager.store.types import utcnow
+
+# The rows the provisioning pipeline claims before the others due: Novita bills the instance
+# (it runs) and the row has not reached running, so the user has not been told (the running
+# webhook and its connection details) or a stop or delete of it waits. Claimed in order of due
+# time alone, they queued behind the creates of a burst: 1,000 creates answered within two
+# seconds left the last running instances unannounced for six seconds on the lifecycle
+# benchmark (PostgreSQL). A create waiting a little longer costs nothing; an instance that runs
+# unannounced is paid for and unused.
+BILLING_UNANNOUNCED = and_(
+    Instance.novita_status == NOVITA_RUNNING, Instance.status != Status.RUNNING.value
+)
 
 
 class Provisioner:
