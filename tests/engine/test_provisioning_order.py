@@ -8,7 +8,7 @@ from datetime import timedelta
 from novita_manager.domain.statuses import CreateState, Operation, Status
 from novita_manager.engine.leases import Lease, write_with_lease
 from novita_manager.engine.pipeline import Pipeline
-from novita_manager.engine.provisioning import BILLING_UNANNOUNCED
+from novita_manager.engine.provisioning import BILLING_UNANNOUNCED, backlog_observes_itself
 from novita_manager.store.db import Database
 from novita_manager.store.models import Instance
 from novita_manager.store.types import utcnow
@@ -62,5 +62,15 @@ async def test_running_unannounced_and_stops_of_running_instances_go_first(db: D
     )  # fmt: skip
     assert await pipeline.run_once() == 2
     assert sorted(seen) == ["reached-running", "stop-waiting"]
+    assert backlog_observes_itself(pipeline.last_claimed)  # both read their instance
     assert await pipeline.run_once() == 2
     assert seen[2:] == ["create-old", "at-rest"]  # then in the order they became due
+    assert not backlog_observes_itself(pipeline.last_claimed)  # a create: the sync must look
+
+
+def test_only_a_backlog_of_steps_that_read_their_instance_holds_the_status_sync() -> None:
+    created = Instance(id="a", novita_instance_id="n-a")
+    creating = Instance(id="b", novita_instance_id=None)
+    assert backlog_observes_itself([created, Instance(id="c", novita_instance_id="n-c")])
+    assert not backlog_observes_itself([created, creating])
+    assert backlog_observes_itself([])  # vacuous: `backlogged` says whether there is one

@@ -114,6 +114,7 @@ class Pipeline(Generic[RowT]):
         # The last claim was full, so more rows are likely due (the fetcher then claims larger
         # batches; the status sync waits for it, StatusSync._defer).
         self.backlogged = False
+        self.last_claimed: list[RowT] = []  # the rows of the last claim (what the backlog is)
         self._wake = asyncio.Event()
         self._slot_freed = asyncio.Event()
         self._stopping = False
@@ -254,6 +255,7 @@ class Pipeline(Generic[RowT]):
             set_committed_value(row, "lock_token", lease.token)
             set_committed_value(row, "lock_expires_at", expires)
             self._held[lease.row_id] = lease
+        self.last_claimed = [row for _, row in claimed]
         return claimed
 
     # Workers -------------------------------------------------------------------------------

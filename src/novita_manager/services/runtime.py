@@ -18,7 +18,11 @@ from typing import Any
 from novita_manager.config import Settings
 from novita_manager.domain.statuses import Status
 from novita_manager.engine.pipeline import Pipeline
-from novita_manager.engine.provisioning import BILLING_UNANNOUNCED, Provisioner
+from novita_manager.engine.provisioning import (
+    BILLING_UNANNOUNCED,
+    Provisioner,
+    backlog_observes_itself,
+)
 from novita_manager.engine.scheduled import ScheduledRunner, build_scheduled_runner
 from novita_manager.engine.scheduled.limits import LimitOptions, LimitsTask, limits_task
 from novita_manager.engine.status_sync import StatusSync
@@ -104,7 +108,9 @@ class Runtime:
                 retry_cap=60.0,
             )
             status_sync.on_changes = provisioning.hint
-            status_sync.busy = lambda: provisioning.backlogged
+            status_sync.busy = lambda: (
+                provisioning.backlogged and backlog_observes_itself(provisioning.last_claimed)
+            )
             events = EventHub(
                 db,
                 poll_interval=settings.events_poll_interval,

@@ -24,7 +24,17 @@ Modules, one per kind of step (each step writes its result with `write.write` un
 """
 
 from novita_manager.engine.provisioning.context import RECHECK_INTERVALS
-from novita_manager.engine.provisioning.provisioner import BILLING_UNANNOUNCED, Provisioner
+from novita_manager.engine.provisioning.provisioner import (
+    BILLING_UNANNOUNCED,
+    Provisioner,
+    backlog_observes_itself,
+)
 from novita_manager.engine.provisioning.write import IncompleteListing
 
-__all__ = ["BILLING_UNANNOUNCED", "RECHECK_INTERVALS", "IncompleteListing", "Provisioner"]
+__all__ = [
+    "BILLING_UNANNOUNCED",
+    "RECHECK_INTERVALS",
+    "IncompleteListing",
+    "Provisioner",
+    "backlog_observes_itself",
+]

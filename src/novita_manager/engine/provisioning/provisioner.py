@@ -3,7 +3,7 @@ out `domain.lifecycle.decide`'s action with the step that does it."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from sqlalchemy import and_
 
@@ -38,6 +38,14 @@ from novita_manager.store.types import utcnow
 BILLING_UNANNOUNCED = and_(
     Instance.novita_status == NOVITA_RUNNING, Instance.status != Status.RUNNING.value
 )
+
+
+def backlog_observes_itself(rows: Sequence[Instance]) -> bool:
+    """Whether every row of a provisioning claim has its instance upstream, so its step reads
+    the instance itself (a running one, its details): the status sync then waits for that
+    backlog (`StatusSync._defer`). A backlog with creates in it does not: the instances created
+    before them may be running meanwhile, and only the sync finds out."""
+    return all(row.novita_instance_id is not None for row in rows)
 
 
 class Provisioner:
