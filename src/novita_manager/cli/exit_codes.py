@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from enum import IntEnum
+from typing import TYPE_CHECKING
 
-from novita_manager.sdk import ApiResponseError, ServiceError, ServiceUnreachable
-from novita_manager.sdk.names import AmbiguousName
+if TYPE_CHECKING:
+    from novita_manager.sdk import ServiceError
 
 
 class ExitCode(IntEnum):
@@ -29,6 +30,11 @@ EPILOG = (
 
 
 def exit_code_for(error: ServiceError) -> ExitCode:
+    # Imported here: `serve` imports this module for its exit codes, and the SDK (httpx,
+    # pydantic views) is the client commands' (docs/design.md "Memory").
+    from novita_manager.sdk import ApiResponseError, ServiceUnreachable
+    from novita_manager.sdk.names import AmbiguousName
+
     if isinstance(error, ServiceUnreachable):
         return ExitCode.UNREACHABLE
     if isinstance(error, AmbiguousName):
