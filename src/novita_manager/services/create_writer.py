@@ -132,7 +132,8 @@ class CreateWriter:
                 return
             log.warning("create_round_failed_writing_one_by_one", creates=len(round_))
             for waiting in round_:
-                await self._write_round([waiting])
+                if not waiting[1].done():  # its request may have gone meanwhile
+                    await self._write_round([waiting])
             return
         for (_, future), written in zip(round_, outcomes, strict=True):
             if not future.done():
