@@ -47,7 +47,8 @@ class WorkerLink:
 
         Sent at the end of the loop's turn, once for all the wakes of that turn: the creates
         of one round of `services/create_writer.py` are answered together, and a datagram
-        each was a sixth of a create's CPU (and as many wake-ups of the worker)."""
+        each was a sixth of the create handler's samples in a profile (and as many wake-ups of
+        the worker)."""
         if self._wake_due:
             return
         try:

@@ -251,8 +251,8 @@ async def created(
             last_error=None,
             # What the next step would decide now (no observation yet): wait for the status
             # sync, which wakes the row when an observation needs a reaction. A step one poll
-            # interval later only wrote that wait: 0.7 steps per instance on the lifecycle
-            # benchmark, a tenth of the pipeline process's CPU.
+            # interval later only wrote that wait: 0.7-0.8 of the 2.8 provisioning steps per
+            # instance on the lifecycle benchmark.
             next_attempt_at=now + timedelta(seconds=ctx.recheck_after),
         ),
         release=True,
