@@ -92,7 +92,7 @@ async def test_a_key_taken_loses_and_writes_nothing(db: Database) -> None:
         writer.write(unit("b", key="k2")),  # the same key twice in one round: the first wins
         writer.write(unit("c")),
     )
-    assert same_round == [False, True, False, True]
+    assert list(same_round) == [False, True, False, True]
     async with db.read_session() as session:
         ids = set(await session.scalars(select(Instance.id)))
         pairs = await session.execute(select(IdempotencyKey.key, IdempotencyKey.instance_id))
