@@ -53,7 +53,7 @@ class Serve:
         full = {**os.environ, **BENCH_ENV, **env, "HOST": "127.0.0.1", "PORT": str(self.port)}
         with log.open("ab") as out:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "novita_manager.cli", "serve", *args],
+                [sys.executable, "-m", "novita_manager", "serve", *args],
                 env=full,
                 stdout=out,
                 stderr=subprocess.STDOUT,

@@ -99,7 +99,7 @@ def test_a_database_password_is_not_echoed_in_errors(monkeypatch: pytest.MonkeyP
 def test_serve_exits_2_with_one_message(tmp_path) -> None:
     env = {"PATH": "/usr/bin:/bin", "PORT": "0x", "LOG_LEVEL": "loud", "HOME": str(tmp_path)}
     result = subprocess.run(
-        [sys.executable, "-m", "novita_manager.cli", "serve"],
+        [sys.executable, "-m", "novita_manager", "serve"],
         env=env,
         cwd=tmp_path,
         capture_output=True,

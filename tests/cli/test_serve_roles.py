@@ -32,7 +32,7 @@ class Serve:
         env = {**os.environ, **env, "HOST": "127.0.0.1", "PORT": str(self.port)}
         with log_path.open("ab") as log:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "novita_manager.cli", "serve", *args],
+                [sys.executable, "-m", "novita_manager", "serve", *args],
                 env=env,
                 stdout=log,
                 stderr=subprocess.STDOUT,
@@ -124,7 +124,7 @@ def serve_once(tmp_path: Path, database_url: str, *args: str) -> subprocess.Comp
         "PORT": str(free_port()),
     }
     return subprocess.run(
-        [sys.executable, "-m", "novita_manager.cli", "serve", *args],
+        [sys.executable, "-m", "novita_manager", "serve", *args],
         cwd=tmp_path,
         env=env,
         capture_output=True,

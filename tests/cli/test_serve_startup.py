@@ -33,7 +33,7 @@ def serve(
         "LOG_LEVEL": log_level,
         "LOG_FORMAT": "json",
     }
-    command = ["-c", script] if script else ["-m", "novita_manager.cli", "serve"]
+    command = ["-c", script] if script else ["-m", "novita_manager", "serve"]
     return subprocess.run(
         [sys.executable, *command],
         cwd=cwd,  # away from the repository's .env
