@@ -1,5 +1,6 @@
-"""When the status sync runs: runs begin one poll interval apart, counted from each start; a
-request brings the next run forward, but never closer than the coalescing gap to the last."""
+"""When the status sync runs: runs begin one poll interval apart, counted from each start, and
+never closer than the coalescing gap to the last one's end; a request brings the next run
+forward to the gap after it."""
 
 from __future__ import annotations
 
@@ -64,6 +65,25 @@ async def test_a_request_brings_the_next_run_forward_after_the_gap(steps: Steps)
     assert len(runs) == 2  # five requests, one more run
     gap = runs[1][0] - runs[0][1]
     assert 0.24 <= gap < 0.6, gap
+
+
+async def test_a_request_while_idle_runs_the_gap_after_it(steps: Steps) -> None:
+    """A request long after the last run: the next begins the gap after the request (what
+    asked, a call just made, has a moment to show upstream), not at once and not at the
+    interval. The spot recovery e2e tests saw the difference: run at once, the sync came a
+    moment before a migrated instance ran, and the row waited a whole interval."""
+    sync = StatusSync(db=steps.db, client=steps.ctx.client, interval=30.0, owner="test")
+    runs = _timed(sync, 0.05)
+    await sync.start()
+    try:
+        await _until(runs, 1)
+        await asyncio.sleep(0.5)
+        asked = time.monotonic()
+        sync.request()
+        await _until(runs, 2)
+    finally:
+        await sync.stop()
+    assert 0.24 <= runs[1][0] - asked < 0.6, runs[1][0] - asked
 
 
 async def test_a_run_longer_than_the_interval_still_leaves_the_gap(steps: Steps) -> None:

@@ -172,13 +172,17 @@ class StatusSync:
             except Exception:
                 log.exception("status_sync_crashed")
             # Runs begin an interval apart (counted from the last one's start: counted from its
-            # end, plus the gap, a 1 s poll ran every 1.4 s on the burst bench). A request brings
-            # the next forward, but not closer than `min_gap` to this one's end, which coalesces
-            # a burst of requests into one run and lets a run longer than the interval breathe.
+            # end, plus the gap, a 1 s poll ran every 1.4 s on the burst bench), `min_gap` after
+            # the last one's end at the earliest (a run longer than the interval breathes). A
+            # request brings the next forward to `min_gap` after it: what asked for it (a call
+            # just made) has a moment to show, and a burst of requests makes one run.
             ended = time.monotonic()
-            with contextlib.suppress(TimeoutError):
+            try:
                 await asyncio.wait_for(self._wake.wait(), max(began + self.interval - ended, 0))
-            await asyncio.sleep(max(ended + min_gap - time.monotonic(), 0))
+            except TimeoutError:
+                await asyncio.sleep(max(ended + min_gap - time.monotonic(), 0))
+            else:
+                await asyncio.sleep(min_gap)
         with contextlib.suppress(Exception):
             await self._lease.release()
 
