@@ -34,16 +34,24 @@ async def _until(runs: list[tuple[float, float]], count: int, seconds: float = 5
     assert len(runs) >= count
 
 
+async def _first_runs(
+    steps: Steps, *, interval: float, run_seconds: float, count: int
+) -> list[tuple[float, float]]:
+    """The first `count` runs of a sync left alone, whose runs each take `run_seconds`."""
+    sync = StatusSync(db=steps.db, client=steps.ctx.client, interval=interval, owner="test")
+    runs = _timed(sync, run_seconds)
+    await sync.start()
+    try:
+        await _until(runs, count)
+    finally:
+        await sync.stop()
+    return runs
+
+
 async def test_runs_begin_one_interval_apart(steps: Steps) -> None:
     """A run of 0.3 s with a 0.6 s interval: the next begins 0.6 s after the last began (it
     began 0.6 + 0.3 + the gap after it when counted from the end: a 1 s poll every 1.4 s)."""
-    sync = StatusSync(db=steps.db, client=steps.ctx.client, interval=0.6, owner="test")
-    runs = _timed(sync, 0.3)
-    await sync.start()
-    try:
-        await _until(runs, 4)
-    finally:
-        await sync.stop()
+    runs = await _first_runs(steps, interval=0.6, run_seconds=0.3, count=4)
     gaps = [later[0] - earlier[0] for earlier, later in itertools.pairwise(runs)]
     assert all(0.55 <= gap < 0.8 for gap in gaps), gaps
 
@@ -88,12 +96,6 @@ async def test_a_request_while_idle_runs_the_gap_after_it(steps: Steps) -> None:
 
 async def test_a_run_longer_than_the_interval_still_leaves_the_gap(steps: Steps) -> None:
     """A run longer than the interval is followed by the next after the gap, not at once."""
-    sync = StatusSync(db=steps.db, client=steps.ctx.client, interval=0.2, owner="test")
-    runs = _timed(sync, 0.3)
-    await sync.start()
-    try:
-        await _until(runs, 3)
-    finally:
-        await sync.stop()
+    runs = await _first_runs(steps, interval=0.2, run_seconds=0.3, count=3)
     gaps = [later[0] - earlier[1] for earlier, later in itertools.pairwise(runs)]
     assert all(0.045 <= gap < 0.3 for gap in gaps), gaps  # min(0.2, 1) / 4 = 0.05
