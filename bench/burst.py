@@ -43,6 +43,7 @@ from bench.common import (
     percentile,
     service_pid,
     stack_on_simulator,
+    steady_collector,
     today,
     write_section,
 )
@@ -388,6 +389,7 @@ def main() -> None:
     )  # fmt: skip
     parser.add_argument("--write-docs", action="store_true")
     args = parser.parse_args()
+    steady_collector()  # its timings must not include its own collector's pauses
     if args.advance < STARTUP:
         raise SystemExit(f"--advance must be at least {STARTUP} (a create's startup)")
     if args.workers and args.database != "postgresql":

@@ -53,6 +53,7 @@ from bench.common import (
     process_tree,
     service_pid,
     stack_on_simulator,
+    steady_collector,
     today,
     write_section,
 )
@@ -428,6 +429,7 @@ def main() -> None:
     )
     parser.add_argument("--write-docs", action="store_true")
     args = parser.parse_args()
+    steady_collector()  # its timings must not include its own collector's pauses
     extra = dict(item.split("=", 1) for item in args.env)
     receiver = WebhookReceiver()
     receiver.start()
