@@ -227,7 +227,11 @@ async def lag_stages(url: str, ids: list[str], upstream_running: dict[str, float
         stages["queued"].append(attempted - ready)
         stages["sent"].append(arrived[instance_id] - attempted)
     return {
-        name: {"p50": percentile(values, 50), "p99": percentile(values, 99)}
+        name: {
+            "p50": percentile(values, 50),
+            "p99": percentile(values, 99),
+            "min": min(values, default=float("nan")),
+        }
         for name, values in stages.items()
     }
 
