@@ -304,7 +304,9 @@ def report(r: dict[str, Any], args: argparse.Namespace, command: str) -> str:
          f"{phase:.2f} s + {r['lag_p99'] - phase:.2f} s: the first instance was recorded "
          f"{phase:.2f} s after the instant (the sync lists every poll interval, so this is "
          f"where in its interval the instant fell, plus one step), the p99 "
-         f"{r['lag_p99'] - phase:.2f} s after that (the goal gives it 2 s)"),
+         f"{r['lag_p99'] - phase:.2f} s after that (the goal gives it 2 s; when a sync was "
+         f"listing at the instant, the pages it had listed before wait for the next run, and "
+         f"this part holds that interval too)"),
         ("Burst wall time, advance → last webhook", f"{r['last_hook']:.2f} s"),
         ("Webhooks arrived per second after the advance",
          ", ".join(f"{s}-{s + 1} s: {count}" for s, count in r["per_second"].items())),
