@@ -374,10 +374,10 @@ async def _load(host: str, port: int, rate: float, connections: int, paths_q: An
             continue
         if not opened:
             # The pool is opened and each connection used once before the first measured send,
-            # as a kept-alive client's is warm: opened on first use, the first `connections`
-            # reads each waited for a connect (and this process's first name lookups), and
-            # were 12 of the 17 slowest of a PostgreSQL lifecycle run (37-49 ms against a p99
-            # of 16 ms for the others); a run's p99 is its slowest 1 %, about 20 reads.
+            # as a kept-alive client's is warm. Opened on first use, the first reads were 12 of
+            # the 17 slowest of a PostgreSQL lifecycle run (37-49 ms against 16 ms for the
+            # others), and opened first but unused, still 30-50 ms: a run's p99 is its slowest
+            # 1 %, about 20 reads, so the first reads on fresh connections were most of it.
             async def warm() -> None:
                 try:
                     await exchange(None, paths[0])  # puts its connection in `free`
