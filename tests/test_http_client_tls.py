@@ -14,7 +14,13 @@ from pathlib import Path
 import pytest
 from yarl import URL
 
-from novita_manager.http_client import ConnectError, HttpTransport, Request, TransportError
+from novita_manager.http_client import (
+    ConnectError,
+    HttpTransport,
+    Request,
+    TransportError,
+    ssl_context,
+)
 from novita_manager.upstream_transport import upstream_transport
 from novita_manager.webhooks.transport import guarded_transport
 
@@ -102,3 +108,19 @@ async def test_ssl_cert_file_is_trusted_for_novita_calls_only(
     refused = await send(guarded_transport(allow_private=True), url)
     assert isinstance(refused, ConnectError)  # webhooks do not read the environment
     assert lines == ["POST /create HTTP/1.1"]
+
+
+def test_transports_trusting_the_same_roots_share_one_context(
+    certificate: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("SSL_CERT_FILE", raising=False)
+    monkeypatch.delenv("SSL_CERT_DIR", raising=False)
+    shared = ssl_context(trust_env=False)
+    assert ssl_context(trust_env=True) is shared  # certifi's roots for both: loaded once
+    assert shared.verify_mode == ssl.CERT_REQUIRED
+    assert shared.check_hostname
+    monkeypatch.setenv("SSL_CERT_FILE", str(certificate[0]))
+    named = ssl_context(trust_env=True)
+    assert named is not shared  # other roots, another context
+    assert ssl_context(trust_env=True) is named
+    assert ssl_context(trust_env=False) is shared  # webhooks still ignore the environment

@@ -154,12 +154,30 @@ class Transport(Protocol):
 
 def ssl_context(*, trust_env: bool) -> ssl.SSLContext:
     """A verifying context on certifi's bundle, or SSL_CERT_FILE/SSL_CERT_DIR when `trust_env`
-    (what httpx did, so the trusted roots did not change with the client)."""
+    (what httpx did, so the trusted roots did not change with the client).
+
+    One context per source of roots and process, shared by the transports that trust the same
+    roots (Novita's and the webhooks' unless the environment names others): loading certifi's
+    bundle took 36 ms of the pipeline process's loop at its first webhook, in the middle of a
+    burst (py-spy, `bench.burst`), and each copy of the roots is memory."""
     if trust_env and os.environ.get("SSL_CERT_FILE"):
-        return ssl.create_default_context(cafile=os.environ["SSL_CERT_FILE"])
-    if trust_env and os.environ.get("SSL_CERT_DIR"):
-        return ssl.create_default_context(capath=os.environ["SSL_CERT_DIR"])
-    return ssl.create_default_context(cafile=certifi.where())
+        source = ("file", os.environ["SSL_CERT_FILE"])
+    elif trust_env and os.environ.get("SSL_CERT_DIR"):
+        source = ("dir", os.environ["SSL_CERT_DIR"])
+    else:
+        source = ("file", certifi.where())
+    context = _SSL_CONTEXTS.get(source)
+    if context is None:
+        kind, path = source
+        if kind == "dir":
+            context = ssl.create_default_context(capath=path)
+        else:
+            context = ssl.create_default_context(cafile=path)
+        _SSL_CONTEXTS[source] = context
+    return context
+
+
+_SSL_CONTEXTS: dict[tuple[str, str], ssl.SSLContext] = {}
 
 
 class HttpTransport:

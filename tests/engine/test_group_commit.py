@@ -164,3 +164,33 @@ async def test_leases_checked_together_write_in_one_executemany(db: Database) ->
     assert rows[ids[5]].lock_token == f"token-{ids[5]}"  # the other holder's lease is intact
     for row_id in set(ids) - {ids[5]}:
         assert (rows[row_id].status, rows[row_id].lock_token) == (Status.RUNNING.value, None)
+
+
+async def test_a_lingering_commit_gathers_a_stream_and_a_lone_unit_does_not_wait(
+    db: Database,
+) -> None:
+    """With a linger (webhook records), units that trickle in while others stream share
+    transactions; a unit after a quiet moment commits at once, as without one."""
+    ids = [await insert_instance(db) for _ in range(21)]
+    leases = list((await lease_rows(db, ids)).values())
+    commits = GroupCommit(db, linger=30.0)  # far beyond the test's time: a wait would show
+    async with asyncio.timeout(10):
+        assert await commits.run(step(leases[0]))  # alone, after nothing: no wait
+    assert commits.transactions == 1
+
+    commits = GroupCommit(db, linger=0.3)
+    async with asyncio.timeout(20):
+        # A stream: eight at once (one alone, then seven together), then one every 10 ms.
+        wave = [asyncio.create_task(commits.run(step(lease))) for lease in leases[1:9]]
+        assert await asyncio.gather(*wave) == [True] * 8
+        trickle = []
+        for lease in leases[9:21]:
+            trickle.append(asyncio.create_task(commits.run(step(lease))))
+            await asyncio.sleep(0.01)
+        assert await asyncio.gather(*trickle) == [True] * 12
+    assert commits.units == 20
+    # Without the linger each of the twelve, 10 ms apart, would have had a transaction of its
+    # own; lingering 0.3 s, they share at most two.
+    assert commits.transactions <= 4  # the wave's two, and the twelve in two at most
+    async with db.session() as session:
+        assert await session.scalar(select(func.count()).select_from(InstanceEvent)) == 21

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any, Generic, TypeVar
 
@@ -46,6 +47,11 @@ MAX_UNITS = 64
 # burst's writes the pipeline's bound (lifecycle bench: rows waited seconds to be claimed while
 # the service's CPU was half idle); several run side by side, each in its own connection.
 WRITERS = {"sqlite": 1, "postgresql": 4}
+# While units stream in (the last transaction held at least this many and committed within
+# `STREAM_WINDOW` seconds), a group commit with a `linger` waits that long before it takes its
+# next batch, so that more units share it (see `GroupCommit.__init__`).
+STREAM_UNITS = 4
+STREAM_WINDOW = 0.1
 
 
 class Batch:
@@ -112,11 +118,18 @@ class GroupCommit:
         model: type[Any] | None = None,
         max_units: int = MAX_UNITS,
         writers: int | None = None,
+        linger: float = 0.0,
     ) -> None:
+        """`linger`: seconds to wait for more units while they stream in, for callers whose
+        result nobody waits on (a webhook's record after it arrived): a transaction's fixed
+        cost (its session, begin, lease check and commit) was most of a small batch's."""
         self.db = db
         self.model = model  # the table whose leases the units' `lease` name (`run`)
         self.max_units = max_units
         self.max_writers = writers or WRITERS.get(db.dialect, 1)
+        self.linger = linger
+        self._last_units = 0  # units of the last shared transaction
+        self._last_commit = 0.0  # when it committed (time.monotonic)
         self._queue: list[_Pending[Any]] = []
         self._writers: set[asyncio.Task[None]] = set()
         self.transactions = 0  # committed shared transactions (for tests and benchmarks)
@@ -142,8 +155,16 @@ class GroupCommit:
             self._writers.add(asyncio.create_task(self._write_all(), name="group-commit"))
         return await future
 
+    def _streaming(self) -> bool:
+        return (
+            self._last_units >= STREAM_UNITS
+            and time.monotonic() - self._last_commit < STREAM_WINDOW
+        )
+
     async def _write_all(self) -> None:
         while self._queue:
+            if self.linger and len(self._queue) < self.max_units and self._streaming():
+                await asyncio.sleep(self.linger)
             batch, self._queue = self._queue[: self.max_units], self._queue[self.max_units :]
             batch = [pending for pending in batch if not pending.future.done()]
             if not batch:
@@ -176,6 +197,7 @@ class GroupCommit:
             await writes.flush()
         self.transactions += 1
         self.units += len(batch)
+        self._last_units, self._last_commit = len(batch), time.monotonic()
         self._committed()
         for pending, result in zip(batch, results, strict=True):
             _settle(pending, result=result)

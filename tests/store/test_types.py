@@ -1,0 +1,73 @@
+"""`UTCDateTime`: SQLite's one-step bind gives the text SQLAlchemy's two steps gave, and values
+come back as the same aware UTC instants."""
+
+from __future__ import annotations
+
+import random
+from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import Column, DateTime, Integer, MetaData, Table, TypeDecorator, select
+from sqlalchemy.dialects import sqlite
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from novita_manager.store.types import UTCDateTime
+
+
+class TwoSteps(TypeDecorator[datetime]):
+    """UTCDateTime's bind as it was: its own step, then SQLite's DATETIME formatting."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> Any:
+        return None if value is None else value.astimezone(UTC).replace(tzinfo=None)
+
+
+def instants(count: int) -> list[datetime]:
+    rng = random.Random(15)
+    zones = [UTC, timezone(timedelta(hours=-7)), timezone(timedelta(hours=5, minutes=30))]
+    values = [
+        datetime(1, 1, 2, tzinfo=UTC),
+        datetime(9999, 12, 30, 23, 59, 59, 999999, tzinfo=UTC),
+        datetime(2026, 12, 3, 9, 0, tzinfo=UTC),  # no microseconds: still written out
+    ]
+    for _ in range(count):
+        value = datetime.fromtimestamp(rng.uniform(0, 4e9), tz=rng.choice(zones))
+        values.append(value.replace(microsecond=rng.choice([0, rng.randrange(1_000_000)])))
+    return values
+
+
+def test_the_sqlite_bind_writes_what_the_two_steps_wrote() -> None:
+    dialect = sqlite.dialect()
+    one = UTCDateTime().dialect_impl(dialect).bind_processor(dialect)
+    two = TwoSteps().dialect_impl(dialect).bind_processor(dialect)
+    assert one is not None
+    assert two is not None
+    for value in instants(20_000):
+        assert one(value) == two(value), value
+    assert one(None) is None
+    assert one(datetime(2026, 12, 3, 9, 0, tzinfo=UTC)) == "2026-12-03 09:00:00.000000"
+    with pytest.raises(ValueError, match="naive"):
+        one(datetime(2026, 12, 3, 9, 0))
+
+
+async def test_values_come_back_as_the_same_utc_instants(tmp_path: Path) -> None:
+    table = Table(
+        "t", MetaData(), Column("id", Integer, primary_key=True), Column("at", UTCDateTime())
+    )
+    engine = create_async_engine(f"sqlite+aiosqlite:///{tmp_path / 'types.db'}")
+    values = instants(200)
+    try:
+        async with engine.begin() as connection:
+            await connection.run_sync(table.metadata.create_all)
+            await connection.execute(
+                table.insert(), [{"id": i, "at": value} for i, value in enumerate(values)]
+            )
+            rows = (await connection.execute(select(table.c.at).order_by(table.c.id))).all()
+    finally:
+        await engine.dispose()
+    assert [at for (at,) in rows] == values  # equal instants, whatever zone they were given in
+    assert {at.tzinfo for (at,) in rows} == {UTC}
