@@ -157,9 +157,9 @@ def ssl_context(*, trust_env: bool) -> ssl.SSLContext:
     (what httpx did, so the trusted roots did not change with the client).
 
     One context per source of roots and process, shared by the transports that trust the same
-    roots (Novita's and the webhooks' unless the environment names others): loading certifi's
-    bundle took 36 ms of the pipeline process's loop at its first webhook, in the middle of a
-    burst (py-spy, `bench.burst`), and each copy of the roots is memory."""
+    roots (Novita's and the webhooks' unless the environment names others): loading a bundle
+    takes tens of milliseconds of the loop (36 ms for certifi's, py-spy on `bench.burst`), and
+    each copy of the roots is memory."""
     if trust_env and os.environ.get("SSL_CERT_FILE"):
         source = ("file", os.environ["SSL_CERT_FILE"])
     elif trust_env and os.environ.get("SSL_CERT_DIR"):
