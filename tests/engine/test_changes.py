@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import fields
 from datetime import timedelta
+from typing import Any
 
 import pytest
 
 from novita_manager.domain.statuses import CreateState, Operation, Status
-from novita_manager.engine.changes import InstanceChange, observed
+from novita_manager.engine.changes import FIELDS, UNSET, InstanceChange, observed
 from novita_manager.engine.leases import DueSooner
 from novita_manager.store.models import Instance
 from novita_manager.store.types import utcnow
@@ -16,13 +16,31 @@ from novita_manager.store.types import utcnow
 
 def test_every_field_but_the_wake_rule_is_an_instance_column() -> None:
     columns = {column.key for column in Instance.__table__.c}
-    names = {field.name for field in fields(InstanceChange)} - {"sooner_if_observed_after"}
+    names = FIELDS - {"sooner_if_observed_after"}
     assert names <= columns
 
 
 def test_a_misspelt_column_is_refused() -> None:
-    with pytest.raises(TypeError):
-        InstanceChange(**{"create_sate": CreateState.DONE})  # type: ignore[arg-type]
+    misspelt: dict[str, Any] = {"create_sate": CreateState.DONE}
+    with pytest.raises(TypeError, match="create_sate"):
+        InstanceChange(**misspelt)
+
+
+def test_a_change_reads_its_fields_and_cannot_be_altered() -> None:
+    change = InstanceChange(status=Status.RUNNING, operation=None)
+    assert change.status is Status.RUNNING
+    assert change.operation is None  # set to None: written as NULL
+    assert change.ready_at is UNSET  # left alone: not written
+    assert change.sets("operation")
+    assert not change.sets("ready_at")
+    with pytest.raises(AttributeError):
+        _ = change.no_such_column
+    with pytest.raises(AttributeError):
+        change.status = Status.FAILED  # type: ignore[misc]
+    assert change == InstanceChange(operation=None, status=Status.RUNNING)
+    assert change != InstanceChange(status=Status.RUNNING)
+    assert change.merged(None) is change
+    assert change.merged(InstanceChange()) is change
 
 
 def test_values_are_the_set_columns_with_enums_as_stored_strings() -> None:
