@@ -1,5 +1,5 @@
-"""`UTCDateTime`: SQLite's one-step bind gives the text SQLAlchemy's two steps gave, and values
-come back as the same aware UTC instants."""
+"""`UTCDateTime`: SQLite's one-step bind and result give what SQLAlchemy's two steps gave, and
+values come back as the same aware UTC instants."""
 
 from __future__ import annotations
 
@@ -17,13 +17,18 @@ from novita_manager.store.types import UTCDateTime
 
 
 class TwoSteps(TypeDecorator[datetime]):
-    """UTCDateTime's bind as it was: its own step, then SQLite's DATETIME formatting."""
+    """UTCDateTime as it was: its own step, and SQLite's DATETIME formatting or parsing."""
 
     impl = DateTime(timezone=True)
     cache_ok = True
 
     def process_bind_param(self, value: datetime | None, dialect: Any) -> Any:
         return None if value is None else value.astimezone(UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value: Any, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 def instants(count: int) -> list[datetime]:
@@ -52,6 +57,27 @@ def test_the_sqlite_bind_writes_what_the_two_steps_wrote() -> None:
     assert one(datetime(2026, 12, 3, 9, 0, tzinfo=UTC)) == "2026-12-03 09:00:00.000000"
     with pytest.raises(ValueError, match="naive"):
         one(datetime(2026, 12, 3, 9, 0))
+
+
+def test_the_sqlite_result_reads_what_the_two_steps_read() -> None:
+    dialect = sqlite.dialect()
+    one = UTCDateTime().dialect_impl(dialect).result_processor(dialect, None)
+    two = TwoSteps().dialect_impl(dialect).result_processor(dialect, None)
+    assert one is not None
+    assert two is not None
+    stored = [
+        "2026-12-03 09:00:00.000000",
+        "2026-12-03 09:00:00",  # SQLite's CURRENT_TIMESTAMP
+        "2026-12-03 09:00:00.123",  # strftime('%f')
+        "2026-12-03T09:00:00+05:30",
+        "0001-01-02 00:00:00.000000",
+    ]
+    for text in stored:
+        value = one(text)
+        assert value == two(text), text
+        assert value is not None
+        assert value.tzinfo is UTC
+    assert one(None) is None
 
 
 async def test_values_come_back_as_the_same_utc_instants(tmp_path: Path) -> None:

@@ -26,7 +26,8 @@ class UTCDateTime(TypeDecorator[datetime]):
     def bind_processor(self, dialect: Dialect) -> Callable[[Any], Any] | None:
         """On SQLite, `process_bind_param` and SQLite's own DATETIME formatting in one step:
         the text SQLAlchemy stores ("2026-12-03 09:00:00.000000"), from `isoformat`. The two
-        steps, a `%` format of a dict per value, were a tenth of a burst's executemany."""
+        steps, a `%` format of a dict per value, were a tenth of a burst's executemany (py-spy,
+        `bench.burst`)."""
         if dialect.name != "sqlite":
             return super().bind_processor(dialect)
 
@@ -38,6 +39,21 @@ class UTCDateTime(TypeDecorator[datetime]):
             if value.tzinfo is not UTC:
                 value = value.astimezone(UTC)
             return value.replace(tzinfo=None).isoformat(" ", "microseconds")
+
+        return process
+
+    def result_processor(self, dialect: Dialect, coltype: object) -> Callable[[Any], Any] | None:
+        """On SQLite, SQLite's DATETIME parsing (`fromisoformat`) and `process_result_value` in
+        one step, as the bind: claims load a score of datetime columns per row."""
+        if dialect.name != "sqlite":
+            return super().result_processor(dialect, coltype)
+        parse = datetime.fromisoformat
+
+        def process(value: str | None) -> datetime | None:
+            if value is None:
+                return None
+            parsed = parse(value)
+            return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
 
         return process
 
