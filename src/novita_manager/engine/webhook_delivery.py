@@ -98,9 +98,8 @@ NO_EARLIER_PENDING = ~(
     )
     .exists()
 )
-# Seconds a delivery's record waits for others while records stream in (`GroupCommit`): the
-# webhook has arrived by then, so only the row's lease waits. A burst's records were committed
-# 14 at a time for 3.2 ms each, 2.2 ms of which was the transaction's own.
+# Seconds a record waits for others while records stream in (`GroupCommit`; the webhook has
+# arrived, only the lease waits): a burst's were 14 per 3.2 ms commit, 2.2 ms of it fixed.
 RECORD_LINGER = 0.05
 log = get_logger(__name__)
 
