@@ -4,6 +4,8 @@ at the last run is still skipped while a changed one is evaluated."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from sqlalchemy import update
 
@@ -85,3 +87,29 @@ async def test_rows_with_an_operation_under_way_settle_too(steps: Steps) -> None
             "create",
             None,
         )  # still waiting: nothing woke the step
+
+
+@pytest.mark.parametrize(("max_wait", "parts"), [(0.0, [2, 2, 1, 0]), (60.0, [5])])
+async def test_a_part_is_written_once_its_first_row_has_waited(
+    steps: Steps, monkeypatch: pytest.MonkeyPatch, max_wait: float, parts: list[int]
+) -> None:
+    """Listed changes wait at most PART_MAX_WAIT for their part, so the steps of a burst's first
+    rows start while the listing goes on; within it, rows still gather (pages of 2 here)."""
+    monkeypatch.setattr(sync_module, "PAGE_SIZE", 2)
+    monkeypatch.setattr(sync_module, "PART_MAX_WAIT", max_wait)
+    await managed_running(
+        steps, ROWS, "wait", status="running", operation=None, operation_started_at=None,
+        create_state="done", next_attempt_at=None,
+    )  # fmt: skip
+    sync = StatusSync(db=steps.db, client=steps.ctx.client, interval=0.2, owner="test")
+    written: list[int] = []
+    record_part = sync._record_part
+
+    async def counted(part: list[Any], *args: Any, **kwargs: Any) -> int:
+        written.append(len(part))
+        return await record_part(part, *args, **kwargs)
+
+    monkeypatch.setattr(sync, "_record_part", counted)
+    report = await sync.run_once()
+    assert (report.pages, report.changed) == (3, ROWS)
+    assert written == parts  # at 0 s, a part per page (and the run's closing one, empty)
