@@ -4,15 +4,12 @@ from __future__ import annotations
 
 import base64
 import socket
-import ssl
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import pytest
 from standardwebhooks import Webhook, WebhookVerificationError
 
-from novita_manager import http_client
 from novita_manager.webhooks.sender import WebhookSender, parse_retry_after, send_webhook
 from novita_manager.webhooks.signing import WebhookSigner
 from tests.fixtures.webhook_receiver import Reply, WebhookReceiver
@@ -49,27 +46,6 @@ async def test_delivered_request_is_signed_json(
     wrong = "whsec_" + base64.b64encode(b"wrong-secret-bytes-here").decode()
     with pytest.raises(WebhookVerificationError):
         Webhook(wrong).verify(request.body, request.headers)
-
-
-async def test_a_prepared_sender_loads_no_roots_at_its_first_delivery(
-    webhook_receiver: WebhookReceiver, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """The delivery pipeline prepares its sender when built: the TLS roots load then, not in the
-    middle of the first burst of deliveries."""
-    loads: list[object] = []
-    original = ssl.create_default_context
-
-    def counting(*args: Any, **kwargs: Any) -> ssl.SSLContext:
-        loads.append(kwargs)
-        return original(*args, **kwargs)
-
-    http_client._SSL_CONTEXTS.clear()  # as in a fresh process
-    monkeypatch.setattr(ssl, "create_default_context", counting)
-    async with WebhookSender() as sender:
-        sender.prepare(allow_private=True)
-        assert len(loads) == 1
-        assert (await _send(sender, webhook_receiver)).delivered
-        assert len(loads) == 1  # none at the delivery
 
 
 @pytest.mark.parametrize(

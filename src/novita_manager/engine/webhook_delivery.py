@@ -127,7 +127,6 @@ class WebhookDeliveryHandler:
         self.settings = settings
         self.metrics = metrics
         self.sender = sender
-        sender.prepare(settings.webhook_allow_private)
         secret = settings.webhook_secret
         self.signer = WebhookSigner(secret.get_secret_value() if secret else None)
         self.destinations = Destinations(

@@ -78,11 +78,6 @@ class WebhookSender:
         self._resolver = resolver
         self._transports: dict[bool, HttpTransport] = {}
 
-    def prepare(self, allow_private: bool) -> None:
-        """Build the transport now (its TLS context loads certifi's bundle: tens of ms) rather
-        than at the first delivery, which came in the middle of a burst of them."""
-        self._transport(allow_private)
-
     def _transport(self, allow_private: bool) -> HttpTransport:
         transport = self._transports.get(allow_private)
         if transport is None:
