@@ -89,12 +89,20 @@ async def test_rows_with_an_operation_under_way_settle_too(steps: Steps) -> None
         )  # still waiting: nothing woke the step
 
 
-@pytest.mark.parametrize(("max_wait", "parts"), [(0.0, [2, 2, 1, 0]), (60.0, [5])])
+@pytest.mark.parametrize(
+    ("max_wait", "idle", "parts"),
+    [(0.0, True, [2, 2, 1, 0]), (60.0, True, [5]), (0.0, False, [5])],
+)
 async def test_a_part_is_written_once_its_first_row_has_waited(
-    steps: Steps, monkeypatch: pytest.MonkeyPatch, max_wait: float, parts: list[int]
+    steps: Steps,
+    monkeypatch: pytest.MonkeyPatch,
+    max_wait: float,
+    idle: bool,
+    parts: list[int],
 ) -> None:
-    """Listed changes wait at most PART_MAX_WAIT for their part, so the steps of a burst's first
-    rows start while the listing goes on; within it, rows still gather (pages of 2 here)."""
+    """While the provisioning pipeline is idle, listed changes wait at most PART_MAX_WAIT for
+    their part, so the steps of a burst's first rows start while the listing goes on; within it,
+    and while the pipeline works, rows still gather (pages of 2 here)."""
     monkeypatch.setattr(sync_module, "PAGE_SIZE", 2)
     monkeypatch.setattr(sync_module, "PART_MAX_WAIT", max_wait)
     await managed_running(
@@ -102,6 +110,7 @@ async def test_a_part_is_written_once_its_first_row_has_waited(
         create_state="done", next_attempt_at=None,
     )  # fmt: skip
     sync = StatusSync(db=steps.db, client=steps.ctx.client, interval=0.2, owner="test")
+    sync.idle = lambda: idle
     written: list[int] = []
     record_part = sync._record_part
 

@@ -88,6 +88,7 @@ class Pipeline(Generic[RowT]):
         self.retry_base = retry_base
         self.retry_cap = retry_cap
         self._table = cast(type[LeasedModel], model)
+        self._claim_lock = f"claim:{getattr(model, '__tablename__', name)}"
         table = getattr(model, "__table__")  # noqa: B009
         self._lease_update = (
             update(table)
@@ -120,6 +121,10 @@ class Pipeline(Generic[RowT]):
         self._stopping = False
         self._fetcher: asyncio.Task[None] | None = None
         self._helpers: list[asyncio.Task[None]] = []
+
+    @property
+    def in_work(self) -> int:
+        return len(self._held)  # claimed and not finished: queued or in a handler
 
     # Control -------------------------------------------------------------------------------
 
@@ -219,13 +224,9 @@ class Pipeline(Generic[RowT]):
         if limit <= 0:
             return []
         if self.db.dialect == "sqlite":
-            async with self.db.local_lock(f"claim:{self._table_name}"):
+            async with self.db.local_lock(self._claim_lock):
                 return await self._claim_rows(limit)
         return await self._claim_rows(limit)
-
-    @property
-    def _table_name(self) -> str:
-        return str(getattr(self.model, "__tablename__", self.name))
 
     async def _claim_rows(self, limit: int) -> list[tuple[Lease, RowT]]:
         claimed: list[tuple[Lease, RowT]] = []

@@ -111,6 +111,7 @@ class Runtime:
             status_sync.busy = lambda: (
                 provisioning.backlogged and backlog_observes_itself(provisioning.last_claimed)
             )
+            status_sync.idle = lambda: provisioning.in_work == 0
             events = EventHub(
                 db,
                 poll_interval=settings.events_poll_interval,

@@ -93,6 +93,8 @@ class StatusSync:
         self.on_strays = on_strays  # asks for the stray deletion task (scheduled/strays.py)
         # Whether the provisioning pipeline has a backlog (its last claim was full): see `_defer`.
         self.busy: Callable[[], bool] = lambda: False
+        # Whether it has nothing in work: a part is then written early (`run_once`).
+        self.idle: Callable[[], bool] = lambda: True
         self.max_deferral = MAX_DEFERRAL
         # What the last listing showed of strays, for the stray deletion task.
         self.sightings = StraySightings()
@@ -271,12 +273,14 @@ class StatusSync:
                             part.append((row, listed))
                     elif item.marker and item.status not in NOVITA_REMOVING:
                         strays[item.id] = (item.marker, item)
-                # A part is written when full, or once its first row has waited PART_MAX_WAIT:
-                # the rows' steps start while the listing goes on. When 1,000 instances reached
-                # running at once, the first part filled after 25 pages of 20 (about 0.3 s),
-                # with the pipelines idle until then (`bench.burst`).
+                # A part is written when full, or, while the provisioning pipeline has nothing
+                # to do, once its first row has waited PART_MAX_WAIT: the rows' steps start
+                # while the listing goes on. When 1,000 instances reached running at once, the
+                # first part filled after 25 pages of 20 (about 0.3 s), the pipelines idle
+                # until then (`bench.burst`). Not while they work: such parts gained nothing
+                # and cost 2-3 MiB of the memory benchmark's peak (more, smaller parts).
                 if len(part) >= EVALUATE_PART or (
-                    part and time.monotonic() - part_began >= PART_MAX_WAIT
+                    part and time.monotonic() - part_began >= PART_MAX_WAIT and self.idle()
                 ):
                     report.changed += await self._record_part(part, started, quiet)
                     part = []
