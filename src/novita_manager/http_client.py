@@ -28,6 +28,7 @@ What this module adds to aiohttp, and why:
 
 from __future__ import annotations
 
+import functools
 import os
 import select
 import ssl
@@ -161,23 +162,15 @@ def ssl_context(*, trust_env: bool) -> ssl.SSLContext:
     takes tens of milliseconds of the loop (36 ms for certifi's, py-spy on `bench.burst`), and
     each copy of the roots is memory."""
     if trust_env and os.environ.get("SSL_CERT_FILE"):
-        source = ("file", os.environ["SSL_CERT_FILE"])
-    elif trust_env and os.environ.get("SSL_CERT_DIR"):
-        source = ("dir", os.environ["SSL_CERT_DIR"])
-    else:
-        source = ("file", certifi.where())
-    context = _SSL_CONTEXTS.get(source)
-    if context is None:
-        kind, path = source
-        if kind == "dir":
-            context = ssl.create_default_context(capath=path)
-        else:
-            context = ssl.create_default_context(cafile=path)
-        _SSL_CONTEXTS[source] = context
-    return context
+        return _context_on(cafile=os.environ["SSL_CERT_FILE"])
+    if trust_env and os.environ.get("SSL_CERT_DIR"):
+        return _context_on(capath=os.environ["SSL_CERT_DIR"])
+    return _context_on(cafile=certifi.where())
 
 
-_SSL_CONTEXTS: dict[tuple[str, str], ssl.SSLContext] = {}
+@functools.cache
+def _context_on(*, cafile: str | None = None, capath: str | None = None) -> ssl.SSLContext:
+    return ssl.create_default_context(cafile=cafile, capath=capath)
 
 
 class HttpTransport:

@@ -1,7 +1,8 @@
 """Typed writes to an instance row: `InstanceChange` names the columns a step may change.
 
 A step says what it changes with an `InstanceChange` instead of a dict keyed by column names, so
-a misspelt column or a value of the wrong type is a type error (and a TypeError at run time).
+a misspelt column or a value of the wrong type is a type error (and a misspelt column a
+TypeError at run time).
 `values()` gives the UPDATE's values (enums as their stored strings) and `apply_to()` mirrors the
 change on the row a step holds (the webhook's view is rendered from the row and `columns()`
 before the write commits: `store.views.instance_json(..., changed=...)`).
