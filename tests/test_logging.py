@@ -1,8 +1,11 @@
 from __future__ import annotations
 
+import io
+import logging
+
 import structlog
 
-from novita_manager.logging import get_logger, register_secrets
+from novita_manager.logging import configure_logging, get_logger, register_secrets
 from tests.fixtures.logs import CapturedLogs
 
 
@@ -55,3 +58,48 @@ def test_request_id_is_bound_to_every_line(captured_logs: CapturedLogs) -> None:
         get_logger("t").info("one")
         get_logger("t").info("two")
     assert [r["request_id"] for r in captured_logs.records] == ["req-42", "req-42"]
+
+
+def test_a_traceback_is_scrubbed_and_shows_no_locals_in_the_console_format() -> None:
+    stream = io.StringIO()
+    register_secrets(["sk_console_secret_1"])
+    configure_logging("info", "console", stream=stream)
+    try:
+        api_key = "sk_local_value_2"  # a local of the failing frame
+        raise RuntimeError(f"refused sk_console_secret_1 ({len(api_key)})")
+    except RuntimeError:
+        get_logger("t").exception("crashed")
+    finally:
+        configure_logging("warning", "json")
+    text = stream.getvalue()
+    assert "RuntimeError: refused *** (16)" in text
+    assert "sk_console_secret_1" not in text
+    assert "sk_local_value_2" not in text
+
+
+def test_structlog_and_standard_library_lines_share_one_json_shape(
+    captured_logs: CapturedLogs,
+) -> None:
+    """structlog's lines are rendered in its own chain (`_render_line`), the standard library's
+    by the handler's formatter: the same keys either way, each line rendered once."""
+    with structlog.contextvars.bound_contextvars(instance_id="i-1"):
+        get_logger("mine").warning("plain %s", "positional", n=1)
+        logging.getLogger("tests.theirs").warning("theirs %s", "positional")
+    mine, theirs = captured_logs.records[-2:]
+    assert (
+        mine.keys() - {"n"}
+        == theirs.keys()
+        == {
+            "event",
+            "instance_id",
+            "level",
+            "logger",
+            "timestamp",
+        }
+    )
+    assert (mine["event"], mine["n"], theirs["event"]) == (
+        "plain positional",
+        1,
+        "theirs positional",
+    )
+    assert len(captured_logs.text.strip().splitlines()) == len(captured_logs.records)

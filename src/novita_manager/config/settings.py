@@ -172,7 +172,7 @@ class Settings(SpotSettings, EventSettings, LimitSettings):
 
     # Background processing
     pipeline_workers: int = Field(
-        default=32, ge=1, le=256, description="Concurrent workers per background pipeline."
+        default=64, ge=1, le=256, description="Concurrent workers per background pipeline."
     )
     lease_seconds: PositiveSeconds = Field(
         default=30.0, description="How long a claimed row stays locked without a heartbeat."

@@ -27,6 +27,7 @@ import asyncio
 import contextlib
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 from sqlalchemy import insert
@@ -54,6 +55,17 @@ STREAM_UNITS = 4
 STREAM_WINDOW = 0.1
 
 
+@dataclass(frozen=True, slots=True)
+class NewRow:
+    """A row to insert: its model and the values of the columns it sets (the others take their
+    column defaults). What a step adds beside its own row is built as this, not as an ORM object:
+    three of those per instance reaching running cost 34 us of instrumented attribute sets, the
+    values 1 us, and `Batch.insert` reads only the values."""
+
+    model: type[Any]
+    values: dict[str, Any]
+
+
 class Batch:
     """What a unit writes besides its statements: rows inserted at the end of the transaction."""
 
@@ -69,8 +81,12 @@ class Batch:
         self._later.setdefault(statement, []).append(parameters)
 
     def insert(self, *rows: Any) -> None:
-        """Insert ORM objects (their set columns) with the others of their table, at the end."""
+        """Insert `NewRow`s or ORM objects (their set columns) with the others of their table,
+        at the end."""
         for row in rows:
+            if isinstance(row, NewRow):
+                self._inserts.setdefault(row.model, []).append(row.values)
+                continue
             model = type(row)
             values = {
                 column.key: row.__dict__[column.key]

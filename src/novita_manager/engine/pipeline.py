@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import uuid
+import os
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Any, Generic, TypeVar, cast
@@ -236,7 +236,7 @@ class Pipeline(Generic[RowT]):
             now = utcnow()
             expires = now + timedelta(seconds=self.lease_seconds)
             for row in rows:
-                lease = Lease(str(getattr(row, "id")), uuid.uuid4().hex, self.owner)  # noqa: B009
+                lease = Lease(str(getattr(row, "id")), os.urandom(16).hex(), self.owner)  # noqa: B009
                 lag = (now - getattr(row, "next_attempt_at")).total_seconds()  # noqa: B009
                 claimed.append((lease, row))
                 if self.metrics is not None:

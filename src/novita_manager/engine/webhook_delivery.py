@@ -54,11 +54,11 @@ from novita_manager.engine.group_commit import Batch, GroupCommit
 from novita_manager.engine.leases import Lease, write_with_lease
 from novita_manager.engine.pipeline import Pipeline
 from novita_manager.engine.webhook_destinations import Destinations, destination_of
-from novita_manager.engine.webhook_outcome import MAX_BACKOFF, encode_body, next_step
+from novita_manager.engine.webhook_outcome import MAX_BACKOFF, attempt_row, encode_body, next_step
 from novita_manager.logging import get_logger
 from novita_manager.metrics import Metrics
 from novita_manager.store.db import Database
-from novita_manager.store.models import WebhookAttempt, WebhookDelivery
+from novita_manager.store.models import WebhookDelivery
 from novita_manager.store.types import utcnow
 from novita_manager.webhooks.sender import WebhookSender
 from novita_manager.webhooks.signing import WebhookSigner
@@ -184,13 +184,7 @@ class WebhookDeliveryHandler:
             max_retries=self.settings.webhook_max_retries,
             retry_base=self.settings.webhook_retry_base,
         )
-        attempt = WebhookAttempt(
-            delivery_id=row.id,
-            attempted_at=started_at,
-            status_code=result.status_code,
-            error=result.error,
-            duration_ms=result.duration_ms,
-        )
+        attempt = attempt_row(row.id, started_at, result)
         if result.refused:
             answered: bool | None = None
         elif result.status_code is not None:

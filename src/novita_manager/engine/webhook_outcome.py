@@ -1,4 +1,5 @@
-"""What one webhook attempt leaves: the request body, and the delivery's values after it."""
+"""What one webhook attempt leaves: the request body, its history row, and the delivery's
+values after it."""
 
 from __future__ import annotations
 
@@ -9,7 +10,9 @@ import orjson
 
 from novita_manager.backoff import backoff_delay
 from novita_manager.domain.statuses import DeliveryStatus
+from novita_manager.engine.group_commit import NewRow
 from novita_manager.engine.retry import truncate_error
+from novita_manager.store.models import WebhookAttempt
 from novita_manager.webhooks.sender import AttemptResult
 
 MAX_BACKOFF = 3600.0
@@ -20,6 +23,20 @@ def encode_body(payload: dict[str, Any]) -> bytes:
     (what the signature covers). orjson: the standard library's encoder showed in a burst's
     profile."""
     return orjson.dumps(payload, option=orjson.OPT_NON_STR_KEYS)
+
+
+def attempt_row(delivery_id: str, at: datetime, result: AttemptResult) -> NewRow:
+    """The attempt's history row (`webhook_attempts`), inserted with the delivery's result."""
+    return NewRow(
+        WebhookAttempt,
+        {
+            "delivery_id": delivery_id,
+            "attempted_at": at,
+            "status_code": result.status_code,
+            "error": result.error,
+            "duration_ms": result.duration_ms,
+        },
+    )
 
 
 def next_step(

@@ -11,35 +11,40 @@ from sqlalchemy import update
 
 from novita_manager.domain.requests import FINAL_STATES, RequestState
 from novita_manager.domain.statuses import DeliveryStatus, Event, Status
+from novita_manager.engine.group_commit import NewRow
 from novita_manager.engine.retry import truncate_error
 from novita_manager.store.models import Instance, InstanceEvent, OperationRequest, WebhookDelivery
 
 
-def history(row: Instance, status: Status, reason: str | None, at: datetime) -> InstanceEvent:
-    return InstanceEvent(
-        instance_id=row.id,
-        at=at,
-        from_status=row.status,
-        to_status=status.value,
-        novita_status=row.novita_status,
-        reason=reason,
+def history(row: Instance, status: Status, reason: str | None, at: datetime) -> NewRow:
+    return NewRow(
+        InstanceEvent,
+        {
+            "instance_id": row.id,
+            "at": at,
+            "from_status": row.status,
+            "to_status": status.value,
+            "novita_status": row.novita_status,
+            "reason": reason,
+        },
     )
 
 
-def delivery(
-    row: Instance, event: Event, payload: dict[str, Any], now: datetime
-) -> WebhookDelivery:
+def delivery(row: Instance, event: Event, payload: dict[str, Any], now: datetime) -> NewRow:
     url = row.webhook_url
-    return WebhookDelivery(
-        id=f"msg_{uuid.uuid4().hex}",
-        instance_id=row.id,
-        event_type=event.value,
-        url=url,
-        payload=payload,
-        status=(DeliveryStatus.PENDING if url else DeliveryStatus.SKIPPED).value,
-        created_at=now,
-        next_attempt_at=now if url else None,
-        attempts=0,
+    return NewRow(
+        WebhookDelivery,
+        {
+            "id": f"msg_{uuid.uuid4().hex}",
+            "instance_id": row.id,
+            "event_type": event.value,
+            "url": url,
+            "payload": payload,
+            "status": (DeliveryStatus.PENDING if url else DeliveryStatus.SKIPPED).value,
+            "created_at": now,
+            "next_attempt_at": now if url else None,
+            "attempts": 0,
+        },
     )
 
 

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import insert, or_, select, update
 
 from novita_manager.domain.limits import DELETABLE, Due, idle_start, next_due
 from novita_manager.domain.payloads import iso, webhook_payload
@@ -236,7 +236,8 @@ class LimitsTask:
             )
             if not marked.rowcount:  # type: ignore[attr-defined]
                 return
-            session.add(delivery(row, Event.EXPIRING, payload, now))
+            outbox = delivery(row, Event.EXPIRING, payload, now)
+            await session.execute(insert(outbox.model), [outbox.values])
         log.info("limit_expiring", instance_id=row.id, cause=due.cause.value, at=iso(due.at))
         self.on_outbox()
 
