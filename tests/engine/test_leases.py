@@ -4,9 +4,15 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import event, select, update
 
-from novita_manager.engine.leases import DueSooner, Lease, write_with_lease
+from novita_manager.engine.leases import (
+    DueSooner,
+    Lease,
+    check_leases,
+    flush_deferred,
+    write_with_lease,
+)
 from novita_manager.store.db import Database
 from novita_manager.store.models import Instance
 from novita_manager.store.types import utcnow
@@ -71,3 +77,36 @@ async def test_a_lost_lease_writes_nothing(db: Database) -> None:
         assert not await write_with_lease(
             session, Instance, stale, {"next_attempt_at": due}, release=True
         )
+
+
+async def test_check_leases_reads_each_lease_with_one_statement_text_for_any_count(
+    db: Database,
+) -> None:
+    """A group commit checks its units' leases in one SELECT; on PostgreSQL its text is the same
+    whatever the number of ids (an array), so asyncpg prepares it once per connection."""
+    held = [await leased(db) for _ in range(7)]
+    lost = Lease(held[-1].row_id, "another-claim", "me")  # its row's token is held[-1]'s
+    texts: set[str] = set()
+
+    def seen(_c: object, _cur: object, statement: str, *_rest: object) -> None:
+        if "lock_token" in statement and statement.lstrip().upper().startswith("SELECT"):
+            texts.add(statement)
+
+    event.listen(db.engine.sync_engine, "before_cursor_execute", seen)
+    try:
+        for group in ([held[0]], held[1:4], [*held[4:], lost]):
+            async with db.session() as session, session.begin():
+                await check_leases(session, Instance, group, dialect=db.dialect)
+                written = [
+                    await write_with_lease(session, Instance, lease, {"attempts": 5}, release=False)
+                    for lease in group
+                ]
+                await flush_deferred(session)
+            assert written == [lease is not lost for lease in group]
+    finally:
+        event.remove(db.engine.sync_engine, "before_cursor_execute", seen)
+    if db.dialect == "postgresql":
+        assert len(texts) == 1
+    async with db.session() as session:
+        attempts = (await session.scalars(select(Instance.attempts).order_by(Instance.id))).all()
+    assert sorted(attempts) == [5] * 7  # lost's row is held[-1]'s: written once, by its lease

@@ -8,12 +8,26 @@ re-claimed the row, the token differs, zero rows match, and the caller rolls bac
 
 from __future__ import annotations
 
+import functools
 from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol, cast
 
-from sqlalchemy import ClauseElement, CursorResult, Update, bindparam, case, event, select, update
+from sqlalchemy import (
+    ClauseElement,
+    CursorResult,
+    Select,
+    Table,
+    Update,
+    any_,
+    bindparam,
+    case,
+    event,
+    select,
+    update,
+)
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
@@ -88,16 +102,24 @@ async def check_leases(
     were the larger part of its time (py-spy on `bench.burst`)."""
     if not leases:
         return
-    table = model.__table__
     ids = sorted({lease.row_id for lease in leases})
-    query = select(table.c.id, table.c.lock_token).where(table.c.id.in_(ids)).order_by(table.c.id)
-    if dialect == "postgresql":
-        query = query.with_for_update()
-    rows = await session.execute(query)
+    rows = await session.execute(_lease_check(model.__table__, dialect), {"ids": ids})
     tokens: dict[str, str | None] = {row_id: token for row_id, token in rows}
     checked = session.info.setdefault(_CHECKED, {})
     for lease in leases:
         checked[lease.token] = tokens.get(lease.row_id) == lease.token
+
+
+@functools.cache
+def _lease_check(table: Table, dialect: str) -> Select[Any]:
+    """`check_leases`' statement, built once per table. On PostgreSQL the ids are one array
+    (`= ANY`): an IN list is rendered anew for each number of ids, and asyncpg prepares each new
+    text in a round trip of its own (a group commit's count varies with every transaction)."""
+    columns = select(table.c.id, table.c.lock_token).order_by(table.c.id)
+    if dialect == "postgresql":
+        ids = bindparam("ids", type_=postgresql.ARRAY(table.c.id.type))
+        return columns.where(table.c.id == any_(ids)).with_for_update()
+    return columns.where(table.c.id.in_(bindparam("ids", expanding=True)))
 
 
 async def flush_deferred(session: AsyncSession) -> None:
