@@ -5,7 +5,7 @@ import logging
 
 import structlog
 
-from novita_manager.logging import configure_logging, get_logger, register_secrets
+from novita_manager.logging import bound_context, configure_logging, get_logger, register_secrets
 from tests.fixtures.logs import CapturedLogs
 
 
@@ -103,3 +103,30 @@ def test_structlog_and_standard_library_lines_share_one_json_shape(
         "theirs positional",
     )
     assert len(captured_logs.text.strip().splitlines()) == len(captured_logs.records)
+
+
+def test_bound_context_nests_and_gives_back_what_was_bound_before(
+    captured_logs: CapturedLogs,
+) -> None:
+    log = get_logger("t")
+    with bound_context(pipeline="provisioning", row_id="r-1"):
+        with bound_context(row_id="r-2", instance_id="i-2", request_id=None):
+            log.warning("inner")
+        log.warning("outer")
+        try:
+            with bound_context(row_id="r-3"):
+                raise RuntimeError("leaves the block")
+        except RuntimeError:
+            log.warning("after_error")
+    log.warning("none")
+    context = {
+        record["event"]: {key: record.get(key) for key in ("pipeline", "row_id", "instance_id")}
+        for record in captured_logs.records
+    }
+    assert context == {
+        "inner": {"pipeline": "provisioning", "row_id": "r-2", "instance_id": "i-2"},
+        "outer": {"pipeline": "provisioning", "row_id": "r-1", "instance_id": None},
+        "after_error": {"pipeline": "provisioning", "row_id": "r-1", "instance_id": None},
+        "none": {"pipeline": None, "row_id": None, "instance_id": None},
+    }
+    assert all("request_id" not in record for record in captured_logs.records)
