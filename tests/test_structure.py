@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import novita_manager
@@ -18,3 +20,21 @@ def test_no_module_is_over_the_line_limit() -> None:
     assert len(sizes) > 50  # the package was found
     too_long = {name: lines for name, lines in sizes.items() if lines > MAX_LINES}
     assert not too_long, f"modules over {MAX_LINES} lines: {too_long}"
+
+
+def test_the_service_on_sqlite_leaves_the_postgresql_dialect_unimported() -> None:
+    """Every module of the engine, the API and the CLI imports without SQLAlchemy's PostgreSQL
+    dialect, which only a PostgreSQL database loads: imported by one module for a statement's
+    type, it cost a service on SQLite 1 MiB of memory (issue 15's memory benchmark)."""
+    code = (
+        "import importlib, pkgutil, sys\n"
+        "import novita_manager.engine as engine\n"
+        "import novita_manager.app, novita_manager.cli, novita_manager.services.runtime\n"
+        "for module in pkgutil.walk_packages(engine.__path__, 'novita_manager.engine.'):\n"
+        "    importlib.import_module(module.name)\n"
+        "print(sorted(name for name in sys.modules if name.startswith('sqlalchemy.dialects.p')))\n"
+    )
+    found = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert found.stdout.strip() == "[]"
