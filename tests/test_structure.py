@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import novita_manager
+from tests.fixtures.fresh_python import run_fresh
 
 MAX_LINES = 350  # a module longer than this does more than one thing; split it by concern
 
@@ -34,7 +33,4 @@ def test_the_service_on_sqlite_leaves_the_postgresql_dialect_unimported() -> Non
         "    importlib.import_module(module.name)\n"
         "print(sorted(name for name in sys.modules if name.startswith('sqlalchemy.dialects.p')))\n"
     )
-    found = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
-    )
-    assert found.stdout.strip() == "[]"
+    assert run_fresh(code).strip() == "[]"

@@ -3,8 +3,6 @@ dialect package imported only when a PostgreSQL database asks for it."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from typing import Any, cast
 
 import pytest
@@ -14,6 +12,7 @@ from novita_manager.store.db import Database
 from novita_manager.store.dialects import insert_for
 from novita_manager.store.models import ServiceLease
 from novita_manager.store.types import utcnow
+from tests.fixtures.fresh_python import run_fresh
 
 
 async def test_a_conflicting_insert_does_nothing_on_both_databases(db: Database) -> None:
@@ -48,7 +47,4 @@ def test_the_sqlite_insert_leaves_postgresql_unimported() -> None:
         "insert_for('postgresql')(ServiceLease)\n"
         "print('sqlalchemy.dialects.postgresql' in sys.modules)\n"
     )
-    found = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
-    )
-    assert found.stdout.split() == ["False", "True"]
+    assert run_fresh(code).split() == ["False", "True"]

@@ -15,6 +15,7 @@ from sqlalchemy import inspect, text
 from novita_manager.store import migrate
 from novita_manager.store.db import Database
 from novita_manager.store.startup import DATABASE_EXIT_CODE, DatabaseStartupError, open_database
+from tests.fixtures.fresh_python import run_fresh
 
 
 def test_the_known_head_is_alembics_head() -> None:
@@ -36,11 +37,7 @@ async def test_a_schema_at_head_opens_without_importing_alembic(database_url: st
     )
 
     def loaded() -> str:
-        run = subprocess.run(
-            [sys.executable, "-c", program, database_url], capture_output=True, text=True
-        )
-        assert run.returncode == 0, run.stderr
-        return run.stdout.strip().splitlines()[-1]  # after the log line
+        return run_fresh(program, database_url).strip().splitlines()[-1]  # after the log line
 
     assert loaded() == "['alembic', 'mako']"  # the first open migrates
     assert loaded() == "[]"
