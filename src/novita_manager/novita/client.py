@@ -161,9 +161,10 @@ class NovitaClient(NovitaSession):
             progress=progress,
         )
 
-    async def get_instance(self, instance_id: str) -> Instance:
+    async def get_instance(self, instance_id: str, *, urgent: bool = False) -> Instance:
+        """`urgent`: before other waiting calls (a running instance's details, `slots.py`)."""
         query = {"instanceId": instance_id}
-        return await self.call("GET", "/gpu/instance", parse_instance, params=query)
+        return await self.call("GET", "/gpu/instance", parse_instance, params=query, urgent=urgent)
 
     async def create_instance(self, req: CreateInstanceRequest) -> str:
         """Create and return the new instance id. Raises NovitaOutcomeUnknown, never resends, when

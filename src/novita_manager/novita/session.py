@@ -2,12 +2,13 @@
 
 Kept apart from the endpoints (`client.py`) because it is the same for all of them and carries
 the delicate rules. Every HTTP attempt goes through `_attempt`, which (in order) asks the circuit
-breaker, takes a concurrency slot (an `asyncio.Semaphore` sized like the pool, so calls run in
-parallel rather than through a queue), waits for the pacer when UPSTREAM_RATE_LIMIT is set, sends,
-then records the verdict on the breaker, the metrics and the log. `call` repeats attempts on 429,
-5xx and transport errors with exponential backoff or the server's Retry-After (`backoff.py` says
-why this is a plain loop). The pacer is `aiolimiter.AsyncLimiter`, a leaky bucket that waits for
-a free slot, which is exactly "at most `rate` calls per second, bursts of one second's worth".
+breaker, takes a concurrency slot (`slots.UpstreamSlots`, sized like the pool, so calls run in
+parallel rather than through a queue; a running instance's details GET goes first), waits for
+the pacer when UPSTREAM_RATE_LIMIT is set, sends, then records the verdict on the breaker, the
+metrics and the log. `call` repeats attempts on 429, 5xx and transport errors with exponential
+backoff or the server's Retry-After (`backoff.py` says why this is a plain loop). The pacer is
+`aiolimiter.AsyncLimiter`, a leaky bucket that waits for a free slot, which is exactly "at most
+`rate` calls per second, bursts of one second's worth".
 
 Create is special: Novita's create is not idempotent, so once the request may have reached the
 server (read timeout, dropped connection, 5xx, malformed reply) it is never resent; the caller gets
@@ -52,6 +53,7 @@ from novita_manager.novita.options import (
     DEFAULT_TIMEOUT,
 )
 from novita_manager.novita.parsing import Params
+from novita_manager.novita.slots import UpstreamSlots
 from novita_manager.upstream_transport import upstream_transport
 
 T = TypeVar("T")
@@ -99,7 +101,7 @@ class NovitaSession:
         self._max_retries = max(0, max_retries)
         self._backoff_base = backoff_base
         self._metrics = metrics
-        self._semaphore = asyncio.Semaphore(max_concurrency)
+        self._slots = UpstreamSlots(max_concurrency)
         self._pacer = pacer(rate_limit) if rate_limit > 0 else None
         if breaker is None:
             breaker = CircuitBreaker(DEFAULT_FAILURE_THRESHOLD, DEFAULT_RESET_TIMEOUT)
@@ -147,14 +149,18 @@ class NovitaSession:
         params: Params | None = None,
         body: dict[str, Any] | None = None,
         create: bool = False,
+        urgent: bool = False,
     ) -> T:
-        """Send until an answer, retrying what is safe to retry; `parse` reads a 2xx reply."""
+        """Send until an answer, retrying what is safe to retry; `parse` reads a 2xx reply.
+        `urgent`: take the next free upstream slot before the other waiting calls (`slots.py`)."""
         endpoint = f"{method} {path}"
         attempt = 0
         while True:
             attempt += 1
             try:
-                return await self._attempt(method, path, endpoint, attempt, parse, params, body)
+                return await self._attempt(
+                    method, path, endpoint, attempt, parse, params, body, urgent
+                )
             except NovitaError as error:
                 if create and _may_have_reached_server(error):
                     log.warning(
@@ -219,6 +225,7 @@ class NovitaSession:
         parse: Callable[[Response], T],
         params: Params | None,
         body: dict[str, Any] | None,
+        urgent: bool = False,
     ) -> T:
         try:
             self._breaker.before_call()
@@ -228,7 +235,7 @@ class NovitaSession:
             raise
         decided = False
         try:
-            async with self._semaphore:
+            async with self._slots.slot(urgent=urgent):
                 if self._pacer is not None:
                     await self._pacer.acquire()
                 started = time.perf_counter()
