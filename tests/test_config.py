@@ -129,21 +129,3 @@ def test_default_webhook_url_obeys_the_ssrf_policy() -> None:
         novita_api_key="sk_test", webhook_url="http://127.0.0.1:9/hook", webhook_allow_private=True
     )
     assert allowed.webhook_url == "http://127.0.0.1:9/hook"
-
-
-@pytest.mark.parametrize(
-    ("database_url", "value", "workers"),
-    [
-        ("sqlite+aiosqlite:///./data/x.db", None, 32),
-        ("postgresql+asyncpg://u@db/nm", None, 64),
-        ("postgresql+asyncpg://u@db/nm", "", 64),  # as .env.example leaves it
-        ("sqlite+aiosqlite:///./data/x.db", "48", 48),
-    ],
-)
-def test_provisioning_workers_default_by_database_unless_set(
-    monkeypatch: pytest.MonkeyPatch, database_url: str, value: str | None, workers: int
-) -> None:
-    if value is not None:
-        monkeypatch.setenv("PIPELINE_WORKERS", value)
-    settings = load_settings(novita_api_key="sk_test", database_url=database_url)
-    assert settings.provisioning_workers == workers

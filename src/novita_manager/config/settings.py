@@ -171,12 +171,8 @@ class Settings(SpotSettings, EventSettings, LimitSettings):
     )
 
     # Background processing
-    pipeline_workers: int | None = Field(
-        default=None,
-        ge=1,
-        le=256,
-        description="Concurrent provisioning steps per process; unset: 32 on SQLite, 64 on "
-        "PostgreSQL (whose steps wait longer for their commits' round trips).",
+    pipeline_workers: int = Field(
+        default=32, ge=1, le=256, description="Concurrent provisioning steps per process."
     )
     lease_seconds: PositiveSeconds = Field(
         default=30.0, description="How long a claimed row stays locked without a heartbeat."
@@ -258,7 +254,7 @@ class Settings(SpotSettings, EventSettings, LimitSettings):
             return [part.strip() for part in value.split(",") if part.strip()]
         return value
 
-    @field_validator("novita_api_key", "webhook_secret", "pipeline_workers", mode="before")
+    @field_validator("novita_api_key", "webhook_secret", mode="before")
     @classmethod
     def _empty_is_absent(cls, value: object) -> object:
         return None if value == "" else value
@@ -343,14 +339,6 @@ class Settings(SpotSettings, EventSettings, LimitSettings):
     @property
     def uses_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")
-
-    @property
-    def provisioning_workers(self) -> int:
-        """`PIPELINE_WORKERS`, or its default for the database. A step mostly waits: on
-        PostgreSQL, in a burst, 70 ms of a 94 ms step went to its group commit, and 64 workers
-        cut the burst's lag (docs/design.md, issue 15's tenth round). SQLite's one writer gained
-        nothing from more, and its memory benchmark lost 1-2 MiB."""
-        return self.pipeline_workers or (32 if self.uses_sqlite else 64)
 
     def secret_values(self) -> list[str]:
         """Every configured secret, so the log redactor can scrub them wherever they appear."""

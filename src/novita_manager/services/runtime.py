@@ -100,7 +100,7 @@ class Runtime:
                 model=Instance,
                 handler=provisioner,
                 first=BILLING_UNANNOUNCED,
-                workers=settings.provisioning_workers,
+                workers=settings.pipeline_workers,
                 lease_seconds=settings.lease_seconds,
                 owner=db.owner,
                 metrics=metrics,
