@@ -302,3 +302,31 @@ async def test_cancelled_probe_frees_the_half_open_slot() -> None:
         assert await client.list_clusters() == []  # a new probe went through and closed it
         await slow_client.aclose()
     assert breaker.state == "closed"
+
+
+async def test_an_urgent_get_instance_goes_before_calls_waiting_for_a_slot() -> None:
+    """With every upstream slot taken, the details GET of a running instance (`urgent`) is sent
+    before the calls that were already waiting (novita/slots.py)."""
+    gate = asyncio.Event()
+    paths: list[str] = []
+
+    async def handler(request: Request) -> Response:
+        paths.append(request.url.path.rsplit("/", 1)[1])
+        if len(paths) == 1:
+            await gate.wait()  # the only slot stays taken until every call below waits
+        if request.url.path.endswith("/gpu/instance"):
+            return ok({"id": "i1", "status": "running"})
+        return ok({"data": []})
+
+    async with make_client(
+        Recorder(ok({})), transport=MockTransport(handler), max_concurrency=1
+    ) as client:
+        holder = asyncio.create_task(client.list_clusters())
+        await asyncio.sleep(0.01)
+        waiting = [asyncio.create_task(client.list_clusters()) for _ in range(2)]
+        await asyncio.sleep(0.01)
+        urgent = asyncio.create_task(client.get_instance("i1", urgent=True))
+        await asyncio.sleep(0.01)
+        gate.set()
+        await asyncio.gather(holder, urgent, *waiting)
+    assert paths == ["clusters", "instance", "clusters", "clusters"]
