@@ -41,6 +41,7 @@ from bench.common import (
     fmt_ms,
     machine,
     percentile,
+    postgres_pid,
     service_pid,
     stack_on_simulator,
     steady_collector,
@@ -164,6 +165,8 @@ async def measure(args: argparse.Namespace, base_url: str, sim: Any, receiver: W
             load.add(f"/api/instances/{instance_id}")  # type: ignore[union-attr]
         cpu_before, api_before = service_cpu(), cpu_seconds(pid, tree=False)
         sim_before, machine_before = cpu_seconds(sim.process.pid), machine_busy_seconds()
+        database_pid = postgres_pid(url)
+        database_before = cpu_seconds(database_pid) if database_pid else 0.0
         print(f"advancing the clock (service pid {pid})", file=sys.stderr, flush=True)
         clock = sim.control.advance_clock(args.advance)  # every instance runs from here
         advanced_at = clock["now"] - clock["offset"]  # the simulator's wall clock then
@@ -173,6 +176,7 @@ async def measure(args: argparse.Namespace, base_url: str, sim: Any, receiver: W
         api_cpu = cpu_seconds(pid, tree=False) - api_before
         sim_cpu = cpu_seconds(sim.process.pid) - sim_before
         machine_cpu = machine_busy_seconds() - machine_before
+        database_cpu = cpu_seconds(database_pid) - database_before if database_pid else None
         get_during = await asyncio.to_thread(load.stop) if load else None
         metrics_after = await all_metrics(client, workers)
         calls = _diff(
@@ -221,6 +225,7 @@ async def measure(args: argparse.Namespace, base_url: str, sim: Any, receiver: W
         "cpu_per_instance": cpu / n,
         "api_cpu": api_cpu,
         "sim_cpu": sim_cpu,
+        "database_cpu": database_cpu,
         "machine_cpu": machine_cpu,
         "calls": calls,
         "per_instance": {k: v / n for k, v in sorted(calls.items()) if k != LISTING},
@@ -322,7 +327,11 @@ def report(r: dict[str, Any], args: argparse.Namespace, command: str) -> str:
          f"{args.idle_seconds:g} s quiet)",
          f"{r['idle_cpu_rate']:.0%} of one core (background work, e.g. the status sync)"),
         ("Rest of the machine during the burst",
-         f"simulator {r['sim_cpu'] / r['burst_wall']:.0%} of one core; all processes "
+         f"simulator {r['sim_cpu'] / r['burst_wall']:.0%} of one core; "
+         + (f"PostgreSQL {r['database_cpu'] / r['burst_wall']:.0%} of one core "
+            f"({r['database_cpu'] * 1000 / n:.1f} ms/instance); "
+            if r.get("database_cpu") is not None else "")
+         + "all processes "
          f"{r['machine_cpu'] / r['burst_wall']:.0%} of one core (2 cores shared)"),
         ("Upstream calls per instance during the burst (listing apart)",
          f"{sum(r['per_instance'].values()):.2f}: {calls}; account listing "

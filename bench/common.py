@@ -171,6 +171,20 @@ def database(kind: str) -> Iterator[str]:
         server.stop()
 
 
+def postgres_pid(url: str) -> int | None:
+    """The pid of the throwaway PostgreSQL server behind `url` (from `database`), found by its
+    port in the `postmaster.pid` of its data directory; None for SQLite or when not found."""
+    if not url.startswith("postgresql"):
+        return None
+    port = url.rsplit(":", 1)[1].split("/", 1)[0]
+    for pid_file in Path(tempfile.gettempdir()).glob("nm-pg-*/data/postmaster.pid"):
+        with contextlib.suppress(OSError, IndexError, ValueError):
+            lines = pid_file.read_text().splitlines()
+            if lines[3].strip() == port:
+                return int(lines[0])
+    return None
+
+
 def service_process(env: dict[str, str], log_dir: Path, name: str = "service") -> ServiceProcess:
     """`novita-manager serve` as a child process (not started yet); its log goes to log_dir."""
     return ServiceProcess({**BENCH_ENV, **env}, log_dir / f"{name}.log")

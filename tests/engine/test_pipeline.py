@@ -86,6 +86,35 @@ async def test_first_rows_are_claimed_before_rows_due_earlier(items_db: Database
     assert sorted(seen[3:]) == ["old00001", "old00002"]
 
 
+async def test_after_a_claim_of_every_due_row_the_next_waits_for_a_hint(
+    items_db: Database,
+) -> None:
+    """A claim that found fewer rows than it could take took every due row: the fetcher then
+    waits for a hint or its idle poll instead of claiming again at once (an empty claim)."""
+    await insert_items(items_db, 2)
+    pipeline = make(items_db, counting_handler(items_db, "me"), idle_min=0.5, idle_max=0.5)
+    claims: list[int] = []
+    claim_rows = pipeline._claim_rows
+
+    async def counted(limit: int) -> list[tuple[Lease, Item]]:
+        claimed = await claim_rows(limit)
+        claims.append(len(claimed))
+        return claimed
+
+    pipeline._claim_rows = counted  # type: ignore[method-assign]
+    await pipeline.start()
+    try:
+        await wait_until(lambda: all_done(items_db), what="both rows processed")
+        await asyncio.sleep(0.2)  # well within the idle poll
+        assert claims == [2]
+        await insert_items(items_db, 1, prefix="new")
+        pipeline.hint()
+        await wait_until(lambda: all_done(items_db), what="the hinted row processed")
+        assert claims == [2, 1]
+    finally:
+        await pipeline.stop()
+
+
 async def test_a_lost_lease_makes_the_old_workers_write_a_no_op(items_db: Database) -> None:
     (row_id,) = await insert_items(items_db, 1)
     entered, resume = asyncio.Event(), asyncio.Event()
