@@ -6,10 +6,19 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from sqlalchemy import event
+from sqlalchemy import String, event
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from novita_manager.engine.claim import claim_statement
 from novita_manager.store.db import Database
-from tests.engine.items import Item, counting_handler, create_items_table, insert_items, load_items
+from novita_manager.store.models import LeasedMixin
+from tests.engine.items import (
+    Item,
+    counting_handler,
+    create_items_table,
+    insert_items,
+    load_items,
+)
 from tests.engine.test_pipeline import make
 
 
@@ -66,3 +75,20 @@ async def test_claims_at_once_take_disjoint_rows(items_db: Database) -> None:
     owners = {item.lock_owner for row_id, item in stored.items() if row_id in ids[1]}
     assert owners == {"two"}
     assert sum(item.lock_token is None for item in stored.values()) == 8
+
+
+def test_a_token_that_cannot_fit_its_column_is_refused_when_the_claim_is_built() -> None:
+    """The token is a 16-character prefix and the row's id; a table whose ids could overflow
+    `lock_token` (64) is refused up front instead of failing its first claim on PostgreSQL."""
+
+    class Base(DeclarativeBase):
+        pass
+
+    class WideIds(LeasedMixin, Base):
+        __tablename__ = "engine_test_wide_ids"
+        id: Mapped[str] = mapped_column(String(60), primary_key=True)
+
+    with pytest.raises(ValueError, match="lock_token"):
+        claim_statement(WideIds, WideIds.id.is_not(None), None, owner="me", dialect="postgresql")
+    statement = claim_statement(Item, Item.id.is_not(None), None, owner="me", dialect="sqlite")
+    assert statement is not None

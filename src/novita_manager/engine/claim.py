@@ -7,8 +7,9 @@ of whole rows (2.3 ms a claim with 1,000 due) and the single-row UPDATEs were a 
 server's time in a burst (`bench.burst`, pg_stat_statements). Built once per pipeline, with the
 time, the limit and the lease as parameters (`claim_parameters`).
 
-Each row's token is the claim's random part followed by the row's id: unique per claim and row,
-as engine/leases.py needs (it keys checked and released leases by token).
+Each row's token is the claim's random part (`PREFIX_BYTES` hex-encoded) followed by the row's
+id: unique per claim and row, as engine/leases.py needs (it keys checked and released leases by
+token). It must fit `lock_token`: `claim_statement` checks that against the columns' lengths.
 """
 
 from __future__ import annotations
@@ -32,6 +33,8 @@ from sqlalchemy import (
     update,
 )
 
+PREFIX_BYTES = 8
+
 
 def claim_statement(
     model: type[Any],
@@ -43,6 +46,12 @@ def claim_statement(
 ) -> Update:
     """The claim of `model`'s rows matching `due` (parameter `now`): `first` rows before the
     others, then in the order they became due. Returns the rows, and with `first` their rank."""
+    columns = model.__table__.c
+    id_length, token_length = columns.id.type.length, columns.lock_token.type.length
+    if id_length is None or (
+        token_length is not None and 2 * PREFIX_BYTES + id_length > token_length
+    ):
+        raise ValueError(f"a claim's token (prefix and id) must fit {model.__name__}.lock_token")
     order: list[Any] = [model.next_attempt_at]
     rank = None if first is None else case((first, 0), else_=1)
     if rank is not None:
@@ -74,7 +83,7 @@ def claim_parameters(now: datetime, limit: int, lease_seconds: float) -> dict[st
     return {
         "now": now,
         "limit": limit,
-        "token": os.urandom(8).hex(),
+        "token": os.urandom(PREFIX_BYTES).hex(),
         "expires": now + timedelta(seconds=lease_seconds),
     }
 
