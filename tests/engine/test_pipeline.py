@@ -92,7 +92,7 @@ async def test_after_a_claim_of_every_due_row_the_next_waits_for_a_hint(
     """A claim that found fewer rows than it could take took every due row: the fetcher then
     waits for a hint or its idle poll instead of claiming again at once (an empty claim)."""
     await insert_items(items_db, 2)
-    pipeline = make(items_db, counting_handler(items_db, "me"), idle_min=0.5, idle_max=0.5)
+    pipeline = make(items_db, counting_handler(items_db, "me"), idle_min=5.0, idle_max=5.0)
     claims: list[int] = []
     claim_rows = pipeline._claim_rows
 
