@@ -138,11 +138,14 @@ async def run_lifecycles(
     concurrency: int = 10,
     spread: float = 0.0,
     prefix: str = "rel",
-    stop_when: asyncio.Event | None = None,
+    last_after: asyncio.Event | None = None,
 ) -> list[str]:
     """POST n creates (with Idempotency-Keys, so a retry after a crash creates nothing new),
     delete each instance once it runs when `delete`, and wait until every one is done
-    (`deleted`, or `running` without delete). Returns the instance ids in request order."""
+    (`deleted`, or `running` without delete). Returns the instance ids in request order.
+
+    The last create waits for `last_after` when given, so the lifecycles outlast whatever the
+    caller does meanwhile (the crash scenario's kills), however fast the service is."""
     ids: list[str | None] = [None] * n
     limit = asyncio.Semaphore(concurrency)
     report = api.report
@@ -150,6 +153,8 @@ async def run_lifecycles(
     async def create(index: int) -> None:
         if spread:
             await asyncio.sleep(spread * index / n)
+        if last_after is not None and index == n - 1:
+            await last_after.wait()
         body = {"name": f"{prefix}-{index}", "productName": "RTX 4090 24GB", "templateId": "1"}
         headers = {"Idempotency-Key": f"{prefix}-{index}"}
         async with limit:

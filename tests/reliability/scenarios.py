@@ -137,19 +137,26 @@ async def crashes(
     began = time.monotonic()
     try:
         service.start()
-        work = asyncio.create_task(
-            # Creates keep arriving through the kills, so every kill lands mid-lifecycles.
-            run_lifecycles(api, n, delete=True, timeout=timeout, spread=kills * 1.0, prefix="crash")
-        )
+        kills_over = asyncio.Event()
+        # Creates keep arriving through the kills, and the last one waits for the last kill,
+        # so every kill lands mid-lifecycles however fast they go.
+        lifecycles = run_lifecycles(
+            api, n, delete=True, timeout=timeout, spread=kills * 1.0, prefix="crash",
+            last_after=kills_over,
+        )  # fmt: skip
+        work = asyncio.create_task(lifecycles)
         rng = random.Random(seed)
         done_kills = 0
-        for _ in range(kills):
-            await asyncio.sleep(rng.uniform(0.1, 1.2))
-            if work.done():
-                break
-            service.kill()
-            done_kills += 1
-            await asyncio.to_thread(service.start)
+        try:
+            for _ in range(kills):
+                await asyncio.sleep(rng.uniform(0.1, 1.2))
+                if work.done():
+                    break  # a create failed: `await work` below raises it
+                service.kill()
+                done_kills += 1
+                await asyncio.to_thread(service.start)
+        finally:
+            kills_over.set()
         report.extra["kills"] = done_kills
         ids = await work
         sim.control.clear_faults()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import time
 
 import httpx
@@ -11,6 +12,7 @@ from novita_manager.simulator.server import SimulatorServer
 from tests.simulator.helpers import CREATE, assert_error, create_body
 
 LIST = "GET /gpu/instances"
+CREATE_KEY = "POST /gpu/instance/create"
 
 
 def calls(simulator: SimulatorServer, endpoint: str) -> dict[str, int]:
@@ -171,3 +173,23 @@ def test_stats_count_every_call(simulator: SimulatorServer, simulator_http: http
     assert stats["instancesCreated"] == 1
     simulator.control.reset()
     assert simulator.control.stats() == {"calls": {}, "instancesCreated": 0}
+
+
+def test_a_caller_that_hangs_up_mid_body_is_counted_not_logged_as_a_crash(
+    simulator: SimulatorServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A killed service leaves requests half-sent; a real server just sees the connection go."""
+    path = simulator.v1_url.split(str(simulator.port), 1)[1] + "/gpu/instance/create"
+    head = (
+        f"POST {path} HTTP/1.1\r\nHost: {simulator.host}\r\n"
+        f"Authorization: Bearer {simulator.api_key}\r\n"
+        "Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n"
+    )
+    with socket.create_connection((simulator.host, simulator.port)) as sock:
+        sock.sendall(head.encode() + b'{"name": ')
+    deadline = time.monotonic() + 10
+    while calls(simulator, CREATE_KEY) != {"client_gone": 1} and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert calls(simulator, CREATE_KEY) == {"client_gone": 1}
+    assert simulator.control.stats()["instancesCreated"] == 0
+    assert "Exception in ASGI application" not in caplog.text

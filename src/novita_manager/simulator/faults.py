@@ -148,7 +148,8 @@ class FaultBook:
 
 
 class CallStats:
-    """Calls that reached the v1 surface, by endpoint key and outcome (status or drop/hang)."""
+    """Calls that reached the v1 surface, by endpoint key and outcome: the status, drop or
+    hang, or client_gone when the caller hung up before its body arrived."""
 
     def __init__(self) -> None:
         self.calls: defaultdict[str, defaultdict[str, int]] = defaultdict(lambda: defaultdict(int))

@@ -10,6 +10,7 @@ import asyncio
 import math
 from typing import Any
 
+from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from novita_manager.logging import get_logger
@@ -90,7 +91,12 @@ class V1Gate:
                 self.state.stats.record(key, str(message["status"]))
             await send(message)
 
-        await self.app(scope, receive, counting_send)
+        try:
+            await self.app(scope, receive, counting_send)
+        except ClientDisconnect:
+            # The client hung up before its body arrived (a killed service, say): nothing to
+            # answer and nothing wrong on this side, so count it instead of logging a crash.
+            self.state.stats.record(key, "client_gone")
 
     def _check_auth(self, scope: Scope) -> SimulatorError | None:
         header = b""
