@@ -16,8 +16,8 @@ from pydantic import ValidationError
 
 from novita_manager.domain.observations import summarize
 from novita_manager.novita.create_request import MARKER_ENV, marker_of
-from novita_manager.novita.listed import ListedPage, read_listed_page
-from novita_manager.novita.models import InstancePage
+from novita_manager.novita.listed import ListedPage, read_listed_instance, read_listed_page
+from novita_manager.novita.models import Instance, InstancePage
 from novita_manager.simulator import PROFILES
 
 
@@ -32,6 +32,16 @@ def assert_same(data: Any) -> ListedPage:
         assert cheap.has_connection_details == full.has_connection_details
         assert summarize(cheap) == summarize(full)
     return listed
+
+
+def assert_same_instance(data: Any) -> None:
+    """GET /gpu/instance's body read by `read_listed_instance` and by the model: one summary."""
+    unwrapped = data["instance"] if "id" not in data and "instance" in data else data
+    full = Instance.model_validate(unwrapped)
+    cheap = read_listed_instance(data)
+    assert (cheap.id, cheap.status) == (full.id, full.status)
+    assert cheap.marker == marker_of(full.envs)
+    assert summarize(cheap) == summarize(full)
 
 
 def create(http: httpx.Client, marker: str, billing: str) -> str:
@@ -75,6 +85,7 @@ def test_every_simulator_page_reads_the_same(simulator_http: httpx.Client) -> No
         for novita_id in ids[:5]:  # a GET's object (connection details) read as a list item
             item = simulator_http.get("/gpu/instance", params={"instanceId": novita_id}).json()
             assert_same({"instances": [item], "total": 1})
+            assert_same_instance(item)
         time.sleep(0.05)
     assert seen == set(ids)
 
@@ -104,6 +115,8 @@ ODD_ITEMS: list[dict[str, Any]] = [
 @pytest.mark.parametrize("item", ODD_ITEMS, ids=[str(item["id"]) for item in ODD_ITEMS])
 def test_odd_items_read_the_same(item: dict[str, Any]) -> None:
     assert_same({"instances": [item], "total": 1})
+    assert_same_instance(item)  # as GET /gpu/instance's body
+    assert_same_instance({"instance": item})  # wrapped, as `parse_instance` also accepts it
 
 
 @pytest.mark.parametrize(
@@ -122,6 +135,12 @@ def test_what_the_model_refuses_is_refused(data: dict[str, Any]) -> None:
         InstancePage.model_validate(data)
     with pytest.raises(ValidationError):
         read_listed_page(data)
+    items = data["instances"]
+    if isinstance(items, list):  # the same item as GET /gpu/instance's body
+        with pytest.raises(ValidationError):
+            Instance.model_validate(items[0])
+        with pytest.raises(ValidationError):
+            read_listed_instance(items[0])
 
 
 @pytest.mark.parametrize(

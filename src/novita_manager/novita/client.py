@@ -22,7 +22,12 @@ from novita_manager.novita.gpu_metrics import (
     host_metrics_url,
     parse_gpu_utilization,
 )
-from novita_manager.novita.listed import ListedPage, parse_listed_page
+from novita_manager.novita.listed import (
+    ListedInstance,
+    ListedPage,
+    parse_listed_instance,
+    parse_listed_page,
+)
 from novita_manager.novita.listing import Listing, ListingProgress, walk_instance_pages
 from novita_manager.novita.models import (
     Cluster,
@@ -165,6 +170,16 @@ class NovitaClient(NovitaSession):
         """`urgent`: before other waiting calls (a running instance's details, `slots.py`)."""
         query = {"instanceId": instance_id}
         return await self.call("GET", "/gpu/instance", parse_instance, params=query, urgent=urgent)
+
+    async def get_listed_instance(
+        self, instance_id: str, *, urgent: bool = False
+    ) -> ListedInstance:
+        """The instance as the status sync reads a listed one: for callers that only summarise
+        it (`domain.observations.summarize`), without the model's whole validation."""
+        query = {"instanceId": instance_id}
+        return await self.call(
+            "GET", "/gpu/instance", parse_listed_instance, params=query, urgent=urgent
+        )
 
     async def create_instance(self, req: CreateInstanceRequest) -> str:
         """Create and return the new instance id. Raises NovitaOutcomeUnknown, never resends, when

@@ -66,7 +66,7 @@ async def details(ctx: StepContext, lease: Lease, row: Instance) -> InstanceChan
     assert row.novita_instance_id is not None
     now = utcnow()
     try:
-        instance = await ctx.client.get_instance(row.novita_instance_id, urgent=True)
+        instance = await ctx.client.get_listed_instance(row.novita_instance_id, urgent=True)
     except NovitaNotFound:
         observation = observations.gone()
     except NovitaError as error:

@@ -53,7 +53,7 @@ async def fetch_missing(client: NovitaClient, missing: list[str]) -> dict[str, d
 
     async def fetch(novita_id: str) -> tuple[str, dict[str, Any]]:
         try:
-            return novita_id, observations.summarize(await client.get_instance(novita_id))
+            return novita_id, observations.summarize(await client.get_listed_instance(novita_id))
         except NovitaNotFound:
             return novita_id, observations.gone()
 
