@@ -1,16 +1,15 @@
-"""`UTCDateTime`: SQLite's one-step bind and result give what SQLAlchemy's two steps gave, and
-values come back as the same aware UTC instants."""
+"""`UTCDateTime`: the one-step bind and result (SQLite, PostgreSQL) give what SQLAlchemy's two
+steps gave, and values come back as the same aware UTC instants."""
 
 from __future__ import annotations
 
 import random
 from datetime import UTC, datetime, timedelta, timezone
-from pathlib import Path
 from typing import Any
 
 import pytest
 from sqlalchemy import Column, DateTime, Integer, MetaData, Table, TypeDecorator, select
-from sqlalchemy.dialects import sqlite
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from novita_manager.store.types import UTCDateTime
@@ -80,11 +79,45 @@ def test_the_sqlite_result_reads_what_the_two_steps_read() -> None:
     assert one(None) is None
 
 
-async def test_values_come_back_as_the_same_utc_instants(tmp_path: Path) -> None:
+class TwoStepsAware(TwoSteps):
+    """UTCDateTime's PostgreSQL steps as they were: aware UTC both ways (asyncpg's own)."""
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> Any:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTCDateTime column")
+        return value.astimezone(UTC)
+
+
+def test_the_postgresql_bind_and_result_give_what_the_two_steps_gave() -> None:
+    dialect = postgresql.asyncpg.dialect()  # type: ignore[attr-defined]
+    for kind in ("bind", "result"):
+        if kind == "bind":
+            one = UTCDateTime().dialect_impl(dialect).bind_processor(dialect)
+            two = TwoStepsAware().dialect_impl(dialect).bind_processor(dialect)
+        else:
+            one = UTCDateTime().dialect_impl(dialect).result_processor(dialect, None)
+            two = TwoStepsAware().dialect_impl(dialect).result_processor(dialect, None)
+        assert one is not None
+        assert two is not None
+        for value in instants(5_000):
+            got = one(value)
+            assert got == two(value), value
+            assert got.tzinfo is UTC
+        assert one(None) is None
+    bind = UTCDateTime().dialect_impl(dialect).bind_processor(dialect)
+    assert bind is not None
+    with pytest.raises(ValueError, match="naive"):
+        bind(datetime(2026, 12, 3, 9, 0))
+
+
+async def test_values_come_back_as_the_same_utc_instants(database_url: str) -> None:
+    """On both dialects (`database_url`: a SQLite file or a fresh PostgreSQL database)."""
     table = Table(
         "t", MetaData(), Column("id", Integer, primary_key=True), Column("at", UTCDateTime())
     )
-    engine = create_async_engine(f"sqlite+aiosqlite:///{tmp_path / 'types.db'}")
+    engine = create_async_engine(database_url)
     values = instants(200)
     try:
         async with engine.begin() as connection:

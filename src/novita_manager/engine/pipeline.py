@@ -217,7 +217,7 @@ class Pipeline(Generic[RowT]):
 
     async def _claim_rows(self, limit: int) -> list[tuple[Lease, RowT]]:
         parameters = claim_parameters(utcnow(), limit, self.lease_seconds)
-        async with self.db.session() as session, session.begin():
+        async with self.db.statement_session() as session, session.begin():
             result = await session.execute(self._claim_update, parameters)
             rows = in_claim_order(result, ranked=self._first is not None)
         # Committed; expire_on_commit=False leaves each row a detached snapshot for its handler
@@ -307,7 +307,7 @@ class Pipeline(Generic[RowT]):
                 # next round, two rounds before its lease would expire.
                 mine = table.id.in_(select(table.id).where(mine).with_for_update(skip_locked=True))
             expires = utcnow() + timedelta(seconds=self.lease_seconds)
-            async with self.db.session() as session, session.begin():
+            async with self.db.statement_session() as session, session.begin():
                 await session.execute(
                     update(self.model)
                     .where(mine)
@@ -317,7 +317,7 @@ class Pipeline(Generic[RowT]):
 
     async def _sample_backlog(self) -> None:
         assert self.metrics is not None
-        async with self.db.session() as session:
+        async with self.db.read_session() as session:
             count = await session.scalar(
                 select(func.count()).select_from(self.model).where(self._due())
             )
