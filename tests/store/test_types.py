@@ -91,7 +91,7 @@ class TwoStepsAware(TwoSteps):
 
 
 def test_the_postgresql_bind_and_result_give_what_the_two_steps_gave() -> None:
-    dialect = postgresql.asyncpg.dialect()  # type: ignore[attr-defined]
+    dialect = postgresql.asyncpg.dialect()  # type: ignore[attr-defined,no-untyped-call]
     for kind in ("bind", "result"):
         if kind == "bind":
             one = UTCDateTime().dialect_impl(dialect).bind_processor(dialect)
