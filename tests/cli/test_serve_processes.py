@@ -1,13 +1,14 @@
-"""`serve` (role all) as two processes: the API, and the pipelines in a child process.
+"""`serve` (role all) as several processes: the API, and the pipelines in child processes.
 
 Real processes on SQLite (cli/pipeline_worker.py): the child does the background work and holds
 the file; the API's /metrics shows the child's series; SIGTERM stops both; `kill -9` of serve
 leaves no process behind (nor its `--workers` API processes) and a restart continues; a child
-that dies stops serve.
+that dies stops serve. On PostgreSQL, PIPELINE_PROCESSES children share the work.
 """
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import json
 import os
@@ -16,6 +17,7 @@ import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
+import asyncpg
 import httpx
 import pytest
 
@@ -130,3 +132,55 @@ def test_a_child_that_dies_stops_serve(simulator, tmp_path: Path, serves) -> Non
         pytest.fail("serve kept answering without its pipelines")
     assert code == 1
     assert "pipeline_worker_exited" in (tmp_path / "serve.log").read_text()
+
+
+def lease_owner_pids(postgres_url: str) -> set[int]:
+    """The pids in the lease owners (`host:pid:nonce`) of the instance rows leased right now."""
+
+    async def read() -> set[int]:
+        connection = await asyncpg.connect(postgres_url.replace("+asyncpg", ""))
+        try:
+            rows = await connection.fetch(
+                "SELECT DISTINCT lock_owner FROM instances WHERE lock_owner IS NOT NULL"
+            )
+        finally:
+            await connection.close()
+        return {int(row["lock_owner"].split(":")[1]) for row in rows}
+
+    return asyncio.run(read())
+
+
+@pytest.mark.postgres
+@pytest.mark.timeout(240)  # serve may take over a minute to start on a loaded machine
+def test_on_postgresql_several_children_share_the_work(
+    simulator, webhook_receiver: WebhookReceiver, postgres_url: str, tmp_path: Path, serves
+) -> None:
+    """PIPELINE_PROCESSES=2: two children claim the rows between them (each row once), the
+    API wakes both and merges both's metrics, and one dying stops serve."""
+    env = service_env(simulator.base_url, postgres_url, pipeline_processes="2",
+                      pipeline_workers="2")  # fmt: skip
+    api = Serve(env, [], tmp_path / "serve.log")
+    serves.append(api)
+    children = wait_for(lambda: len(api.children()) == 2 and api.children(), what="2 children")
+    # Slow upstream calls keep rows leased for a while, and two workers a child leave rows for
+    # the other child: the owners of the leases show which processes work.
+    simulator.control.set_faults([{"endpoint": "*", "kind": "delay", "seconds": 0.3}])
+    ids = [create(api.base_url, f"two-{i}", webhook_receiver.url) for i in range(10)]
+    owners: set[int] = set()
+
+    def all_running() -> bool:
+        owners.update(lease_owner_pids(postgres_url))
+        return all(status(api.base_url, instance_id) == "running" for instance_id in ids)
+
+    wait_for(all_running, timeout=120, every=0.2, what="every instance running")
+    simulator.control.clear_faults()
+    assert owners == set(children)  # both children claimed rows, and nothing else did
+    delivered = webhook_receiver.wait_for(len(ids), timeout=30)
+    assert sorted(json.loads(r.body)["data"]["instanceId"] for r in delivered) == sorted(ids)
+    assert simulator.control.stats()["instancesCreated"] == len(ids)  # each created once
+    assert processed_rows(api.base_url) >= 2 * len(ids)  # both children's series, summed
+
+    os.kill(children[0], signal.SIGKILL)
+    assert api.process.wait(timeout=40) == 1
+    assert "pipeline_worker_exited" in (tmp_path / "serve.log").read_text()
+    wait_for(lambda: gone(children[1]), timeout=40, what="the other child to stop")

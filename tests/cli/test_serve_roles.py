@@ -116,12 +116,15 @@ async def test_api_processes_and_a_worker_share_the_work_on_postgresql(
         assert processed_rows(api.base_url) == 0
 
 
-def serve_once(tmp_path: Path, database_url: str, *args: str) -> subprocess.CompletedProcess[str]:
+def serve_once(
+    tmp_path: Path, database_url: str, *args: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     env = {
         **os.environ,
         **service_env(f"http://127.0.0.1:{free_port()}/gpu-instance/openapi", database_url),
         "HOST": "127.0.0.1",
         "PORT": str(free_port()),
+        **(env or {}),
     }
     return subprocess.run(
         [sys.executable, "-m", "novita_manager", "serve", *args],
@@ -150,3 +153,12 @@ def test_workers_need_the_api_or_all_role(tmp_path: Path, postgres_url: str) -> 
     result = serve_once(tmp_path, postgres_url, "--role", "worker", "--workers", "2")
     assert result.returncode == ServeExitCode.CONFIGURATION, result.stderr
     assert "--workers 2 needs --role api or all" in result.stderr
+
+
+def test_sqlite_refuses_several_pipeline_processes(tmp_path: Path) -> None:
+    result = serve_once(
+        tmp_path, f"sqlite+aiosqlite:///{tmp_path}/one.db", env={"PIPELINE_PROCESSES": "2"}
+    )
+    assert result.returncode == ServeExitCode.CONFIGURATION, result.stderr
+    assert "PIPELINE_PROCESSES=2 needs PostgreSQL" in result.stderr
+    assert "Traceback" not in result.stderr

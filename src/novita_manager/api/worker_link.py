@@ -10,6 +10,10 @@ share. The two talk over UNIX sockets in a private directory that the parent cre
   A lost datagram costs at most the pipelines' idle poll (1 s); nothing depends on it.
 - `worker.sock` (HTTP): the worker's /health and /metrics. The API's /metrics merges the
   worker's series into its own (`merge_exposition`), so one scrape still sees the whole service.
+
+On PostgreSQL `serve` may run the background work in several child processes
+(PIPELINE_PROCESSES): each then has its two sockets in a directory of its own, `child-<n>` in
+the shared one, and the API side wakes every child and merges every child's series.
 """
 
 from __future__ import annotations
@@ -32,13 +36,33 @@ log = get_logger(__name__)
 METRICS_TIMEOUT = 2.0  # seconds; a scrape without the worker's series beats a hanging one
 
 
+CHILD_PREFIX = "child-"
+
+
+def child_directories(directory: Path, count: int) -> list[Path]:
+    """Where each of `count` child processes keeps its sockets (made here): `directory` itself
+    for one child, `child-0`, `child-1`, ... in it for several."""
+    if count == 1:
+        return [directory]
+    children = [directory / f"{CHILD_PREFIX}{index}" for index in range(count)]
+    for child in children:
+        child.mkdir(exist_ok=True)
+    return children
+
+
 class WorkerLink:
-    """The two socket paths of one `serve`, and the API side's use of them."""
+    """The socket paths of one `serve`, and the API side's use of them. `wake_path` and
+    `http_path` are a child's own (in `directory`); the API side reaches every child in
+    `directory` (see `child_directories`)."""
 
     def __init__(self, directory: Path) -> None:
         self.directory = directory
         self.wake_path = directory / "wake.sock"
         self.http_path = directory / "worker.sock"
+        children = sorted(
+            directory.glob(f"{CHILD_PREFIX}*"), key=lambda path: int(path.name.split("-")[-1])
+        )
+        self.children = children or [directory]
         self._wake_socket: socket.socket | None = None
         self._wake_due = False
 
@@ -64,12 +88,24 @@ class WorkerLink:
         if self._wake_socket is None:
             self._wake_socket = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
             self._wake_socket.setblocking(False)
-        with contextlib.suppress(OSError):  # worker not up yet, or its buffer is full
-            self._wake_socket.sendto(b"w", str(self.wake_path))
+        for child in self.children:
+            with contextlib.suppress(OSError):  # worker not up yet, or its buffer is full
+                self._wake_socket.sendto(b"w", str(child / "wake.sock"))
 
     async def metrics_text(self) -> str | None:
-        """The worker's /metrics, or None when it does not answer in time."""
-        connector = aiohttp.UnixConnector(path=str(self.http_path))
+        """The workers' /metrics as one (`merge_exposition`), or None when none answers in
+        time (a child that does not is left out)."""
+        texts = await asyncio.gather(*(self._child_metrics(child) for child in self.children))
+        answered = [text for text in texts if text is not None]
+        if not answered:
+            return None
+        merged = answered[0]
+        for text in answered[1:]:
+            merged = merge_exposition(merged.encode(), text).decode()
+        return merged
+
+    async def _child_metrics(self, child: Path) -> str | None:
+        connector = aiohttp.UnixConnector(path=str(child / "worker.sock"))
         timeout = aiohttp.ClientTimeout(total=METRICS_TIMEOUT)
         try:
             async with (

@@ -1,4 +1,5 @@
-"""`serve` with role all: the API in this process, the background work in a child process.
+"""`serve` with role all: the API in this process, the background work in a child process (two
+on PostgreSQL by default: `background_processes`).
 
 Why two processes: in one, reads and the pipelines share one event loop, and reads offered faster
 than the process serves them starve every lifecycle (docs/benchmarks.md "Overload": 4-6 % of the
@@ -45,7 +46,7 @@ from multiprocessing.process import BaseProcess
 from pathlib import Path
 from typing import Any
 
-from novita_manager.api.worker_link import WorkerLink
+from novita_manager.api.worker_link import WorkerLink, child_directories
 from novita_manager.cli.exit_codes import ServeExitCode
 from novita_manager.config import Settings
 from novita_manager.logging import get_logger
@@ -56,66 +57,85 @@ STOP_TIMEOUT = 30.0  # seconds for the child's graceful stop (pipelines drain up
 LINK_ENV = "NOVITA_MANAGER_WORKER_LINK"  # internal: tells `--workers N` API processes the link
 
 
+def background_processes(settings: Settings) -> int:
+    """PIPELINE_PROCESSES resolved: as set, else one on SQLite (its file allows one process)
+    and on PostgreSQL two on a machine of two cores or more. One process's core bounds a burst:
+    when 1,000 instances reach running at once it is busy throughout while the machine's other
+    core is half idle (bench.burst); the children share the rows as replicas do (claims skip
+    each other's rows, the status sync and the scheduled tasks run under leases)."""
+    if settings.pipeline_processes or settings.uses_sqlite:
+        return settings.pipeline_processes or 1
+    return min(2, os.cpu_count() or 1)
+
+
 class PipelineWorker:
-    """The child process of one `serve`, seen from the parent."""
+    """The child processes of one `serve`, seen from the parent (`background_processes`)."""
 
     def __init__(self, settings: Settings) -> None:
         # model_copy skips validation on purpose: SERVICE_ROLE=worker alone is refused on SQLite,
         # but beside this process's API it is exactly the one process the file allows.
         self.settings = settings.model_copy(update={"service_role": "worker"})
         self.directory = Path(tempfile.mkdtemp(prefix="novita-manager-"))
+        self.child_directories = child_directories(self.directory, background_processes(settings))
         self.link = WorkerLink(self.directory)
-        self.process: BaseProcess | None = None
-        self.exit_code: int | None = None  # set when the child ended on its own
+        self.processes: list[BaseProcess] = []
+        self.exit_code: int | None = None  # set when a child ended on its own
         self._stopping = threading.Event()
         self._on_exit: Callable[[], None] = lambda: None
 
     def start(self, on_exit: Callable[[], None]) -> None:
-        """Start the child; `on_exit` runs (in a thread) if it ends before `stop()`."""
+        """Start the children; `on_exit` runs (in a thread) if one ends before `stop()`."""
         self._on_exit = on_exit
         # fork starts in milliseconds with the modules already imported (spawn re-imports them:
         # seconds); it is safe while this is the only thread and no event loop runs, which holds
-        # here, before uvicorn starts. Otherwise spawn.
+        # here, before uvicorn starts (the watch threads start after the last fork). Otherwise
+        # spawn.
         fork = threading.active_count() == 1 and sys.platform.startswith("linux")
         context = multiprocessing.get_context("fork" if fork else "spawn")
-        # Forked, the child gets its server built here: what building it allocates and imports
-        # is then shared with this process instead of copied in the child (docs/design.md
-        # "Memory"). Spawned, it builds its own (an app cannot be pickled).
-        server = worker_server(self.settings, self.directory) if fork else None
-        process: BaseProcess = context.Process(  # type: ignore[attr-defined]
-            target=worker_main,
-            args=(self.settings, str(self.directory), os.getpid(), server),
-            name="novita-manager-worker",
-        )
-        if fork:
-            # Everything imported and built so far moves out of the collector's reach, in both
-            # processes: a collection writes to every object it examines, which copied the
-            # pages the child shares with this process (idle, 27 MiB more of PSS: 146 -> 119).
-            gc.freeze()
-        process.start()
-        self.process = process
-        threading.Thread(target=self._watch, name="worker-watch", daemon=True).start()
+        for index, directory in enumerate(self.child_directories):
+            # Forked, a child gets its server built here: what building it allocates and imports
+            # is then shared with this process instead of copied in the child (docs/design.md
+            # "Memory"). Spawned, it builds its own (an app cannot be pickled).
+            server = worker_server(self.settings, directory) if fork else None
+            process: BaseProcess = context.Process(  # type: ignore[attr-defined]
+                target=worker_main,
+                args=(self.settings, str(directory), os.getpid(), server),
+                name=f"novita-manager-worker-{index}",
+            )
+            if fork:
+                # Everything imported and built so far moves out of the collector's reach, in
+                # both processes: a collection writes to every object it examines, which copied
+                # the pages the child shares with this process (idle, 27 MiB more of PSS:
+                # 146 -> 119).
+                gc.freeze()
+            process.start()
+            self.processes.append(process)
+        for process in self.processes:
+            threading.Thread(
+                target=self._watch, args=(process,), name="worker-watch", daemon=True
+            ).start()
 
-    def _watch(self) -> None:
-        assert self.process is not None
-        self.process.join()
+    def _watch(self, process: BaseProcess) -> None:
+        process.join()
         if self._stopping.is_set():
             return
-        code = self.process.exitcode
+        code = process.exitcode
         if code in (0, -signal.SIGINT, -signal.SIGTERM):  # stopped like us (Ctrl-C, SIGTERM)
-            log.info("pipeline_worker_stopped", pid=self.process.pid, exit_code=code)
+            log.info("pipeline_worker_stopped", pid=process.pid, exit_code=code)
         else:
             self.exit_code = ServeExitCode.SERVER_START if code == ServeExitCode.SERVER_START else 1
-            log.error("pipeline_worker_exited", pid=self.process.pid, exit_code=code)
+            log.error("pipeline_worker_exited", pid=process.pid, exit_code=code)
         self._on_exit()
 
     def stop(self) -> None:
-        """SIGTERM the child and wait for its graceful stop (SIGKILL after STOP_TIMEOUT)."""
+        """SIGTERM the children and wait for their graceful stop (SIGKILL after STOP_TIMEOUT)."""
         self._stopping.set()
-        process = self.process
-        if process is not None and process.is_alive():
+        alive = [process for process in self.processes if process.is_alive()]
+        for process in alive:
             process.terminate()
-            process.join(STOP_TIMEOUT)
+        deadline = time.monotonic() + STOP_TIMEOUT
+        for process in alive:
+            process.join(max(deadline - time.monotonic(), 0))
             if process.is_alive():
                 log.warning("pipeline_worker_killed", pid=process.pid, after_seconds=STOP_TIMEOUT)
                 process.kill()

@@ -51,7 +51,8 @@ def serve(
     Configured by environment variables and an optional .env file (NOVITA_API_KEY, DATABASE_URL,
     API_KEYS, WEBHOOK_URL, WEBHOOK_SECRET, ...; see docs/). Against the simulator, set
     NOVITA_API_BASE_URL=http://127.0.0.1:8900/gpu-instance/openapi and no key is needed.
-    Role all runs the pipelines in a child process beside the API, so reads cannot starve them.
+    Role all runs the pipelines in a child process beside the API, so reads cannot starve them
+    (two on PostgreSQL by default: PIPELINE_PROCESSES).
     On PostgreSQL, scale out with `serve --role worker` and `serve --role api --workers N`.
     """
     from novita_manager.config import load_settings_or_exit

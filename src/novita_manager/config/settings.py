@@ -5,13 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
-from pydantic import (
-    Field,
-    SecretStr,
-    ValidationInfo,
-    field_validator,
-    model_validator,
-)
+from pydantic import Field, SecretStr, ValidationInfo, field_validator, model_validator
 from pydantic_settings import NoDecode, SettingsConfigDict
 
 from novita_manager.config.addresses import is_loopback_url
@@ -174,6 +168,13 @@ class Settings(SpotSettings, EventSettings, LimitSettings):
     pipeline_workers: int = Field(
         default=32, ge=1, le=256, description="Concurrent provisioning steps per process."
     )
+    pipeline_processes: int = Field(
+        default=0,
+        ge=0,
+        le=16,
+        description="Processes of `serve` (role all) for the background work. 0: one on SQLite "
+        "(it allows no more), two on PostgreSQL on a machine of two cores or more.",
+    )
     lease_seconds: PositiveSeconds = Field(
         default=30.0, description="How long a claimed row stays locked without a heartbeat."
     )
@@ -295,11 +296,12 @@ class Settings(SpotSettings, EventSettings, LimitSettings):
     @model_validator(mode="after")
     def _check_role_database(self) -> Settings:
         """SQLite is one process (store/locking.py): the API and the worker cannot be split."""
-        if self.service_role != "all" and self.uses_sqlite:
+        if self.uses_sqlite and (self.service_role != "all" or self.pipeline_processes > 1):
+            what = "SERVICE_ROLE" if self.service_role != "all" else "PIPELINE_PROCESSES"
             raise ValueError(
-                f"SERVICE_ROLE={self.service_role} needs PostgreSQL (a postgresql+asyncpg "
-                "DATABASE_URL); SQLite allows one process per database file, which then runs "
-                "both the API and the background work (role all)"
+                f"{what}={getattr(self, what.lower())} needs PostgreSQL (a postgresql+asyncpg "
+                "DATABASE_URL); SQLite allows one process per database file, which runs the "
+                "background work (role all)"
             )
         return self
 
@@ -332,9 +334,8 @@ class Settings(SpotSettings, EventSettings, LimitSettings):
     @property
     def novita_key(self) -> str:
         """The key to send upstream; the simulator accepts any non-empty key."""
-        if self.novita_api_key is not None:
-            return self.novita_api_key.get_secret_value()
-        return SIMULATOR_API_KEY
+        key = self.novita_api_key
+        return SIMULATOR_API_KEY if key is None else key.get_secret_value()
 
     @property
     def uses_sqlite(self) -> bool:
