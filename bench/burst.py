@@ -4,7 +4,8 @@ Usage: python -m bench.burst [--n 1000] [--poll-interval 1] [--database sqlite|p
        [--time-scale 1] [--advance 90] [--get-rate 0] [--workers 0] [--write-docs]
 
 `--workers N` (PostgreSQL) starts N `serve --role worker` processes beside the service: the
-burst is then worked by N + 1 pipeline processes (scale-out where one process ends).
+burst is then worked by N more pipeline processes than `serve`'s own children (two on
+PostgreSQL on a machine of two cores or more, one on SQLite: PIPELINE_PROCESSES).
 
 bench/lifecycle.py cannot make a burst: at time scale 0.01 an instance runs ~0.5 s after its
 create, so instances reach `running` at the pace the POSTs arrive. Here the simulator runs at
@@ -42,6 +43,7 @@ from bench.common import (
     machine,
     percentile,
     postgres_pid,
+    process_tree,
     service_pid,
     stack_on_simulator,
     steady_collector,
@@ -174,6 +176,7 @@ async def measure(args: argparse.Namespace, base_url: str, sim: Any, receiver: W
         ended = time.time()
         cpu = service_cpu() - cpu_before
         api_cpu = cpu_seconds(pid, tree=False) - api_before
+        pipeline_processes = len(process_tree(pid)) - 1 + len(workers)
         sim_cpu = cpu_seconds(sim.process.pid) - sim_before
         machine_cpu = machine_busy_seconds() - machine_before
         database_cpu = cpu_seconds(database_pid) - database_before if database_pid else None
@@ -224,6 +227,7 @@ async def measure(args: argparse.Namespace, base_url: str, sim: Any, receiver: W
         "cpu": cpu,
         "cpu_per_instance": cpu / n,
         "api_cpu": api_cpu,
+        "pipeline_processes": pipeline_processes,
         "sim_cpu": sim_cpu,
         "database_cpu": database_cpu,
         "machine_cpu": machine_cpu,
@@ -325,9 +329,8 @@ def report(r: dict[str, Any], args: argparse.Namespace, command: str) -> str:
          f"{r['cpu']:.1f} s, **{cpu_ms:.1f} ms/instance** = {cpu_ms / floor:.0f}x the floor; "
          f"busy {r['cpu'] / r['burst_wall']:.0%} of one core; less the background rate of "
          f"just before: {net_ms:.1f} ms/instance; API process "
-         f"{r['api_cpu'] * 1000 / n:.1f} ms/instance, pipeline process"
-         f"{'es' if args.workers else ''} "
-         f"{(r['cpu'] - r['api_cpu']) * 1000 / n:.1f} ms/instance"),
+         f"{r['api_cpu'] * 1000 / n:.1f} ms/instance, pipeline processes "
+         f"({r['pipeline_processes']}) {(r['cpu'] - r['api_cpu']) * 1000 / n:.1f} ms/instance"),
         ("Floor, same run: service CPU per `GET /health/live`", f"{floor:.2f} ms"),
         (f"Service CPU just before the burst ({r['created']} instances, none running, "
          f"{args.idle_seconds:g} s quiet)",

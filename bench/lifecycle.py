@@ -36,6 +36,7 @@ from bench.common import (
     machine,
     memory_kib,
     percentile,
+    process_tree,
     service_pid,
     stack_on_simulator,
     steady_collector,
@@ -265,6 +266,7 @@ async def measure(args: argparse.Namespace, base_url: str, sim: Any, receiver: W
         get_during = await asyncio.to_thread(load.stop)
         cpu = cpu_seconds(pid) - cpu_before
         api_cpu = cpu_seconds(pid, tree=False) - api_before  # the API process alone
+        pipeline_processes = len(process_tree(pid)) - 1  # serve's children
         sim_cpu = cpu_seconds(sim_pid) - sim_before
         machine_cpu = machine_busy_seconds() - machine_before
         metrics = (await client.get("/metrics")).text
@@ -298,6 +300,7 @@ async def measure(args: argparse.Namespace, base_url: str, sim: Any, receiver: W
         "cpu": cpu,
         "cpu_per_instance": cpu / max(len(ids), 1),
         "api_cpu": api_cpu,
+        "pipeline_processes": pipeline_processes,
         "sim_cpu": sim_cpu,
         "watch_cpu_share": watch_cpu / args.steady_seconds,
         "machine_cpu": machine_cpu,
@@ -354,8 +357,9 @@ def report(r: dict[str, Any], args: argparse.Namespace, command: str) -> str:
          f"{r['cpu']:.1f} s total, {r['cpu_per_instance'] * 1000:.1f} ms/instance; busy "
          f"{r['cpu'] / r['wall']:.0%} of one core over the wall time; of it the API process "
          f"(POSTs, GETs) {r['api_cpu'] * 1000 / max(r['created'], 1):.1f} ms/instance, the "
-         f"pipeline process {(r['cpu'] - r['api_cpu']) * 1000 / max(r['created'], 1):.1f} "
-         f"ms/instance"),
+         f"pipeline process{'es' if r.get('pipeline_processes', 1) > 1 else ''} "
+         f"({r.get('pipeline_processes', 1)}) "
+         f"{(r['cpu'] - r['api_cpu']) * 1000 / max(r['created'], 1):.1f} ms/instance"),
         ("Everything else on the machine over the wall time",
          f"simulator {r['sim_cpu'] / r['wall']:.0%} of one core; all processes together "
          f"{r['machine_cpu'] / r['wall']:.0%} of one core (of {os.cpu_count()}: the benchmark's "
