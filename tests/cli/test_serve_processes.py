@@ -162,6 +162,9 @@ def test_on_postgresql_several_children_share_the_work(
     api = Serve(env, [], tmp_path / "serve.log")
     serves.append(api)
     children = wait_for(lambda: len(api.children()) == 2 and api.children(), what="2 children")
+    # The second is spare work: a lower share of a contended core (cli/batch_scheduling.py).
+    nice = {os.getpriority(os.PRIO_PROCESS, child) for child in children}
+    assert nice == {os.getpriority(os.PRIO_PROCESS, 0), os.getpriority(os.PRIO_PROCESS, 0) + 10}
     # Slow upstream calls keep rows leased for a while, and two workers a child leave rows for
     # the other child: the owners of the leases show which processes work.
     simulator.control.set_faults([{"endpoint": "*", "kind": "delay", "seconds": 0.3}])

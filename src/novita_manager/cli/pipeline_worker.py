@@ -99,7 +99,7 @@ class PipelineWorker:
             server = worker_server(self.settings, directory) if fork else None
             process: BaseProcess = context.Process(  # type: ignore[attr-defined]
                 target=worker_main,
-                args=(self.settings, str(directory), os.getpid(), server),
+                args=(self.settings, str(directory), os.getpid(), server, index),
                 name=f"novita-manager-worker-{index}",
             )
             if fork:
@@ -165,18 +165,23 @@ def worker_server(settings: Settings, directory: Path) -> Any:
     return uvicorn.Server(config)
 
 
-def worker_main(settings: Settings, directory: str, parent: int, server: Any = None) -> None:
+def worker_main(
+    settings: Settings, directory: str, parent: int, server: Any = None, index: int = 0
+) -> None:
     """The child: the worker-role app on a UNIX socket, until SIGTERM or the parent's death.
-    `server`: built by the parent before a fork (`worker_server`); None when spawned."""
+    `server`: built by the parent before a fork (`worker_server`); None when spawned. `index`:
+    which child; those after the first are spare work (`run_as_spare_work`)."""
     die_with_parent(parent)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)  # not the parent's `quiet_signals` (fork)
     signal.signal(signal.SIGINT, signal.default_int_handler)
-    from novita_manager.cli.batch_scheduling import run_as_batch_work
+    from novita_manager.cli.batch_scheduling import run_as_batch_work, run_as_spare_work
     from novita_manager.gc_tuning import tune_collector
     from novita_manager.logging import configure_logging
 
     configure_logging(settings.log_level, settings.log_format, settings.secret_values())
     run_as_batch_work()  # the API process's reads first on a busy machine
+    if index > 0:
+        run_as_spare_work()  # the cores the machine has left, not the first child's share
     if server is None:  # spawned: nothing of the parent's state, its collector thresholds too
         tune_collector()
         server = worker_server(settings, Path(directory))
