@@ -51,10 +51,14 @@ def wake_pipelines(runtime: Runtime) -> None:
 
 
 def create_app(
-    settings: Settings | None = None, *, worker_link: WorkerLink | None = None
+    settings: Settings | None = None,
+    *,
+    worker_link: WorkerLink | None = None,
+    spare: bool = False,
 ) -> FastAPI:
-    """The app of one process. `worker_link` joins the two processes of `serve` (role all): the
-    API-only one wakes the worker and merges its metrics, the worker listens for wake-ups."""
+    """The app of one process. `worker_link` joins the processes of `serve` (role all): the
+    API-only one wakes the workers and merges their metrics, a worker listens for wake-ups.
+    `spare`: a worker beside a first one (`Runtime.open`)."""
     settings = settings or load_settings()
     admission = Admission(
         max_in_flight=settings.api_max_in_flight,
@@ -81,7 +85,8 @@ def create_app(
         # The api role leaves the background work (pipelines, status sync, scheduled tasks) to
         # worker processes on the same PostgreSQL database; Runtime.staleness still judges rows
         # by when the sync last confirmed them.
-        runtime = await Runtime.open(settings, background=settings.service_role != "api")
+        background = settings.service_role != "api"
+        runtime = await Runtime.open(settings, background=background, spare=spare)
         listener = None
         if worker_link is not None and settings.service_role == "api":
             runtime.wake_worker = worker_link.wake

@@ -134,18 +134,23 @@ def test_a_child_that_dies_stops_serve(simulator, tmp_path: Path, serves) -> Non
     assert "pipeline_worker_exited" in (tmp_path / "serve.log").read_text()
 
 
-def lease_owner_pids(postgres_url: str) -> set[int]:
-    """The pids in the lease owners (`host:pid:nonce`) of the instance rows leased right now."""
+OWNERS = {
+    "rows": "SELECT DISTINCT lock_owner FROM instances WHERE lock_owner IS NOT NULL",
+    "service": "SELECT DISTINCT owner FROM service_leases WHERE owner IS NOT NULL",
+}
+
+
+def lease_owner_pids(postgres_url: str, which: str = "rows") -> set[int]:
+    """The pids in the lease owners (`host:pid:nonce`) of the instance rows leased right now
+    (`rows`), or of the service leases (`service`: the status sync, the scheduled tasks)."""
 
     async def read() -> set[int]:
         connection = await asyncpg.connect(postgres_url.replace("+asyncpg", ""))
         try:
-            rows = await connection.fetch(
-                "SELECT DISTINCT lock_owner FROM instances WHERE lock_owner IS NOT NULL"
-            )
+            rows = await connection.fetch(OWNERS[which])
         finally:
             await connection.close()
-        return {int(row["lock_owner"].split(":")[1]) for row in rows}
+        return {int(row[0].split(":")[1]) for row in rows}
 
     return asyncio.run(read())
 
@@ -178,6 +183,10 @@ def test_on_postgresql_several_children_share_the_work(
     wait_for(all_running, timeout=120, every=0.2, what="every instance running")
     simulator.control.clear_faults()
     assert owners == set(children)  # both children claimed rows, and nothing else did
+    # The spare child (nice +10) takes only rows that waited, and leaves the status sync to the
+    # first one.
+    first = next(c for c in children if os.getpriority(os.PRIO_PROCESS, c) == min(nice))
+    assert lease_owner_pids(postgres_url, "service") == {first}
     delivered = webhook_receiver.wait_for(len(ids), timeout=30)
     assert sorted(json.loads(r.body)["data"]["instanceId"] for r in delivered) == sorted(ids)
     assert simulator.control.stats()["instancesCreated"] == len(ids)  # each created once

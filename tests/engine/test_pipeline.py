@@ -73,6 +73,19 @@ async def test_due_filter_limits_what_is_claimed(items_db: Database) -> None:
     }  # fmt: skip
 
 
+async def test_a_claim_lag_leaves_the_rows_due_only_just_now(items_db: Database) -> None:
+    """A spare process's pipeline (`claim_lag`) takes the rows that have waited, not fresh ones."""
+    await insert_items(items_db, 2, prefix="fresh", due_in=0)
+    await insert_items(items_db, 2, prefix="waited", due_in=-5)
+    seen: list[str] = []
+    handler = counting_handler(items_db, "me", on_done=lambda row_id, _: seen.append(row_id))
+    pipeline = make(items_db, handler, claim_lag=3.0)
+    assert await pipeline.run_once() == 2
+    assert sorted(seen) == ["waited00000", "waited00001"]
+    assert await pipeline.run_once() == 0  # the fresh rows are due, but not for 3 s yet
+    assert await make(items_db, handler).run_once() == 2  # a pipeline without lag takes them
+
+
 async def test_first_rows_are_claimed_before_rows_due_earlier(items_db: Database) -> None:
     await insert_items(items_db, 3, prefix="old", due_in=-30, kind="a")
     await insert_items(items_db, 2, prefix="urgent", due_in=-1, kind="b")

@@ -96,7 +96,7 @@ class PipelineWorker:
             # Forked, a child gets its server built here: what building it allocates and imports
             # is then shared with this process instead of copied in the child (docs/design.md
             # "Memory"). Spawned, it builds its own (an app cannot be pickled).
-            server = worker_server(self.settings, directory) if fork else None
+            server = worker_server(self.settings, directory, index) if fork else None
             process: BaseProcess = context.Process(  # type: ignore[attr-defined]
                 target=worker_main,
                 args=(self.settings, str(directory), os.getpid(), server, index),
@@ -144,16 +144,17 @@ class PipelineWorker:
         shutil.rmtree(self.directory, ignore_errors=True)
 
 
-def worker_server(settings: Settings, directory: Path) -> Any:
+def worker_server(settings: Settings, directory: Path, index: int = 0) -> Any:
     """The child's uvicorn server: the worker-role app on the link's UNIX socket, its
-    configuration loaded (protocol classes imported), not started."""
+    configuration loaded (protocol classes imported), not started. Children after the first
+    are spare (`Runtime.open(spare=True)`)."""
     import uvicorn
 
     from novita_manager.app import create_app
 
     link = WorkerLink(directory)
     config = uvicorn.Config(
-        create_app(settings, worker_link=link),
+        create_app(settings, worker_link=link, spare=index > 0),
         uds=str(link.http_path),
         log_config=None,
         access_log=False,
@@ -184,7 +185,7 @@ def worker_main(
         run_as_spare_work()  # the cores the machine has left, not the first child's share
     if server is None:  # spawned: nothing of the parent's state, its collector thresholds too
         tune_collector()
-        server = worker_server(settings, Path(directory))
+        server = worker_server(settings, Path(directory), index)
     server.run()
     if not server.started:
         sys.exit(ServeExitCode.SERVER_START)

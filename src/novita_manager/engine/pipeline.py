@@ -69,7 +69,10 @@ class Pipeline(Generic[RowT]):
         metrics: Metrics | None = None,
         retry_base: float = 1.0,
         retry_cap: float = 300.0,
+        claim_lag: float = 0.0,
     ) -> None:
+        """`claim_lag`: claim only rows due for at least that many seconds (a spare process's
+        pipeline takes the backlog that the others leave, not the rows they take at once)."""
         if workers < 1 or lease_seconds <= 0 or not 0 < idle_min <= idle_max:
             raise ValueError("need workers >= 1, lease_seconds > 0 and 0 < idle_min <= idle_max")
         self.name = name
@@ -86,6 +89,7 @@ class Pipeline(Generic[RowT]):
         self.metrics = metrics
         self.retry_base = retry_base
         self.retry_cap = retry_cap
+        self.claim_lag = timedelta(seconds=claim_lag)
         self._table = cast(type[LeasedModel], model)
         self._claim_lock = f"claim:{getattr(model, '__tablename__', name)}"
         # Due rows in the order they became due; `first`: the rows that jump that queue.
@@ -216,7 +220,9 @@ class Pipeline(Generic[RowT]):
         return await self._claim_rows(limit)
 
     async def _claim_rows(self, limit: int) -> list[tuple[Lease, RowT]]:
-        parameters = claim_parameters(utcnow(), limit, self.lease_seconds)
+        now = utcnow()
+        parameters = claim_parameters(now, limit, self.lease_seconds)
+        parameters["now"] = now - self.claim_lag  # the rows due by then
         async with self.db.statement_session() as session, session.begin():
             result = await session.execute(self._claim_update, parameters)
             rows = in_claim_order(result, ranked=self._first is not None)
@@ -228,7 +234,7 @@ class Pipeline(Generic[RowT]):
             claimed.append((lease, row))
             self._held[lease.row_id] = lease
             if self.metrics is not None:
-                lag = (parameters["now"] - row.next_attempt_at).total_seconds()
+                lag = (now - row.next_attempt_at).total_seconds()
                 self.metrics.pipeline_lag.labels(self.name).observe(max(lag, 0.0))
         self.last_claimed = [row for _, row in claimed]
         return claimed

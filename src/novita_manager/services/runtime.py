@@ -44,6 +44,13 @@ from novita_manager.webhooks.sender import WebhookSender
 log = get_logger(__name__)
 
 
+# A spare background process (`Runtime.open(spare=True)`) claims provisioning rows due this many
+# seconds ago or more, and looks for them this often when idle: it gets no hint when the status
+# sync, in the first process, finds a burst.
+SPARE_CLAIM_LAG = 0.2
+SPARE_POLL = 0.25
+
+
 @dataclass
 class Runtime:
     settings: Settings
@@ -66,7 +73,13 @@ class Runtime:
     wake_worker: Callable[[], None] | None = None
 
     @classmethod
-    async def open(cls, settings: Settings, *, background: bool = True) -> Runtime:
+    async def open(
+        cls, settings: Settings, *, background: bool = True, spare: bool = False
+    ) -> Runtime:
+        """`spare`: a background process beside a first one (`serve` on PostgreSQL,
+        PIPELINE_PROCESSES): its provisioning pipeline takes only the rows that have waited
+        `SPARE_CLAIM_LAG` (the backlog of a burst), polling for them every `SPARE_POLL`, and the
+        status sync and the scheduled tasks are left to the first process."""
         metrics = Metrics()
         # DatabaseStartupError: one line. On SQLite only the process that runs the background
         # work holds the file's single-process guard; an API-only one writes beside it (WAL).
@@ -106,6 +119,8 @@ class Runtime:
                 metrics=metrics,
                 retry_base=max(settings.retry_backoff_base, 0.05),
                 retry_cap=60.0,
+                claim_lag=SPARE_CLAIM_LAG if spare else 0.0,
+                idle_max=SPARE_POLL if spare else 1.0,
             )
             status_sync.on_changes = provisioning.hint
             status_sync.busy = lambda: (
@@ -162,8 +177,9 @@ class Runtime:
         if background:
             await runtime.provisioning.start()
             await runtime.webhook_pipeline.start()
-            await runtime.status_sync.start()
-            await runtime.scheduled.start()
+            if not spare:
+                await runtime.status_sync.start()
+                await runtime.scheduled.start()
             # The key is checked once, in the background: start-up neither waits for Novita
             # nor fails when it is unreachable (services/health.py check_key_once).
             runtime._key_task = asyncio.create_task(check_key_once(runtime))
