@@ -86,6 +86,32 @@ async def test_a_claim_lag_leaves_the_rows_due_only_just_now(items_db: Database)
     assert await make(items_db, handler).run_once() == 2  # a pipeline without lag takes them
 
 
+async def test_a_closed_claim_gate_claims_nothing_until_it_opens(items_db: Database) -> None:
+    """A spare process claims only while a core is idle (`claim_gate`, cpu_idle.py)."""
+    await insert_items(items_db, 3, prefix="due", due_in=-1)
+    gate_open = False
+    asked = 0
+
+    def gate() -> bool:
+        nonlocal asked
+        asked += 1
+        return gate_open
+
+    pipeline = make(items_db, counting_handler(items_db, "me"), claim_gate=gate)
+    await pipeline.start()
+    try:
+
+        async def polled() -> bool:
+            return asked >= 3
+
+        await wait_until(polled, timeout=5)  # it polls, and claims nothing
+        assert all(item.done == 0 for item in (await load_items(items_db)).values())
+        gate_open = True
+        await wait_until(lambda: all_done(items_db), timeout=10)
+    finally:
+        await pipeline.stop()
+
+
 async def test_first_rows_are_claimed_before_rows_due_earlier(items_db: Database) -> None:
     await insert_items(items_db, 3, prefix="old", due_in=-30, kind="a")
     await insert_items(items_db, 2, prefix="urgent", due_in=-1, kind="b")

@@ -70,9 +70,11 @@ class Pipeline(Generic[RowT]):
         retry_base: float = 1.0,
         retry_cap: float = 300.0,
         claim_lag: float = 0.0,
+        claim_gate: Callable[[], bool] | None = None,
     ) -> None:
         """`claim_lag`: claim only rows due for at least that many seconds (a spare process's
-        pipeline takes the backlog that the others leave, not the rows they take at once)."""
+        pipeline takes the backlog that the others leave, not the rows they take at once);
+        `claim_gate`: claim only while it says yes (a spare process: a core is idle)."""
         if workers < 1 or lease_seconds <= 0 or not 0 < idle_min <= idle_max:
             raise ValueError("need workers >= 1, lease_seconds > 0 and 0 < idle_min <= idle_max")
         self.name = name
@@ -90,6 +92,7 @@ class Pipeline(Generic[RowT]):
         self.retry_base = retry_base
         self.retry_cap = retry_cap
         self.claim_lag = timedelta(seconds=claim_lag)
+        self.claim_gate = claim_gate
         self._table = cast(type[LeasedModel], model)
         self._claim_lock = f"claim:{getattr(model, '__tablename__', name)}"
         # Due rows in the order they became due; `first`: the rows that jump that queue.
@@ -182,7 +185,8 @@ class Pipeline(Generic[RowT]):
             self._wake.clear()  # before claiming, so a hint during the claim is not lost
             limit = min(free, self.batch_size)
             try:
-                claimed = await self._claim(limit)
+                gate_open = self.claim_gate is None or self.claim_gate()
+                claimed = await self._claim(limit) if gate_open else []
             except Exception:
                 log.exception("pipeline_claim_failed", pipeline=self.name)
                 claimed = []

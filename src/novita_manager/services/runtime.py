@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from novita_manager.config import Settings
+from novita_manager.cpu_idle import IdleCores
 from novita_manager.domain.statuses import Status
 from novita_manager.engine.pipeline import Pipeline
 from novita_manager.engine.provisioning import (
@@ -49,6 +50,8 @@ log = get_logger(__name__)
 # sync, in the first process, finds a burst.
 SPARE_CLAIM_LAG = 0.2
 SPARE_POLL = 0.25
+# ... and only while this much of the machine's cores was idle since it last looked (cpu_idle.py).
+SPARE_IDLE_CORES = 0.25
 
 
 @dataclass
@@ -78,8 +81,9 @@ class Runtime:
     ) -> Runtime:
         """`spare`: a background process beside a first one (`serve` on PostgreSQL,
         PIPELINE_PROCESSES): its provisioning pipeline takes only the rows that have waited
-        `SPARE_CLAIM_LAG` (the backlog of a burst), polling for them every `SPARE_POLL`, and the
-        status sync and the scheduled tasks are left to the first process."""
+        `SPARE_CLAIM_LAG` (the backlog of a burst), polling for them every `SPARE_POLL` while a
+        core is idle (`SPARE_IDLE_CORES`), and the status sync and the scheduled tasks are left
+        to the first process."""
         metrics = Metrics()
         # DatabaseStartupError: one line. On SQLite only the process that runs the background
         # work holds the file's single-process guard; an API-only one writes beside it (WAL).
@@ -121,6 +125,7 @@ class Runtime:
                 retry_cap=60.0,
                 claim_lag=SPARE_CLAIM_LAG if spare else 0.0,
                 idle_max=SPARE_POLL if spare else 1.0,
+                claim_gate=IdleCores(SPARE_IDLE_CORES) if spare else None,
             )
             status_sync.on_changes = provisioning.hint
             status_sync.busy = lambda: (
