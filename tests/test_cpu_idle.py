@@ -34,6 +34,9 @@ def test_unknown_is_open(tmp_path: Path) -> None:
     gate = IdleCores(0.25, path=tmp_path / "missing")
     assert gate.idle() is None
     assert gate() is True
+    short = tmp_path / "short"
+    short.write_text("cpu 1 2\n")  # not the format it knows
+    assert IdleCores(0.25, path=short)() is True
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="/proc/stat is Linux's")

@@ -30,9 +30,9 @@ class IdleCores:
         try:
             with self.path.open() as stat:
                 fields = [int(value) for value in stat.readline().split()[1:]]
-        except (OSError, ValueError):
+            idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle + iowait
+        except (OSError, ValueError, IndexError):  # no such file, or not the format we know
             return None
-        idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle + iowait
         return idle, sum(fields[:8])  # guest time is already in user and nice
 
     def idle(self) -> float | None:

@@ -61,8 +61,9 @@ def background_processes(settings: Settings) -> int:
     """PIPELINE_PROCESSES resolved: as set, else one on SQLite (its file allows one process)
     and on PostgreSQL two on a machine of two cores or more. One process's core bounds a burst:
     when 1,000 instances reach running at once it is busy throughout while the machine's other
-    core is half idle (bench.burst); the children share the rows as replicas do (claims skip
-    each other's rows, the status sync and the scheduled tasks run under leases)."""
+    core is half idle (bench.burst). Claims skip each other's rows as replicas' do; the children
+    after the first are spare (`Runtime.open(spare=True)`: backlog only, while a core is idle,
+    no status sync or scheduled tasks)."""
     if settings.pipeline_processes or settings.uses_sqlite:
         return settings.pipeline_processes or 1
     return min(2, os.cpu_count() or 1)
